@@ -1,0 +1,181 @@
+"""`btc.compile`: Network -> btc dialect -> pass pipeline -> IREE -> artifact directory.
+
+One options object (CompileOptions) carries every choice; it is validated before anything runs,
+and the artifact is written to a temporary directory that is renamed into place only when whole.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from btc.errors import BtcError
+
+__all__ = ["CompileOptions", "ALGORITHMS", "compile_network", "lower_network", "MANIFEST_VERSION"]
+
+ALGORITHMS = ("pp-prop", "bptt")
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """algorithm: pp-prop | bptt; batch B and chunk K fix the compiled shapes; decay is pp-prop's
+    trace decay alpha in [0, 1); optimizer: adam | sgd; target: a backend name."""
+
+    algorithm: str = "pp-prop"
+    batch: int = 32
+    chunk: int = 100
+    decay: float = 0.9
+    optimizer: str = "adam"
+    target: str = "llvm-cpu"
+
+    def check(self) -> None:
+        from btc.backends import TARGETS
+        from btc.passes.lower_to_linalg import OPTIMIZERS
+
+        if self.algorithm not in ALGORITHMS:
+            raise BtcError(f"unknown algorithm {self.algorithm!r}; expected one of {list(ALGORITHMS)}")
+        for name in ("batch", "chunk"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise BtcError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.decay, (int, float)) or not 0.0 <= self.decay < 1.0:
+            raise BtcError(f"decay must be a number in [0, 1), got {self.decay!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise BtcError(f"unknown optimizer {self.optimizer!r}; expected one of {list(OPTIMIZERS)}")
+        if self.target not in TARGETS:
+            raise BtcError(f"unknown target {self.target!r}; known targets: {sorted(TARGETS)}")
+
+
+def lower_network(net, options: CompileOptions, dump_dir: str | None = None):
+    """Run the whole btc pipeline; returns (lowered module, pipeline text)."""
+    from btc.dialect import parse_module
+    from btc.frontend.emit import emit_module
+    from btc.passes import default_pipeline, pipeline_text, run_pipeline
+
+    options.check()
+    module = parse_module(emit_module(net, options.batch, options.chunk))
+    passes = default_pipeline(options.algorithm, options.decay, options.optimizer)
+    run_pipeline(module, passes, dump_dir)
+    return module, pipeline_text(passes)
+
+
+def _signatures(net, options: CompileOptions, params: list) -> dict:
+    K, B = options.chunk, options.batch
+    readout = net.groups[net.loss.readout]
+    C = readout.size
+    xs = [{"name": f"x_{i.name}", "shape": [K, B, i.size], "dtype": "float32"} for i in net.inputs.values()]
+    target = ({"name": "target", "shape": [K, B], "dtype": "int32"} if net.loss.kind == "cross_entropy"
+              else {"name": "target", "shape": [K, B, C], "dtype": "float32"})
+    spiking = [g for g in net.order() if g != net.loss.readout and hasattr(net.groups[g], "neuron")]
+    infer_out = [{"name": "readout", "shape": [K, B, C], "dtype": "float32"}]
+    infer_out += [{"name": f"spikes.{g}", "shape": [K, B, net.size(g)], "dtype": "float32"} for g in spiking]
+    for g in net.order():
+        grp = net.groups[g]
+        names = grp.neuron.state_names(net.dt) if hasattr(grp, "neuron") else ("r",)
+        infer_out += [{"name": f"state.{g}.{s}", "shape": [K, B, grp.size], "dtype": "float32"} for s in names]
+    param_sigs = [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in params]
+    return {
+        "train_chunk": {"inputs": xs + [target, {"name": "mask", "shape": [K], "dtype": "float32"}],
+                        "outputs": [{"name": "loss", "shape": [], "dtype": "float32"},
+                                    {"name": "readout", "shape": [K, B, C], "dtype": "float32"}]},
+        "infer_chunk": {"inputs": xs, "outputs": infer_out},
+        "reset_state": {"inputs": [], "outputs": []},
+        "zero_grads": {"inputs": [], "outputs": []},
+        "reset_optimizer": {"inputs": [], "outputs": []},
+        "apply_update": {"inputs": [{"name": "lr", "shape": [], "dtype": "float32"}], "outputs": []},
+        "get_params": {"inputs": [], "outputs": param_sigs},
+        "get_grads": {"inputs": [], "outputs": param_sigs},
+        "set_params": {"inputs": param_sigs, "outputs": []},
+    }
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | None = None,
+                    model_source: str | None = None) -> dict:
+    """Compile `net` and write the artifact directory; returns the manifest."""
+    import iree.compiler
+
+    import btc
+    from btc.backends import compile_module
+
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BtcError(f"output {out_dir} exists and is not a directory")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "manifest.json")):
+        raise BtcError(f"output directory {out_dir} is not empty and holds no btc artifact; refusing to overwrite")
+    options.check()
+    net.check()
+    module, pipeline = lower_network(net, options, dump_dir)
+    from iree.compiler import ir
+
+    layout = json.loads(ir.StringAttr(module.operation.attributes["btc.layout"]).value)
+    vmfb = compile_module(str(module), options.target)
+    params = net.init_params()
+    param_list = [(n, tuple(a.shape)) for n, a in params.items()]
+
+    parent = os.path.dirname(out_dir) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".btc-artifact-", dir=parent)
+    try:
+        with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
+            f.write(vmfb)
+        np.savez(os.path.join(tmp, "init_params.npz"), **params)
+        manifest = {
+            "format": MANIFEST_VERSION,
+            "btc_version": btc.__version__,
+            "iree_version": getattr(iree.compiler, "__version__", None) or _iree_version(),
+            "algorithm": options.algorithm,
+            "options": asdict(options),
+            "target": options.target,
+            "driver": "local-sync",
+            "pipeline": pipeline,
+            "model_source": model_source,
+            "batch": options.batch,
+            "chunk": options.chunk,
+            "loss": net.loss.kind,
+            "readout": net.loss.readout,
+            "inputs": {i.name: {"size": i.size, "binary": i.binary} for i in net.inputs.values()},
+            "groups": {g: {"size": net.size(g)} for g in net.order()},
+            "params": [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in param_list],
+            "functions": _signatures(net, options, param_list),
+            "layout": layout,
+            "memory_bytes": {role: sum(e["bytes"] for e in layout if e["role"] == role)
+                             for role in sorted({e["role"] for e in layout})},
+            "files": {name: _sha256(os.path.join(tmp, name)) for name in ("model.vmfb", "init_params.npz")},
+        }
+        manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
+        with open(os.path.join(tmp, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=1)
+        if os.path.isdir(out_dir):
+            old = out_dir + ".old-" + os.path.basename(tmp)
+            os.rename(out_dir, old)
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _iree_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("iree-base-compiler")
+    except Exception:
+        return None

@@ -1,0 +1,209 @@
+"""The network description: inputs, neuron groups, projections, a readout and a loss.
+
+Every builder call validates its arguments at once, so a mistake is reported where it was made,
+naming the group or projection; `Network.check()` validates the whole (one loss, no feed-forward
+cycle, every group reachable by the loss).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from btc.errors import BtcError
+from btc.frontend.models import LIF
+
+__all__ = ["Network", "Input", "Group", "Readout", "Projection", "Loss", "Normal", "LOSSES"]
+
+LOSSES = ("cross_entropy", "mse")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Weights ~ N(0, (scale / sqrt(fan_in))^2), drawn from the network's seed."""
+
+    scale: float = 1.0
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        return (rng.standard_normal(shape) * self.scale / math.sqrt(shape[0])).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    size: int
+    binary: bool = True  # a spike train: enables trace and matmul specialisations
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    size: int
+    neuron: LIF
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Leaky integrator `r = kappa*r + y`, `kappa = exp(-dt/tau)`; it is a group without spikes."""
+
+    name: str
+    size: int
+    tau: float
+
+
+@dataclass(frozen=True)
+class Projection:
+    """`y_post += pre @ W (+ b)`; recurrent projections read the presynaptic spikes of step t-1."""
+
+    name: str
+    pre: str
+    post: str
+    recurrent: bool
+    bias: bool
+    init: Normal
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return (f"{self.name}.W",) + ((f"{self.name}.b",) if self.bias else ())
+
+
+@dataclass(frozen=True)
+class Loss:
+    kind: str
+    readout: str
+
+
+@dataclass
+class Network:
+    """A spiking network to compile. `dt` is in ms; `seed` fixes the initial weights."""
+
+    dt: float = 1.0
+    seed: int = 0
+    inputs: dict[str, Input] = field(default_factory=dict)
+    groups: dict[str, Group | Readout] = field(default_factory=dict)
+    projections: dict[str, Projection] = field(default_factory=dict)
+    loss: Loss | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.dt, (int, float)) or not self.dt > 0:
+            raise BtcError(f"Network: dt must be a positive number of ms, got {self.dt!r}")
+
+    # ---- builders
+    def input(self, name: str, size: int, binary: bool = True) -> str:
+        self._new_name(name, "input")
+        self.inputs[name] = Input(name, _size("input", name, size), bool(binary))
+        return name
+
+    def group(self, name: str, size: int, neuron: LIF | None = None) -> str:
+        self._new_name(name, "group")
+        neuron = LIF() if neuron is None else neuron
+        if not isinstance(neuron, LIF):
+            raise BtcError(f"group {name!r}: neuron must be a btc.frontend.LIF, got {type(neuron).__name__}")
+        self.groups[name] = Group(name, _size("group", name, size), neuron)
+        return name
+
+    def readout(self, name: str, size: int, tau: float = 10.0) -> str:
+        self._new_name(name, "readout")
+        if not isinstance(tau, (int, float)) or not tau > 0:
+            raise BtcError(f"readout {name!r}: tau must be a positive number of ms, got {tau!r}")
+        self.groups[name] = Readout(name, _size("readout", name, size), float(tau))
+        return name
+
+    def project(self, pre: str, post: str, *, recurrent: bool = False, bias: bool | None = None,
+                init: Normal | float = 1.0, name: str | None = None) -> str:
+        if pre not in self.inputs and pre not in self.groups:
+            raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}; known: "
+                           f"{sorted(self.inputs) + sorted(self.groups)}")
+        if post not in self.groups:
+            raise BtcError(f"projection {pre}->{post}: unknown postsynaptic group {post!r}; known: "
+                           f"{sorted(self.groups)}")
+        if isinstance(self.groups.get(pre), Readout):
+            raise BtcError(f"projection {pre}->{post}: a readout emits no spikes and cannot be presynaptic")
+        if recurrent and pre in self.inputs:
+            raise BtcError(f"projection {pre}->{post}: an input cannot be recurrent (only group spikes are)")
+        name = name or f"{pre}_to_{post}"
+        if name in self.projections:
+            raise BtcError(f"projection {name!r} already exists; pass name= to add another")
+        _check_name(name, "projection")
+        init = Normal(float(init)) if isinstance(init, (int, float)) else init
+        if not isinstance(init, Normal):
+            raise BtcError(f"projection {name!r}: init must be a number or btc.frontend.Normal, got {init!r}")
+        bias = isinstance(self.groups[post], Readout) if bias is None else bool(bias)
+        self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init)
+        return name
+
+    def set_loss(self, kind: str, readout: str) -> None:
+        if kind not in LOSSES:
+            raise BtcError(f"unknown loss {kind!r}; expected one of {list(LOSSES)}")
+        if not isinstance(self.groups.get(readout), Readout):
+            raise BtcError(f"loss {kind}: {readout!r} is not a readout; readouts: "
+                           f"{[g for g, v in self.groups.items() if isinstance(v, Readout)]}")
+        self.loss = Loss(kind, readout)
+
+    # ---- queries
+    def size(self, name: str) -> int:
+        return (self.inputs.get(name) or self.groups[name]).size
+
+    def into(self, group: str) -> list[Projection]:
+        return [p for p in self.projections.values() if p.post == group]
+
+    def order(self) -> list[str]:
+        """Groups in the order one time step computes them (feed-forward edges only)."""
+        deps = {g: {p.pre for p in self.into(g) if not p.recurrent and p.pre in self.groups}
+                for g in self.groups}
+        done: list[str] = []
+        while len(done) < len(deps):
+            ready = [g for g in deps if g not in done and deps[g] <= set(done)]
+            if not ready:
+                cycle = sorted(g for g in deps if g not in done)
+                raise BtcError(f"feed-forward projections form a cycle among groups {cycle}; "
+                               "mark one of them recurrent=True (it then reads spikes of step t-1)")
+            done.extend(ready)
+        return done
+
+    def check(self) -> None:
+        if self.loss is None:
+            raise BtcError("network has no loss; call net.set_loss('cross_entropy'|'mse', readout)")
+        if not self.inputs:
+            raise BtcError("network has no input; call net.input(name, size)")
+        order = self.order()
+        for g in order:
+            if not self.into(g):
+                raise BtcError(f"group {g!r} receives no projection; connect it with net.project(pre, {g!r})")
+        reaches_loss = {self.loss.readout}
+        for g in reversed(order):
+            if any(p.pre == g and p.post in reaches_loss for p in self.projections.values()):
+                reaches_loss.add(g)
+        for g in order:
+            if g not in reaches_loss:
+                raise BtcError(f"group {g!r} has no path to the loss (readout {self.loss.readout!r}); "
+                               "its weights would never learn")
+
+    def init_params(self) -> dict[str, np.ndarray]:
+        """Initial parameters, name -> float32 array; the same seed always gives the same arrays."""
+        params: dict[str, np.ndarray] = {}
+        for index, p in enumerate(self.projections.values()):
+            rng = np.random.default_rng([self.seed, index])
+            params[f"{p.name}.W"] = p.init.sample(rng, (self.size(p.pre), self.size(p.post)))
+            if p.bias:
+                params[f"{p.name}.b"] = np.zeros(self.size(p.post), np.float32)
+        return params
+
+    def _new_name(self, name: str, what: str) -> None:
+        _check_name(name, what)
+        if name in self.inputs or name in self.groups:
+            raise BtcError(f"{what} {name!r}: the name is already used")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BtcError(f"{what} name {name!r} must be an identifier (letters, digits, _; a letter first)")
+
+
+def _size(what: str, name: str, size) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+        raise BtcError(f"{what} {name!r}: size must be a positive integer, got {size!r}")
+    return int(size)

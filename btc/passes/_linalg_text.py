@@ -1,0 +1,195 @@
+"""Helpers that write upstream MLIR (linalg, tensor, arith, math, scf) as text for the lowering.
+
+`Fn` accumulates one function body; every helper returns the SSA name of its result. Names are
+unique per function because linalg.generic bodies are not isolated from above.
+"""
+from __future__ import annotations
+
+from iree.compiler import ir
+
+__all__ = ["Fn", "tt", "block_body"]
+
+
+def tt(*shape, dtype: str = "f32") -> str:
+    """The tensor type of a shape: tt(2, 3) == 'tensor<2x3xf32>', tt() == 'tensor<f32>'."""
+    return "tensor<" + "".join(f"{d}x" for d in shape) + dtype + ">"
+
+
+def _dims(rank: int) -> str:
+    return ", ".join(f"d{i}" for i in range(rank))
+
+
+def _map(rank: int, picks: list[int]) -> str:
+    return f"affine_map<({_dims(rank)}) -> ({', '.join(f'd{i}' for i in picks)})>"
+
+
+def _f(x: float) -> str:
+    return f"{float(x):.9e}"
+
+
+class Fn:
+    def __init__(self):
+        self.lines: list[str] = []
+        self._n = 0
+        self.indent = 1
+
+    def name(self, prefix: str = "v") -> str:
+        self._n += 1
+        return f"%{prefix}{self._n}"
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " * self.indent + line)
+
+    # ---- scalars and constants
+    def const(self, x: float) -> str:
+        n = self.name("c")
+        self.emit(f"{n} = arith.constant {_f(x)} : f32")
+        return n
+
+    def index(self, i: int) -> str:
+        n = self.name("i")
+        self.emit(f"{n} = arith.constant {i} : index")
+        return n
+
+    def empty(self, shape) -> str:
+        n = self.name("e")
+        self.emit(f"{n} = tensor.empty() : {tt(*shape)}")
+        return n
+
+    def full(self, shape, value: float) -> str:
+        c, e, n = self.const(value), self.empty(shape), self.name("z")
+        self.emit(f"{n} = linalg.fill ins({c} : f32) outs({e} : {tt(*shape)}) -> {tt(*shape)}")
+        return n
+
+    # ---- structured ops
+    def generic(self, ins: list[tuple[str, str, str]], outs: list[tuple[str, str, str]],
+                iterators: list[str], body) -> list[str]:
+        """ins/outs: (value, affine map, type). body(arg names) -> (lines, yielded names)."""
+        args = [self.name("a") for _ in ins + outs]
+        maps = ", ".join(m for _, m, _ in ins + outs)
+        its = ", ".join(f'"{i}"' for i in iterators)
+        res = self.name("g")
+        head = f"{res}:{len(outs)}" if len(outs) > 1 else res
+        ins_txt = (f"ins({', '.join(v for v, _, _ in ins)} : {', '.join(t for _, _, t in ins)}) "
+                   if ins else "")
+        self.emit(f"{head} = linalg.generic {{indexing_maps = [{maps}], iterator_types = [{its}]}} "
+                  f"{ins_txt}outs({', '.join(v for v, _, _ in outs)} : {', '.join(t for _, _, t in outs)}) {{")
+        self.emit(f"^bb0({', '.join(f'{a}: ' + _elem(t) for a, (_, _, t) in zip(args, ins + outs))}):")
+        lines, yielded = body(args)
+        self.indent += 1
+        for line in lines:
+            self.emit(line)
+        self.indent -= 1
+        types = ", ".join(_elem(t) for _, _, t in outs)
+        self.emit(f"  linalg.yield {', '.join(yielded)} : {types}")
+        out_types = ", ".join(t for _, _, t in outs)
+        self.emit(f"}} -> ({out_types})" if len(outs) > 1 else f"}} -> {out_types}")
+        return [f"{res}#{i}" for i in range(len(outs))] if len(outs) > 1 else [res]
+
+    def map(self, values: list[str], shapes: list[tuple], out_shape: tuple, n_out: int, body) -> list[str]:
+        """Elementwise over out_shape; an input of lower rank broadcasts along the leading dims."""
+        r = len(out_shape)
+        ins = [(v, _map(r, list(range(r - len(s), r))), tt(*s)) for v, s in zip(values, shapes)]
+        outs = [(self.empty(out_shape), _map(r, list(range(r))), tt(*out_shape)) for _ in range(n_out)]
+        return self.generic(ins, outs, ["parallel"] * r, lambda a: body(self, a[:len(values)]))
+
+    def matmul(self, a: str, b: str, m: int, k: int, n: int, acc: str | None = None) -> str:
+        """acc + a[m,k] @ b[k,n]."""
+        acc = acc or self.full((m, n), 0.0)
+        res = self.name("mm")
+        self.emit(f"{res} = linalg.matmul ins({a}, {b} : {tt(m, k)}, {tt(k, n)}) outs({acc} : {tt(m, n)}) -> {tt(m, n)}")
+        return res
+
+    def matmul_bt(self, a: str, w: str, m: int, k: int, n: int, acc: str | None = None) -> str:
+        """acc + a[m,n] @ w[k,n]^T: pulls a postsynaptic signal back through the weights."""
+        acc = acc or self.full((m, k), 0.0)
+        return self.generic([(a, _map(3, [0, 2]), tt(m, n)), (w, _map(3, [1, 2]), tt(k, n))],
+                            [(acc, _map(3, [0, 1]), tt(m, k))], ["parallel", "parallel", "reduction"],
+                            lambda x: self._fma(x))[0]
+
+    def matmul_at(self, a: str, l: str, m: int, k: int, n: int, acc: str) -> str:
+        """acc + a[m,k]^T @ l[m,n], summed over the batch m: the outer-product gradient."""
+        return self.generic([(a, _map(3, [2, 0]), tt(m, k)), (l, _map(3, [2, 1]), tt(m, n))],
+                            [(acc, _map(3, [0, 1]), tt(k, n))], ["parallel", "parallel", "reduction"],
+                            lambda x: self._fma(x))[0]
+
+    def _fma(self, x):
+        p, s = self.name("p"), self.name("s")
+        return [f"{p} = arith.mulf {x[0]}, {x[1]} : f32", f"{s} = arith.addf {x[2]}, {p} : f32"], [s]
+
+    def sum_rows(self, a: str, m: int, n: int, acc: str) -> str:
+        """acc[n] + sum over m of a[m, n]."""
+        s = self.name("s")
+        return self.generic([(a, _map(2, [0, 1]), tt(m, n))], [(acc, _map(2, [1]), tt(n))],
+                            ["reduction", "parallel"],
+                            lambda x: ([f"{s} = arith.addf {x[1]}, {x[0]} : f32"], [s]))[0]
+
+    def row_reduce(self, a: str, m: int, n: int, op: str, init: float, pre=None) -> str:
+        """[m] = reduce over n of pre(a[m, n]) with `op` (arith.addf / arith.maximumf)."""
+        acc, s = self.full((m,), init), self.name("s")
+
+        def body(x):
+            lines, v = pre(x[0]) if pre else ([], x[0])
+            return lines + [f"{s} = {op} {x[1]}, {v} : f32"], [s]
+
+        return self.generic([(a, _map(2, [0, 1]), tt(m, n))], [(acc, _map(2, [0]), tt(m))],
+                            ["parallel", "reduction"], body)[0]
+
+    def total(self, a: str, shape: tuple, acc: str) -> str:
+        """acc (rank 0) + sum of a over every element."""
+        r, s = len(shape), self.name("s")
+        return self.generic([(a, _map(r, list(range(r))), tt(*shape))], [(acc, _map(r, []), tt())],
+                            ["reduction"] * r, lambda x: ([f"{s} = arith.addf {x[1]}, {x[0]} : f32"], [s]))[0]
+
+    # ---- slices of the time axis
+    def slice_t(self, seq: str, t: str, shape: tuple, dtype: str = "f32") -> str:
+        n = self.name("x")
+        zeros = ", ".join("0" for _ in shape)
+        sizes = ", ".join(str(d) for d in shape)
+        ones = ", ".join("1" for _ in range(len(shape) + 1))
+        self.emit(f"{n} = tensor.extract_slice {seq}[{t}, {zeros}] [1, {sizes}] [{ones}] : "
+                  f"{tt(self.chunk, *shape, dtype=dtype)} to {tt(*shape, dtype=dtype)}")
+        return n
+
+    def insert_t(self, value: str, seq: str, t: str, shape: tuple) -> str:
+        n = self.name("q")
+        zeros = ", ".join("0" for _ in shape)
+        sizes = ", ".join(str(d) for d in shape)
+        ones = ", ".join("1" for _ in range(len(shape) + 1))
+        self.emit(f"{n} = tensor.insert_slice {value} into {seq}[{t}, {zeros}] [1, {sizes}] [{ones}] : "
+                  f"{tt(*shape)} into {tt(self.chunk, *shape)}")
+        return n
+
+    chunk: int = 0
+
+
+def _elem(tensor_type: str) -> str:
+    return tensor_type.rsplit("x", 1)[-1].rstrip(">") if "x" in tensor_type else tensor_type[7:-1]
+
+
+def block_body(fn: Fn, block: ir.Block, args: list[str]) -> tuple[list[str], list[str]]:
+    """Print a derivative region's scalar ops under new names; returns (lines, yielded names).
+
+    `btc.spike` lowers to a compare and a cast; `btc.stop_gradient` is the identity.
+    """
+    names = {v: a for v, a in zip(block.arguments, args)}
+    lines: list[str] = []
+    for op in block.operations:
+        op = op.operation
+        ins = [names[v] for v in op.operands]
+        if op.name == "btc.yield":
+            return lines, ins
+        if op.name == "btc.stop_gradient":
+            names[op.results[0]] = ins[0]
+            continue
+        res = fn.name("r")
+        if op.name == "btc.spike":
+            zero, cond = fn.name("r"), fn.name("r")
+            lines += [f"{zero} = arith.constant 0.0 : f32", f"{cond} = arith.cmpf ogt, {ins[0]}, {zero} : f32",
+                      f"{res} = arith.uitofp {cond} : i1 to f32"]
+        else:
+            attrs = ", ".join(f"{k} = {op.attributes[k]}" for k in op.attributes)
+            in_types = ", ".join(str(v.type) for v in op.operands)
+            lines.append(f'{res} = "{op.name}"({", ".join(ins)}) {{{attrs}}} : ({in_types}) -> {op.results[0].type}')
+        names[op.results[0]] = res
+    raise AssertionError("region without btc.yield")

@@ -1,0 +1,55 @@
+"""btc-rewrite-online: reads the trace plan; produces a `btc.schedule` op listing, in execution
+order, the update ops of one training step (pp-prop) or the reverse sweep (BPTT).
+
+pp-prop step, after the forward step: learning signals in reverse group order (the within-step
+backward), presynaptic traces, then per group its postsynaptic (and bias) trace and the gradient
+of every projection into it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from iree.compiler import ir
+
+from btc.passes._view import ModelView
+
+__all__ = ["RewriteOnlinePass"]
+
+
+def _sym(name: str):
+    return ir.FlatSymbolRefAttr.get(name)
+
+
+@dataclass(frozen=True)
+class RewriteOnlinePass:
+    name = "btc-rewrite-online"
+    algorithm: str = "pp-prop"
+
+    def run(self, module) -> None:
+        view = ModelView(module)
+        with module.context, ir.Location.unknown():
+            schedule = ir.Operation.create("btc.schedule",
+                                           attributes={"algorithm": ir.StringAttr.get(self.algorithm)},
+                                           regions=1, ip=ir.InsertionPoint(module.body))
+            block = schedule.regions[0].blocks.append()
+            with ir.InsertionPoint(block):
+                def stmt(name, **attrs):
+                    ir.Operation.create(name, attributes={k: _sym(v) for k, v in attrs.items()})
+
+                if self.algorithm == "bptt":
+                    stmt("btc.bptt_backward")
+                    return
+                for g in reversed(view.order):
+                    stmt("btc.learning_signal", group=g)
+                pre_traces = {(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
+                for name in pre_traces.values():
+                    stmt("btc.update_pre_trace", trace=name)
+                for g in view.order:
+                    stmt("btc.update_post_trace", trace=f"eps_f_{g}", group=g)
+                    if view.biased(g):
+                        stmt("btc.update_bias_trace", trace=f"e_b_{g}", group=g)
+                    for p in view.into(g):
+                        stmt("btc.accumulate_grad", projection=p.name,
+                             pre_trace=pre_traces[(p.pre, 1 if p.recurrent else 0)], post_trace=f"eps_f_{g}")
+                        if p.bias:
+                            stmt("btc.accumulate_bias_grad", projection=p.name, trace=f"e_b_{g}")

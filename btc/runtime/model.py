@@ -1,0 +1,259 @@
+"""A loaded btc artifact: validated inputs in, chunks through the compiled time loop, numpy out.
+
+Imports only numpy, IREE's runtime and btc.errors: no compiler, no JAX.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from btc.errors import BtcError
+
+__all__ = ["Model", "load", "REQUIRED_FILES"]
+
+REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz")
+
+
+def load(path: str, driver: str | None = None) -> "Model":
+    """Load an artifact directory written by `btc compile`; checks the manifest and file hashes."""
+    return Model(path, driver)
+
+
+class Model:
+    def __init__(self, path: str, driver: str | None = None):
+        import iree.runtime as rt
+
+        if not os.path.isdir(path):
+            raise BtcError(f"artifact directory {path!r} does not exist (create one with `btc compile`)")
+        missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(path, f))]
+        if missing:
+            raise BtcError(f"artifact {path!r} is missing {missing}; recompile it with `btc compile`")
+        try:
+            with open(os.path.join(path, "manifest.json")) as f:
+                self.manifest = json.load(f)
+        except json.JSONDecodeError as e:
+            raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
+        blobs = {}
+        for name, expected in self.manifest.get("files", {}).items():
+            with open(os.path.join(path, name), "rb") as f:
+                blobs[name] = f.read()
+            if hashlib.sha256(blobs[name]).hexdigest() != expected:
+                raise BtcError(f"artifact {path!r}: {name} does not match the hash in manifest.json "
+                               "(the file was modified or truncated); recompile the artifact")
+        if set(blobs) != {"model.vmfb", "init_params.npz"}:
+            raise BtcError(f"artifact {path!r}: manifest.json does not list hashes for model.vmfb and init_params.npz")
+        self.path = path
+        m = self.manifest
+        self.batch, self.chunk, self.algorithm = m["batch"], m["chunk"], m["algorithm"]
+        self.functions = m["functions"]
+        self.param_names = [p["name"] for p in m["params"]]
+        self.num_classes = self.functions["train_chunk"]["outputs"][1]["shape"][2]
+        self._config = rt.Config(driver or m.get("driver", "local-sync"))
+        self._ctx = rt.SystemContext(config=self._config)
+        self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
+        self._fns = self._ctx.modules.btc_model
+        with np.load(os.path.join(path, "init_params.npz")) as z:
+            self.set_params({n: z[n] for n in self.param_names})
+        self.reset_state()
+
+    # ---- calls into the module
+    def _call(self, name: str, *args):
+        out = self._fns[name](*args)
+        if out is None:
+            return ()
+        outs = out if isinstance(out, (list, tuple)) else (out,)
+        # copy: host views of device buffers may be reused by the next call
+        return tuple(np.array(o.to_host() if hasattr(o, "to_host") else o, copy=True) for o in outs)
+
+    def reset_state(self) -> None:
+        """Zero every neuron state and trace (parameters, gradients and optimizer state are kept)."""
+        self._call("reset_state")
+
+    def zero_grads(self) -> None:
+        self._call("zero_grads")
+
+    def reset_optimizer(self) -> None:
+        self._call("reset_optimizer")
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.param_names, self._call("get_params")))
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Gradients accumulated since the last update (sum over the sequence, mean over the batch)."""
+        return dict(zip(self.param_names, self._call("get_grads")))
+
+    def set_params(self, params: dict[str, np.ndarray]) -> None:
+        sigs = {s["name"]: s for s in self.functions["set_params"]["inputs"]}
+        unknown = sorted(set(params) - set(sigs))
+        if unknown:
+            raise BtcError(f"unknown parameters {unknown}; this model has {self.param_names}")
+        missing = [n for n in self.param_names if n not in params]
+        if missing:
+            raise BtcError(f"set_params needs every parameter; missing {missing}")
+        arrays = [self._check(params[n], tuple(sigs[n]["shape"]), np.float32, f"parameter {n}") for n in self.param_names]
+        self._call("set_params", *arrays)
+
+    def apply_update(self, lr: float) -> None:
+        """One optimizer step with the accumulated gradients, then zero them."""
+        if not np.isfinite(lr) or lr <= 0:
+            raise BtcError(f"learning rate must be a positive number, got {lr!r}")
+        self._call("apply_update", np.asarray(lr, np.float32))
+
+    # ---- validation
+    @staticmethod
+    def _check(a, shape: tuple, dtype, what: str) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype.kind not in "biuf":
+            raise BtcError(f"{what}: expected numbers, got dtype {a.dtype}")
+        if a.shape != shape:
+            raise BtcError(f"{what}: expected shape {list(shape)}, got {list(a.shape)}")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise BtcError(f"{what}: contains NaN or infinity")
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def _inputs(self, x) -> dict[str, np.ndarray]:
+        names = list(self.manifest["inputs"])
+        if not isinstance(x, dict):
+            if len(names) != 1:
+                raise BtcError(f"this model has inputs {names}: pass x as a dict name -> [T, B, size]")
+            x = {names[0]: x}
+        unknown = sorted(set(x) - set(names))
+        if unknown or set(x) != set(names):
+            raise BtcError(f"inputs must be exactly {names}, got {sorted(x)}")
+        out = {}
+        T = None
+        for n in names:
+            a = np.asarray(x[n])
+            size = self.manifest["inputs"][n]["size"]
+            if a.ndim != 3 or a.shape[1:] != (self.batch, size):
+                raise BtcError(f"input {n!r}: expected shape [T, {self.batch}, {size}] "
+                               f"(time, batch, channels), got {list(a.shape)}")
+            if T is not None and a.shape[0] != T:
+                raise BtcError(f"inputs have different lengths: {T} and {a.shape[0]} steps")
+            T = a.shape[0]
+            out[n] = self._check(a, a.shape, np.float32, f"input {n!r}")
+        if T == 0:
+            raise BtcError("the sequence has no time steps")
+        return out
+
+    def _targets(self, target, T: int) -> np.ndarray:
+        C = self.num_classes
+        t = np.asarray(target)
+        if self.manifest["loss"] == "cross_entropy":
+            if t.shape == (self.batch,):
+                t = np.broadcast_to(t, (T, self.batch))
+            if t.shape != (T, self.batch) or t.dtype.kind not in "iu":
+                raise BtcError(f"target: expected integer class labels of shape [{self.batch}] or "
+                               f"[{T}, {self.batch}], got {t.dtype} {list(t.shape)}")
+            if t.size and (t.min() < 0 or t.max() >= C):
+                raise BtcError(f"target: class labels must be in [0, {C}), got range [{t.min()}, {t.max()}]")
+            return np.ascontiguousarray(t, np.int32)
+        if t.shape == (self.batch, C):
+            t = np.broadcast_to(t, (T, self.batch, C))
+        return self._check(t, (T, self.batch, C), np.float32, "target")
+
+    def _mask(self, mask, T: int) -> np.ndarray:
+        if mask is None:
+            return np.ones(T, np.float32)
+        return self._check(mask, (T,), np.float32, "mask")
+
+    # ---- sequences
+    def _chunks(self, x: dict, *extra) -> Iterator[tuple[int, list]]:
+        """Cut [T, ...] arrays into K-step chunks; the last is zero-padded (mask 0: no loss, no credit)."""
+        T = next(iter(x.values())).shape[0]
+        K = self.chunk
+        for start in range(0, T, K):
+            n = min(K, T - start)
+            parts = []
+            for a in list(x.values()) + list(extra):
+                piece = a[start:start + n]
+                if n < K:
+                    piece = np.concatenate([piece, np.zeros((K - n,) + a.shape[1:], a.dtype)])
+                parts.append(np.ascontiguousarray(piece))
+            yield n, parts
+
+    def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
+        """Run the whole sequence through train_chunk (states reset first unless reset=False).
+
+        Gradients accumulate over the sequence; with `lr` an optimizer step follows. Returns the
+        summed loss and the readout [T, B, C].
+        """
+        x = self._inputs(x)
+        T = next(iter(x.values())).shape[0]
+        target, mask = self._targets(target, T), self._mask(mask, T)
+        if self.algorithm == "bptt" and T > self.chunk:
+            raise BtcError(f"this BPTT artifact holds at most {self.chunk} steps (its chunk); the sequence has "
+                           f"{T}: recompile with --chunk {T} or use --algorithm pp-prop for any length")
+        if reset:
+            self.reset_state()
+        loss, readouts = 0.0, []
+        for n, parts in self._chunks(x, target, mask):
+            chunk_loss, readout = self._call("train_chunk", *parts)
+            loss += float(chunk_loss)
+            readouts.append(readout[:n])
+        if lr is not None:
+            self.apply_update(lr)
+        return {"loss": loss, "readout": np.concatenate(readouts)}
+
+    def train_stream(self, chunks: Iterable[tuple], lr: float | None = None) -> dict:
+        """Train on a stream of (x, target, mask) chunks of exactly `chunk` steps each, without ever
+        holding the whole sequence: memory does not depend on its length."""
+        if self.algorithm == "bptt":
+            raise BtcError("train_stream needs an online algorithm (pp-prop); BPTT must see the whole sequence")
+        self.reset_state()
+        loss, steps = 0.0, 0
+        for x, target, mask in chunks:
+            x = self._inputs(x)
+            T = next(iter(x.values())).shape[0]
+            if T != self.chunk:
+                raise BtcError(f"train_stream: every chunk must have {self.chunk} steps, got {T}")
+            parts = list(x.values()) + [self._targets(target, T), self._mask(mask, T)]
+            loss += float(self._call("train_chunk", *parts)[0])
+            steps += T
+        if lr is not None:
+            self.apply_update(lr)
+        return {"loss": loss, "steps": steps}
+
+    def infer_sequence(self, x, reset: bool = True) -> dict:
+        """Forward only. Returns readout [T, B, C], spikes.<group> and state.<group>.<state> [T, B, N]."""
+        x = self._inputs(x)
+        if reset:
+            self.reset_state()
+        names = [o["name"] for o in self.functions["infer_chunk"]["outputs"]]
+        collected = {n: [] for n in names}
+        for n, parts in self._chunks(x):
+            for name, value in zip(names, self._call("infer_chunk", *parts)):
+                collected[name].append(value[:n])
+        return {k: np.concatenate(v) for k, v in collected.items()}
+
+    # ---- checkpoints
+    def save_checkpoint(self, path: str) -> None:
+        """Write parameters atomically (a temporary file renamed over `path`)."""
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise BtcError(f"checkpoint directory {directory!r} does not exist")
+        fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, __content_hash__=np.array(self.manifest["content_hash"]), **self.params)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_checkpoint(self, path: str) -> None:
+        if not os.path.isfile(path):
+            raise BtcError(f"checkpoint {path!r} does not exist")
+        with np.load(path) as z:
+            if "__content_hash__" not in z:
+                raise BtcError(f"{path!r} is not a btc checkpoint")
+            params = {n: z[n] for n in z.files if n != "__content_hash__"}
+        self.set_params(params)
