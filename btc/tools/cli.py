@@ -1,0 +1,165 @@
+"""The `btc` command line: compile, inspect, train, dialect.
+
+`train` and `inspect` use only the runtime (no compiler, no JAX); `compile` loads the model file
+and imports the compiler on demand.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+
+import click
+
+from btc.errors import BtcError
+
+__all__ = ["main"]
+
+
+def _fail(e: Exception):
+    raise click.ClickException(str(e))
+
+
+def load_model_function(spec: str):
+    """MODEL.py[:FUNC] -> the Network that FUNC (default `build`) returns."""
+    from btc.frontend import Network
+
+    path, _, func = spec.partition(":")
+    func = func or "build"
+    if not path.endswith(".py") or not os.path.isfile(path):
+        raise BtcError(f"model file {path!r} does not exist (expected MODEL.py[:FUNC])")
+    module_spec = importlib.util.spec_from_file_location("_btc_user_model", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise BtcError(f"{path} has no function {func!r}; name one with {path}:FUNC")
+    net = fn()
+    if not isinstance(net, Network):
+        raise BtcError(f"{path}:{func} returned {type(net).__name__}, expected a btc.frontend.Network")
+    return net
+
+
+@click.group()
+@click.version_option(package_name="btc")
+def main():
+    """btc, the BrainTrace compiler: spiking networks that learn online."""
+
+
+@main.command("compile")
+@click.argument("model")
+@click.option("--algorithm", type=click.Choice(["pp-prop", "bptt"]), default="pp-prop", show_default=True)
+@click.option("--target", default="llvm-cpu", show_default=True, help="backend: llvm-cpu")
+@click.option("--batch", type=int, default=32, show_default=True, help="batch size B compiled in")
+@click.option("--chunk", type=int, default=100, show_default=True,
+              help="time steps K per call; BPTT holds at most K steps")
+@click.option("--decay", type=float, default=0.9, show_default=True, help="pp-prop trace decay alpha in [0, 1)")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
+@click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
+              help="write the IR after every pass into this directory")
+def compile_cmd(model, algorithm, target, batch, chunk, decay, optimizer, output, dump_ir_after_all):
+    """Compile MODEL.py[:FUNC] (a function returning a btc Network) into an artifact directory."""
+    from btc.driver import CompileOptions, compile_network
+
+    try:
+        options = CompileOptions(algorithm, batch, chunk, decay, optimizer, target)
+        options.check()
+        net = load_model_function(model)
+        manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
+    except BtcError as e:
+        _fail(e)
+    mem = manifest["memory_bytes"]
+    click.echo(f"wrote {output}: {algorithm}, B={batch}, K={chunk}, "
+               f"{sum(mem.values()) / 1024:.1f} KiB of module state ({', '.join(f'{k} {v}' for k, v in mem.items())})")
+
+
+@main.command("inspect")
+@click.argument("artifact", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
+def inspect_cmd(artifact, as_json):
+    """Show an artifact's functions, states, traces and the memory of every buffer."""
+    from btc.runtime import load
+
+    try:
+        model = load(artifact)
+    except BtcError as e:
+        _fail(e)
+    m = model.manifest
+    if as_json:
+        click.echo(json.dumps(m, indent=1))
+        return
+    click.echo(f"{artifact}: algorithm {m['algorithm']}, target {m['target']}, batch {m['batch']}, "
+               f"chunk {m['chunk']}, btc {m['btc_version']}, IREE {m['iree_version']}")
+    click.echo(f"pipeline: {m['pipeline']}")
+    click.echo("functions:")
+    for name, sig in m["functions"].items():
+        fmt = lambda xs: ", ".join(f"{x['name']}{x['shape']}:{x['dtype']}" for x in xs)  # noqa: E731
+        click.echo(f"  {name}({fmt(sig['inputs'])}) -> ({fmt(sig['outputs'])})")
+    click.echo("buffers:")
+    for e in m["layout"]:
+        click.echo(f"  {e['role']:<10} {e['name']:<24} {str(e['shape']):<16} {e['bytes']:>12,} B")
+    for role, n in m["memory_bytes"].items():
+        click.echo(f"total {role:<10} {n:>14,} B")
+    click.echo(f"total       {sum(m['memory_bytes'].values()):>14,} B (independent of sequence length)")
+
+
+@main.command("train")
+@click.argument("artifact", type=click.Path())
+@click.option("--task", type=click.Choice(["digits"]), default="digits", show_default=True)
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--steps", type=int, default=None, help="time steps per sample (default: 40, or the BPTT chunk)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
+def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
+    """Train an artifact online on a task, then report test accuracy."""
+    from btc.runtime import load
+    from btc.tasks import get_task
+    from btc.tasks import train as run_training
+
+    try:
+        model = load(artifact)
+        steps = steps or (min(40, model.chunk) if model.algorithm == "bptt" else 40)
+        data = get_task(task, steps=steps, seed=seed)
+        per_epoch = len(data.train_y) // model.batch
+        with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})",
+                               file=sys.stderr) as bar:
+            result = run_training(model, data, epochs, lr, seed, progress=lambda epoch, info: bar.update(1))
+        if checkpoint:
+            model.save_checkpoint(checkpoint)
+    except BtcError as e:
+        _fail(e)
+    for h in result["epochs"]:
+        click.echo(f"epoch {h['epoch']}: train_loss={h['train_loss']:.4f} train_acc={h['train_acc']:.4f}")
+    click.echo(f"final: algorithm={model.algorithm} task={task} epochs={epochs} "
+               f"train_acc={result['epochs'][-1]['train_acc']:.4f} test_acc={result['test_acc']:.4f} "
+               f"train_seconds={result['train_seconds']:.1f}")
+
+
+@main.command("dialect")
+@click.option("--irdl", "irdl_out", type=click.Path(dir_okay=False), default=None,
+              help="write the IRDL description of the btc dialect here ('-' for stdout)")
+@click.option("--verify", "verify_file", type=click.Path(dir_okay=False), default=None,
+              help="verify a btc module file with iree-opt against the IRDL description")
+def dialect_cmd(irdl_out, verify_file):
+    """Export the btc dialect as IRDL, or verify a module against it with iree-opt."""
+    from btc.dialect.irdl import irdl_text, verify_with_iree_opt
+
+    if not irdl_out and not verify_file:
+        raise click.UsageError("pass --irdl FILE and/or --verify FILE")
+    try:
+        if irdl_out:
+            click.echo(irdl_text(), nl=False) if irdl_out == "-" else open(irdl_out, "w").write(irdl_text())
+        if verify_file:
+            if not os.path.isfile(verify_file):
+                raise BtcError(f"{verify_file} does not exist")
+            verify_with_iree_opt(open(verify_file).read())
+            click.echo(f"{verify_file}: valid btc")
+    except BtcError as e:
+        _fail(e)
+
+
+if __name__ == "__main__":
+    main()
