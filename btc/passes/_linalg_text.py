@@ -120,8 +120,9 @@ class Fn:
     def sum_rows(self, a: str, m: int, n: int, acc: str) -> str:
         """acc[n] + sum over m of a[m, n]."""
         s = self.name("s")
-        return self.generic([(a, _map(2, [0, 1]), tt(m, n))], [(acc, _map(2, [1]), tt(n))],
-                            ["reduction", "parallel"],
+        # (n, m) iteration order keeps the reduction innermost, the form IREE expects
+        return self.generic([(a, _map(2, [1, 0]), tt(m, n))], [(acc, _map(2, [0]), tt(n))],
+                            ["parallel", "reduction"],
                             lambda x: ([f"{s} = arith.addf {x[1]}, {x[0]} : f32"], [s]))[0]
 
     def row_reduce(self, a: str, m: int, n: int, op: str, init: float, pre=None) -> str:
