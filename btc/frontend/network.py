@@ -64,6 +64,7 @@ class Projection:
     recurrent: bool
     bias: bool
     init: Normal
+    weights: np.ndarray | None = None  # explicit initial W, [pre size, post size]
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -113,7 +114,7 @@ class Network:
         return name
 
     def project(self, pre: str, post: str, *, recurrent: bool = False, bias: bool | None = None,
-                init: Normal | float = 1.0, name: str | None = None) -> str:
+                init: Normal | float = 1.0, name: str | None = None, weights=None) -> str:
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}; known: "
                            f"{sorted(self.inputs) + sorted(self.groups)}")
@@ -132,7 +133,16 @@ class Network:
         if not isinstance(init, Normal):
             raise BtcError(f"projection {name!r}: init must be a number or btc.frontend.Normal, got {init!r}")
         bias = isinstance(self.groups[post], Readout) if bias is None else bool(bias)
-        self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init)
+        if weights is not None:
+            weights = np.asarray(weights)
+            expected = (self.size(pre), self.size(post))
+            if weights.shape != expected:
+                raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected "
+                               f"{list(expected)} ({pre!r} has {expected[0]}, {post!r} has {expected[1]} neurons)")
+            if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
+                raise BtcError(f"projection {name!r}: weights must be finite numbers")
+            weights = weights.astype(np.float32)
+        self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init, weights)
         return name
 
     def set_loss(self, kind: str, readout: str) -> None:
@@ -187,7 +197,8 @@ class Network:
         params: dict[str, np.ndarray] = {}
         for index, p in enumerate(self.projections.values()):
             rng = np.random.default_rng([self.seed, index])
-            params[f"{p.name}.W"] = p.init.sample(rng, (self.size(p.pre), self.size(p.post)))
+            params[f"{p.name}.W"] = (p.weights.copy() if p.weights is not None
+                                     else p.init.sample(rng, (self.size(p.pre), self.size(p.post))))
             if p.bias:
                 params[f"{p.name}.b"] = np.zeros(self.size(p.post), np.float32)
         return params

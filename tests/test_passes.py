@@ -1,0 +1,159 @@
+"""Every registered pass, exercised by name: what it reads, what it must produce.
+
+The Jacobian pass is checked numerically: its regions, evaluated by a small numpy interpreter,
+must equal jax.jacfwd of the JAX simulator's neuron step at random states.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from iree.compiler import ir
+
+from btc.dialect import attrs_of, btc_ops, parse_module
+from btc.errors import BtcError
+from btc.frontend import simulate as sim
+from btc.frontend.emit import emit_module
+from btc.passes import PASSES, default_pipeline, get_pass, pipeline_text, run_pipeline
+from btc.passes.check_lowered import leftover_btc_ops
+from nets import NETWORKS
+from region_eval import evaluate
+
+EXERCISED = set()
+
+
+def _module(name="recurrent_expon", upto=None, **options):
+    net = NETWORKS[name]()
+    module = parse_module(emit_module(net, batch=2, chunk=4))
+    passes = default_pipeline(**options)
+    if upto:
+        passes = passes[:[p.name for p in passes].index(upto) + 1]
+    run_pipeline(module, passes)
+    EXERCISED.update(p.name for p in passes)
+    return net, module
+
+
+def _ops(module, name):
+    return [op for op in btc_ops(module) if op.name == name]
+
+
+def test_verify_rejects_a_malformed_op():
+    text = emit_module(NETWORKS["one_layer_delta"](), 2, 4).replace('surrogate = "sigmoid"', 'surrogate = "gauss"')
+    with pytest.raises(BtcError, match=r"btc-verify: btc.spike: attribute 'surrogate' is 'gauss'"):
+        run_pipeline(parse_module(text), [get_pass("btc-verify")])
+    EXERCISED.add("btc-verify")
+
+
+def test_analyse_orders_groups_and_counts_consumers():
+    _, module = _module("three_layers", upto="btc-analyse")
+    order = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["btc.order"])]
+    assert order == ["h1", "h2", "h3", "out"]
+    consumers = {attrs_of(op)["sym_name"]: attrs_of(op)["btc.consumers"] for op in _ops(module, "btc.group")}
+    assert consumers == {"h1": 2, "h2": 2, "h3": 2}
+    _, module = _module("shared_input_mse", upto="btc-analyse")
+    (x,) = _ops(module, "btc.input")
+    assert attrs_of(x)["btc.consumers"] == 2 and attrs_of(x)["btc.binary"] is True
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_derived_jacobians_equal_jacfwd(name):
+    net, module = _module(name, upto="btc-derive-jacobians")
+    rng = np.random.default_rng(0)
+    for op in _ops(module, "btc.derivatives"):
+        g = attrs_of(op)["group"]
+        group = net.groups[g]
+        if not hasattr(group, "neuron"):
+            continue
+        names = group.neuron.state_names(net.dt)
+        S = len(names)
+        for _ in range(20):
+            h = rng.normal(0.6, 0.6, S)
+            if "ref" in names:
+                # ref = 1 is a tie of max(ref - 1, 0), where JAX splits the derivative 0.5/0.5
+                h[names.index("ref")] = rng.choice([0.0, 2.0, 3.0])
+            y = rng.normal(0.0, 1.0)
+            out = evaluate(op.regions[0].blocks[0], list(h) + [y])
+            D = np.array(out[S:S + S * S]).reshape(S, S)
+            Df = np.array(out[S + S * S:])
+
+            def step(hv, yy):
+                new = sim.neuron_step(group.neuron, net.dt, dict(zip(names, hv)), yy)
+                return jnp.stack([new[n] for n in names])
+
+            hv = jnp.asarray(h, jnp.float32)
+            np.testing.assert_allclose(out[:S], step(hv, y), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(D, jax.jacfwd(step, 0)(hv, jnp.float32(y)), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(Df, jax.jacfwd(step, 1)(hv, jnp.float32(y)), rtol=1e-4, atol=1e-5)
+            s_out = evaluate(op.regions[1].blocks[0], list(h))
+            spike = lambda hv: sim.spike_of(group.neuron, net.dt, dict(zip(names, hv)))  # noqa: E731
+            np.testing.assert_allclose(s_out[0], spike(hv))
+            np.testing.assert_allclose(s_out[1:], jax.grad(spike)(hv), rtol=1e-4, atol=1e-6)
+
+
+def test_derive_rejects_an_op_it_cannot_differentiate():
+    text = emit_module(NETWORKS["one_layer_delta"](), 2, 4)
+    text = text.replace("arith.mulf %t2, %t3", "math.sin %t2", 1)
+    module = parse_module(text)
+    with pytest.raises(BtcError, match=r"group @h \(dynamics\): cannot differentiate math.sin"):
+        run_pipeline(module, default_pipeline()[:3])
+
+
+def test_plan_traces_shares_presynaptic_traces():
+    _, module = _module("shared_input_mse", upto="btc-plan-traces")
+    traces = {attrs_of(op)["sym_name"]: attrs_of(op) for op in _ops(module, "btc.trace")}
+    # x feeds a and b but has one trace; a's spikes are read this step (a->b, a->out), b's now and at t-1
+    assert sorted(t for t in traces if traces[t]["kind"] == "pre") == ["eps_x_a_0", "eps_x_b_0", "eps_x_b_1",
+                                                                       "eps_x_x_0"]
+    assert traces["eps_f_a"]["num_states"] == 2 and traces["eps_f_b"]["num_states"] == 1
+    assert traces["e_b_out"]["kind"] == "bias" and traces["e_b_out"]["decay"] == 1.0
+    _, module = _module("shared_input_mse", upto="btc-plan-traces", algorithm="bptt")
+    assert not _ops(module, "btc.trace")
+
+
+def test_rewrite_orders_learning_signals_before_updates():
+    _, module = _module("three_layers", upto="btc-rewrite-online")
+    (schedule,) = _ops(module, "btc.schedule")
+    steps = [(op.operation.name, attrs_of(op)) for op in schedule.regions[0].blocks[0].operations]
+    signals = [a["group"] for n, a in steps if n == "btc.learning_signal"]
+    assert signals == ["out", "h3", "h2", "h1"]
+    last_signal = max(i for i, (n, _) in enumerate(steps) if n == "btc.learning_signal")
+    first_grad = min(i for i, (n, _) in enumerate(steps) if n == "btc.accumulate_grad")
+    assert last_signal < first_grad
+    assert sum(n == "btc.accumulate_grad" for n, _ in steps) == 7
+
+
+@pytest.mark.parametrize("algorithm", ["pp-prop", "bptt"])
+def test_lowering_leaves_only_upstream_ops(algorithm):
+    _, module = _module("recurrent_expon", algorithm=algorithm)
+    assert leftover_btc_ops(module) == []
+    text = str(module)
+    for fn in ("train_chunk", "infer_chunk", "reset_state", "apply_update", "get_params", "set_params"):
+        assert f"func.func @{fn}" in text
+    assert "scf.for" in text and "util.global private mutable @p0" in text
+
+
+def test_check_lowered_names_leftover_ops():
+    _, module = _module("one_layer_delta", upto="btc-rewrite-online")
+    with pytest.raises(BtcError, match=r"btc-check-lowered: .* btc op\(s\) were not lowered: \['btc.accumulate_bias_grad'"):
+        run_pipeline(module, [get_pass("btc-check-lowered")])
+    EXERCISED.add("btc-check-lowered")
+
+
+def test_dump_ir_after_all_writes_every_pass(tmp_path):
+    net = NETWORKS["one_layer_delta"]()
+    module = parse_module(emit_module(net, 2, 4))
+    passes = default_pipeline()
+    run_pipeline(module, passes, str(tmp_path))
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["00-input.mlir"] + [f"{i:02d}-{p.name}.mlir" for i, p in enumerate(passes, 1)]
+    assert "btc.derivatives" in (tmp_path / "03-btc-derive-jacobians.mlir").read_text()
+    assert pipeline_text(passes).startswith("btc-verify,btc-analyse,btc-derive-jacobians,btc-plan-traces{")
+
+
+def test_unknown_pass_lists_known_ones():
+    with pytest.raises(BtcError, match="unknown pass 'btc-nope'; known passes"):
+        get_pass("btc-nope")
+
+
+def test_every_registered_pass_is_exercised():
+    """Runs last in this file (pytest keeps file order)."""
+    assert EXERCISED >= set(PASSES), sorted(set(PASSES) - EXERCISED)
