@@ -58,14 +58,16 @@ def peak_rss_mib() -> float:
 
 
 def estimate_gib(method: str, N: int, T: int) -> float:
-    """Rough bytes of what BPTT keeps for the backward pass (~8 float32 [B, N] values per step)."""
+    """Rough size of what BPTT keeps for the backward pass: jax ~8 float32 [B, N] values per step;
+    btc's in-module BPTT ~12 [T, B, N] tapes, held twice while a step copies them (see README)."""
     if method == "btc-pp-prop":
         return 0.0
-    return (T * B * N * 4 * 8 + T * B * I * 4 * 2) / 2 ** 30
+    per_step = 24 if method == "btc-bptt" else 8
+    return (T * B * N * 4 * per_step + T * B * I * 4 * 2) / 2 ** 30
 
 
 def default_repeats(T: int) -> int:
-    return 5 if T <= 100 else 3 if T <= 1000 else 1
+    return 10 if T <= 100 else 3 if T <= 1000 else 1
 
 
 # ----------------------------------------------------------------------------- compile process
@@ -81,18 +83,28 @@ def compile_main(method: str, N: int, T: int, out_dir: str) -> None:
 
 
 # ----------------------------------------------------------------------------- one configuration
-def _time_runs(run, warmup: int, repeats: int) -> list[float]:
+def _time_runs(run, warmup: int, repeats: int, budget: float) -> dict:
+    """`warmup` untimed runs, then up to `repeats` timed ones, fewer when a run is slow: as many as
+    fit in `budget` seconds, at least one; when the warm-up alone took longer than `budget`, its
+    time is the measurement (warmup_only: the run is long enough that first-call costs vanish)."""
+    warm = []
     for _ in range(warmup):
+        t0 = time.perf_counter()
         run()
+        warm.append(time.perf_counter() - t0)
+    if warm and warm[-1] > budget:
+        return {"times": warm[-1:], "warmup_s": warm, "warmup_only": True}
+    if warm:
+        repeats = max(1, min(repeats, int(budget // max(warm[-1], 1e-9))))
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return times
+    return {"times": times, "warmup_s": warm, "warmup_only": False}
 
 
-def one_btc(method: str, N: int, T: int, warmup: int, repeats: int) -> dict:
+def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: float) -> dict:
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="btc-bench-") as tmp:
@@ -137,12 +149,11 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int) -> dict:
         def run():
             model.train_sequence(x, labels, mask, lr=LR)
 
-    times = _time_runs(run, warmup, repeats)
-    res.update(times=times, rss_setup_mib=rss_setup)
+    res.update(_time_runs(run, warmup, repeats, budget), rss_setup_mib=rss_setup)
     return res
 
 
-def one_jax(N: int, T: int, warmup: int, repeats: int) -> dict:
+def one_jax(N: int, T: int, warmup: int, repeats: int, budget: float) -> dict:
     import numpy as np
 
     import jax
@@ -182,14 +193,14 @@ def one_jax(N: int, T: int, warmup: int, repeats: int) -> dict:
         jax.block_until_ready(out)
         state[:] = out[:4]
 
-    times = _time_runs(run, warmup, repeats)
-    return {"compile_s": compile_s, "times": times, "rss_setup_mib": rss_setup,
-            "jax_backend": jax.default_backend()}
+    return {"compile_s": compile_s, "rss_setup_mib": rss_setup, "jax_backend": jax.default_backend(),
+            **_time_runs(run, warmup, repeats, budget)}
 
 
-def one_main(method: str, N: int, T: int, warmup: int, repeats: int) -> None:
+def one_main(method: str, N: int, T: int, warmup: int, repeats: int, budget: float) -> None:
     t0 = time.perf_counter()
-    res = one_jax(N, T, warmup, repeats) if method == "jax-bptt" else one_btc(method, N, T, warmup, repeats)
+    res = (one_jax(N, T, warmup, repeats, budget) if method == "jax-bptt"
+           else one_btc(method, N, T, warmup, repeats, budget))
     sec = statistics.median(res["times"])
     res.update(method=method, N=N, T=T, status="ok", sec_per_seq=sec, us_per_step=sec / T * 1e6,
                peak_rss_mib=peak_rss_mib(), child_wall_s=time.perf_counter() - t0)
@@ -211,7 +222,7 @@ def run_config(method: str, N: int, T: int, args) -> dict:
         return {**base, "status": f"skipped (est. {est:.1f} GiB)"}
     repeats = args.repeats or default_repeats(T)
     cmd = [sys.executable, os.path.abspath(__file__), "--one", method, str(N), str(T),
-           "--warmup", str(args.warmup), "--repeats", str(repeats)]
+           "--warmup", str(args.warmup), "--repeats", str(repeats), "--budget", str(args.budget)]
     env = dict(os.environ)
     if args.jax_threads == 1 and method == "jax-bptt":
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
@@ -237,15 +248,19 @@ def run_config(method: str, N: int, T: int, args) -> dict:
 
 
 def _fmt_table(results: list[dict]) -> str:
-    head = f"{'method':<12} {'N':>5} {'T':>6} {'s/seq':>10} {'us/step':>10} {'peak RSS MiB':>13} {'compile s':>10}  status"
+    head = (f"{'method':<12} {'N':>5} {'T':>6} {'s/seq':>10} {'us/step':>10} {'peak RSS MiB':>13} "
+            f"{'compile s':>10} {'runs':>5}  status")
     lines = [head, "-" * len(head)]
     for r in results:
         if r.get("status") == "ok":
             lines.append(f"{r['method']:<12} {r['N']:>5} {r['T']:>6} {r['sec_per_seq']:>10.4f} "
-                         f"{r['us_per_step']:>10.1f} {r['peak_rss_mib']:>13.1f} {r['compile_s']:>10.1f}  ok")
+                         f"{r['us_per_step']:>10.1f} {r['peak_rss_mib']:>13.1f} {r['compile_s']:>10.1f} "
+                         f"{len(r['times']):>4}{'w' if r.get('warmup_only') else ' '}  ok")
         else:
-            lines.append(f"{r['method']:<12} {r['N']:>5} {r['T']:>6} {'-':>10} {'-':>10} {'-':>13} {'-':>10}  "
-                         f"{r['status']}")
+            lines.append(f"{r['method']:<12} {r['N']:>5} {r['T']:>6} {'-':>10} {'-':>10} {'-':>13} {'-':>10} "
+                         f"{'-':>5}  {r['status']}")
+    lines.append("s/seq: median over `runs` timed sequences after one warm-up (w: the warm-up run itself, "
+                 "being longer than --budget); compile excluded.")
     return "\n".join(lines)
 
 
@@ -291,7 +306,9 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration (child process)")
     ap.add_argument("--max-gib", type=float, default=16.0, help="skip configs whose BPTT tape estimate exceeds this")
     ap.add_argument("--warmup", type=int, default=1, help="untimed sequences before timing")
-    ap.add_argument("--repeats", type=int, default=0, help="timed sequences (median); 0: 5 / 3 / 1 for T<=100 / <=1000 / more")
+    ap.add_argument("--repeats", type=int, default=0, help="timed sequences (median); 0: 10 / 3 / 1 for T<=100 / <=1000 / more")
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="seconds of timed runs per config: slow configs get fewer repeats (see _time_runs)")
     ap.add_argument("--jax-threads", type=int, default=0, choices=(0, 1),
                     help="1: single-threaded XLA CPU (btc's local-sync runtime is single-threaded); 0: XLA default")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "N", "T"), help=argparse.SUPPRESS)
@@ -304,7 +321,7 @@ def main(argv=None) -> int:
         return 0
     if args.one:
         m, N, T = args.one
-        one_main(m, int(N), int(T), args.warmup, args.repeats or default_repeats(int(T)))
+        one_main(m, int(N), int(T), args.warmup, args.repeats or default_repeats(int(T)), args.budget)
         return 0
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -60,7 +60,7 @@ def attrs_of(op) -> dict:
 
 def _describe(op) -> str:
     op = op.operation
-    sym = op.attributes["sym_name"] if "sym_name" in op.attributes else None
+    sym = ir.StringAttr(op.attributes["sym_name"]).value if "sym_name" in op.attributes else None
     return f"{op.name}" + (f" {sym}" if sym is not None else "")
 
 
@@ -118,7 +118,7 @@ def verify_module(module: ir.Module) -> None:
         if op.name.startswith("btc."):
             verify_op(op)
             where = OPS[op.name].where
-            if where != parent_kind:
+            if parent_kind not in where.split("|"):
                 raise BtcError(f"{_describe(op)}: belongs in a {where}, found in a {parent_kind}")
             for name, value in attrs_of(op).items():
                 if isinstance(op.attributes[name], ir.FlatSymbolRefAttr) and value not in table:

@@ -33,7 +33,7 @@ class OpDecl:
     operands: int | None = 0  # None: variadic
     results: int = 0
     regions: tuple[str, ...] = ()
-    where: str = "module"  # module | region | schedule
+    where: str = "module"  # where it may appear: module | region | schedule, or several joined by "|"
     verify: Callable | None = field(default=None, compare=False)
 
 
@@ -86,7 +86,7 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            operands=1, results=1, where="region"),
     OpDecl("btc.stop_gradient", "identity whose derivative is zero (detached reset)",
            operands=1, results=1, where="region"),
-    OpDecl("btc.yield", "terminates an elementwise region", operands=None, where="region"),
+    OpDecl("btc.yield", "terminates an elementwise region or a schedule", operands=None, where="region|schedule"),
     # ---- produced by btc-derive-jacobians
     OpDecl("btc.derivatives", "a group's step with its Jacobian blocks D (SxS), Df (S) and ds/dh (S)",
            (Attr("group", "symbol"), Attr("num_states", "int")), regions=("step", "spike")),

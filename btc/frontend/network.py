@@ -168,7 +168,13 @@ class Network:
         while len(done) < len(deps):
             ready = [g for g in deps if g not in done and deps[g] <= set(done)]
             if not ready:
-                cycle = sorted(g for g in deps if g not in done)
+                stuck = {g for g in deps if g not in done}
+                while True:  # drop groups that only wait on the cycle: what is left is the cycle
+                    downstream = {g for g in stuck if not any(g in deps[o] for o in stuck)}
+                    if not downstream or downstream == stuck:
+                        break
+                    stuck -= downstream
+                cycle = sorted(stuck)
                 raise BtcError(f"feed-forward projections form a cycle among groups {cycle}; "
                                "mark one of them recurrent=True (it then reads spikes of step t-1)")
             done.extend(ready)

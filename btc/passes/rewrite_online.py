@@ -38,18 +38,23 @@ class RewriteOnlinePass:
 
                 if self.algorithm == "bptt":
                     stmt("btc.bptt_backward")
-                    return
-                for g in reversed(view.order):
-                    stmt("btc.learning_signal", group=g)
-                pre_traces = {(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
-                for name in pre_traces.values():
-                    stmt("btc.update_pre_trace", trace=name)
-                for g in view.order:
-                    stmt("btc.update_post_trace", trace=f"eps_f_{g}", group=g)
-                    if view.biased(g):
-                        stmt("btc.update_bias_trace", trace=f"e_b_{g}", group=g)
-                    for p in view.into(g):
-                        stmt("btc.accumulate_grad", projection=p.name,
-                             pre_trace=pre_traces[(p.pre, 1 if p.recurrent else 0)], post_trace=f"eps_f_{g}")
-                        if p.bias:
-                            stmt("btc.accumulate_bias_grad", projection=p.name, trace=f"e_b_{g}")
+                else:
+                    self._pp_prop(view, stmt)
+                ir.Operation.create("btc.yield")  # IRDL-registered regions need a terminator
+
+    @staticmethod
+    def _pp_prop(view: ModelView, stmt) -> None:
+        for g in reversed(view.order):
+            stmt("btc.learning_signal", group=g)
+        pre_traces = {(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
+        for name in pre_traces.values():
+            stmt("btc.update_pre_trace", trace=name)
+        for g in view.order:
+            stmt("btc.update_post_trace", trace=f"eps_f_{g}", group=g)
+            if view.biased(g):
+                stmt("btc.update_bias_trace", trace=f"e_b_{g}", group=g)
+            for p in view.into(g):
+                stmt("btc.accumulate_grad", projection=p.name,
+                     pre_trace=pre_traces[(p.pre, 1 if p.recurrent else 0)], post_trace=f"eps_f_{g}")
+                if p.bias:
+                    stmt("btc.accumulate_bias_grad", projection=p.name, trace=f"e_b_{g}")
