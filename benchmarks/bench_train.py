@@ -156,6 +156,8 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
 def one_jax(N: int, T: int, warmup: int, repeats: int, budget: float) -> dict:
     import numpy as np
 
+    if os.environ.get("BENCH_ONE_CORE") == "1":
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import jax
     import jax.numpy as jnp
 
@@ -225,8 +227,8 @@ def run_config(method: str, N: int, T: int, args) -> dict:
            "--warmup", str(args.warmup), "--repeats", str(repeats), "--budget", str(args.budget)]
     env = dict(os.environ)
     if args.jax_threads == 1 and method == "jax-bptt":
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                            " intra_op_parallelism_threads=1").strip()
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+        env["BENCH_ONE_CORE"] = "1"  # and one_jax pins the process to one core
     env.setdefault("JAX_PLATFORMS", "cpu")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
@@ -281,7 +283,7 @@ def _ratios(results: list[dict]) -> dict:
 
 def _fmt_ratios(ratios: dict) -> str:
     lines = ["", "speed vs jax-bptt (jax s/seq / method s/seq; >1 means faster than JAX):"]
-    lines += [f"  {d['method']:<12} N={d['N']:<5} T={d['T']:<6} {d['speedup_vs_jax']:.2f}x" for d in ratios["speed"]]
+    lines += [f"  {d['method']:<12} N={d['N']:<5} T={d['T']:<6} {d['speedup_vs_jax']:.3g}x" for d in ratios["speed"]]
     if not ratios["speed"]:
         lines.append("  (no pairs)")
     lines.append("btc-pp-prop peak RSS relative to T=100 (target: within 10%):")
@@ -310,7 +312,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=60.0,
                     help="seconds of timed runs per config: slow configs get fewer repeats (see _time_runs)")
     ap.add_argument("--jax-threads", type=int, default=0, choices=(0, 1),
-                    help="1: single-threaded XLA CPU (btc's local-sync runtime is single-threaded); 0: XLA default")
+                    help="1: XLA on one core (btc's local-sync runtime is single-threaded); 0: XLA default")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "N", "T"), help=argparse.SUPPRESS)
     ap.add_argument("--compile", nargs=4, metavar=("METHOD", "N", "T", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -65,30 +65,47 @@ def lower_network(net, options: CompileOptions, dump_dir: str | None = None):
     return module, pipeline_text(passes)
 
 
-def _signatures(net, options: CompileOptions, params: list) -> dict:
+def _signatures(net, options: CompileOptions, params: list, tape: list) -> dict:
     K, B = options.chunk, options.batch
-    readout = net.groups[net.loss.readout]
-    C = readout.size
-    xs = [{"name": f"x_{i.name}", "shape": [K, B, i.size], "dtype": "float32"} for i in net.inputs.values()]
-    target = ({"name": "target", "shape": [K, B], "dtype": "int32"} if net.loss.kind == "cross_entropy"
-              else {"name": "target", "shape": [K, B, C], "dtype": "float32"})
-    spiking = [g for g in net.order() if g != net.loss.readout and hasattr(net.groups[g], "neuron")]
-    infer_out = [{"name": "readout", "shape": [K, B, C], "dtype": "float32"}]
-    infer_out += [{"name": f"spikes.{g}", "shape": [K, B, net.size(g)], "dtype": "float32"} for g in spiking]
+    C = net.groups[net.loss.readout].size
+
+    def arg(name, shape, dtype="float32"):
+        return {"name": name, "shape": list(shape), "dtype": dtype}
+
+    def inputs(*lead):
+        return [arg(f"x_{i.name}", (*lead, B, i.size)) for i in net.inputs.values()]
+
+    def target(*lead):
+        if net.loss.kind == "cross_entropy":
+            return arg("target", (*lead, B), "int32")
+        return arg("target", (*lead, B, C))
+
+    record = [arg("readout", (B, C))]
+    record += [arg(f"spikes.{g}", (B, net.size(g))) for g in net.order() if hasattr(net.groups[g], "neuron")]
     for g in net.order():
         grp = net.groups[g]
         names = grp.neuron.state_names(net.dt) if hasattr(grp, "neuron") else ("r",)
-        infer_out += [{"name": f"state.{g}.{s}", "shape": [K, B, grp.size], "dtype": "float32"} for s in names]
-    param_sigs = [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in params]
+        record += [arg(f"state.{g}.{s}", (B, grp.size)) for s in names]
+    param_sigs = [arg(n, s) for n, s in params]
+    tape_sigs = [arg(f"tape.{e['name']}", e["shape"]) for e in tape]
+    if options.algorithm == "bptt":
+        training = {
+            "bptt_forward_step": {"inputs": inputs() + [target(), arg("mask", ())],
+                                  "outputs": [arg("loss", ()), arg("readout", (B, C))] + tape_sigs},
+            "bptt_begin_backward": {"inputs": [], "outputs": []},
+            "bptt_backward_step": {"inputs": inputs() + tape_sigs, "outputs": []},
+        }
+    else:
+        training = {"train_chunk": {"inputs": inputs(K) + [target(K), arg("mask", (K,))],
+                                    "outputs": [arg("loss", ()), arg("readout_sum", (B, C))]}}
     return {
-        "train_chunk": {"inputs": xs + [target, {"name": "mask", "shape": [K], "dtype": "float32"}],
-                        "outputs": [{"name": "loss", "shape": [], "dtype": "float32"},
-                                    {"name": "readout", "shape": [K, B, C], "dtype": "float32"}]},
-        "infer_chunk": {"inputs": xs, "outputs": infer_out},
+        **training,
+        "infer_chunk": {"inputs": inputs(K), "outputs": [arg("readout", (K, B, C))]},
+        "record_step": {"inputs": inputs(), "outputs": record},
         "reset_state": {"inputs": [], "outputs": []},
         "zero_grads": {"inputs": [], "outputs": []},
         "reset_optimizer": {"inputs": [], "outputs": []},
-        "apply_update": {"inputs": [{"name": "lr", "shape": [], "dtype": "float32"}], "outputs": []},
+        "apply_update": {"inputs": [arg("lr", ())], "outputs": []},
         "get_params": {"inputs": [], "outputs": param_sigs},
         "get_grads": {"inputs": [], "outputs": param_sigs},
         "set_params": {"inputs": param_sigs, "outputs": []},
@@ -122,6 +139,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     from iree.compiler import ir
 
     layout = json.loads(ir.StringAttr(module.operation.attributes["btc.layout"]).value)
+    tape = json.loads(ir.StringAttr(module.operation.attributes["btc.tape"]).value)
     vmfb = compile_module(str(module), options.target)
     params = net.init_params()
     param_list = [(n, tuple(a.shape)) for n, a in params.items()]
@@ -150,8 +168,10 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             "inputs": {i.name: {"size": i.size, "binary": i.binary} for i in net.inputs.values()},
             "groups": {g: {"size": net.size(g)} for g in net.order()},
             "params": [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in param_list],
-            "functions": _signatures(net, options, param_list),
+            "num_classes": net.size(net.loss.readout),
+            "functions": _signatures(net, options, param_list, tape),
             "layout": layout,
+            "bptt_tape_bytes_per_step": sum(e["bytes"] for e in tape),
             "memory_bytes": {role: sum(e["bytes"] for e in layout if e["role"] == role)
                              for role in sorted({e["role"] for e in layout})},
             "files": {name: _sha256(os.path.join(tmp, name)) for name in ("model.vmfb", "init_params.npz")},

@@ -78,5 +78,25 @@ def shared_input_mse():
     return net
 
 
+
+
+def same_shapes():
+    """Projections and groups of equal shapes: guards against buffers aliased by the compiler."""
+    net = Network(dt=1.0, seed=6)
+    net.input("x", 8)
+    for name in ("h1", "h2", "h3"):
+        net.group(name, 8, LIF(tau=10.0, synapse=Expon(5.0), surrogate=Surrogate("sigmoid", 4.0)))
+    net.project("x", "h1", init=5.0)
+    net.project("h1", "h2", init=8.0)
+    net.project("h2", "h3", init=8.0)
+    net.project("h1", "h1", recurrent=True, init=1.0)
+    net.project("h2", "h2", recurrent=True, init=1.0)
+    net.project("h3", "h3", recurrent=True, init=1.0)
+    net.readout("out", 8, tau=10.0)
+    net.project("h3", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
 NETWORKS = {f.__name__: f for f in (one_layer_delta, one_layer_expon_hard, recurrent_expon, three_layers,
-                                     shared_input_mse)}
+                                     shared_input_mse, same_shapes)}

@@ -1,8 +1,8 @@
 """The compiled module against independent oracles, on every network shape in nets.py:
 forward states and spikes vs the JAX simulator, BPTT vs jax.grad, pp-prop vs plain-JAX pp-prop.
 
-Sequences are 13 steps; pp-prop runs them in chunks of 5 (two full chunks and a padded partial
-one), BPTT in one chunk of 16 (padded), so chunking and padding are exercised too.
+Sequences are 13 steps; pp-prop and inference run them in chunks of 5 (two full chunks and a padded
+partial one), BPTT one step per call, so chunking and padding are exercised too.
 """
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +25,8 @@ def test_forward_matches_simulator(compiled, name):
     net = NETWORKS[name]()
     model = compiled(name, "pp-prop", 5, BATCH)
     x, _, _ = sequence(net, BATCH, STEPS)
-    out = model.infer_sequence(x)
+    out = model.infer_sequence(x, record=True)
+    chunked = model.infer_sequence(x)["readout"]
     params = {k: jnp.asarray(v) for k, v in net.init_params().items()}
     _, rec = sim.run(net, params, {"x": jnp.asarray(x)})
     total_spikes = 0
@@ -37,13 +38,14 @@ def test_forward_matches_simulator(compiled, name):
             np.testing.assert_array_equal(out[f"spikes.{g}"], np.asarray(rec["spikes"][g]), err_msg=f"spikes {g}")
             total_spikes += out[f"spikes.{g}"].sum()
     assert total_spikes > 0, "the test network must spike for the comparison to mean anything"
-    np.testing.assert_allclose(out["readout"], np.asarray(rec["states"][net.loss.readout]["r"]), rtol=1e-5, atol=1e-5)
+    for readout in (out["readout"], chunked):
+        np.testing.assert_allclose(readout, np.asarray(rec["states"][net.loss.readout]["r"]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_bptt_gradient_equals_jax_grad(compiled, name):
     net = NETWORKS[name]()
-    model = compiled(name, "bptt", 16, BATCH)
+    model = compiled(name, "bptt", 5, BATCH)
     x, target, mask = sequence(net, BATCH, STEPS)
     model.zero_grads()
     out = model.train_sequence(x, target, mask)

@@ -101,12 +101,6 @@ def test_wrong_input_shapes(compiled):
         model.set_params({**model.params, "x_to_h.W": np.zeros((9, 7))})
 
 
-def test_bptt_artifact_refuses_longer_sequences(compiled):
-    model = compiled("one_layer_delta", "bptt", 8)
-    with pytest.raises(BtcError, match=r"holds at most 8 steps .* recompile with --chunk 20"):
-        model.train_sequence(np.zeros((20, 3, 7)), np.array([0, 1, 2]))
-
-
 def _artifact(tmp_path):
     out = tmp_path / "artifact"
     compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=2, chunk=3), str(out))

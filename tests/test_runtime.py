@@ -38,13 +38,17 @@ def test_stream_equals_sequence_and_state_resets(compiled):
         assert np.any(whole[k] != 0)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_optimizer_step_matches_numpy(compiled, optimizer):
-    net = NETWORKS["one_layer_delta"]()
-    model = compiled("one_layer_delta", "pp-prop", 5, optimizer=optimizer)
+@pytest.mark.parametrize("name,optimizer,algorithm", [("one_layer_delta", "adam", "pp-prop"),
+                                                      ("one_layer_delta", "sgd", "pp-prop"),
+                                                      ("same_shapes", "adam", "bptt")])
+def test_optimizer_step_matches_numpy(compiled, name, optimizer, algorithm):
+    """same_shapes has seven parameters of one shape: their moments must not share buffers."""
+    net = NETWORKS[name]()
+    model = compiled(name, algorithm, 5, optimizer=optimizer)
     model.set_params(net.init_params())
     model.reset_optimizer()
     x, target, mask = sequence(net, 3, 10)
+    model.zero_grads()
     params = {k: v.astype(np.float64) for k, v in model.params.items()}
     m = {k: 0.0 for k in params}
     v = {k: 0.0 for k in params}

@@ -1,13 +1,17 @@
 """btc-lower-to-linalg: reads the model, its `btc.derivatives`, `btc.trace`s and `btc.schedule`;
-produces upstream MLIR in place of every btc op: `util.global`s for parameters, gradients,
-optimizer moments, states and traces, and the functions
+produces upstream MLIR in place of every btc op: `util.global`s for parameters, gradients, optimizer
+moments, states, traces and BPTT adjoints, and the functions
 
-  train_chunk(x..., target, mask) -> (loss, readout[K,B,C])   K steps in an scf.for
-  infer_chunk(x...) -> (readout, spikes per group, states per group and state)
-  reset_state(), zero_grads(), apply_update(lr), get_params(), set_params(...), get_grads(),
-  reset_optimizer()
+  pp-prop:  train_chunk(x[K,B,I]..., target, mask[K]) -> (loss, sum_t mask_t*readout_t [B,C])
+            (the K-step time loop is an scf.for inside the module)
+  BPTT:     bptt_forward_step(x_t, target_t, mask_t) -> (loss_t, readout_t, tape entries...)
+            bptt_begin_backward(), bptt_backward_step(x_t, tape entries...)
+  both:     infer_chunk(x[K,B,I]...) -> readout[K,B,C]; record_step(x_t) -> (readout, spikes, states)
+            reset_state, zero_grads, reset_optimizer, apply_update(lr), get/set_params, get_grads
 
-The module attribute `btc.layout` (JSON) records every global's role, shape and bytes.
+Per-step outputs are never stacked inside a loop: IREE 3.13 copies a tensor carried through scf.for
+on every tensor.insert_slice (quadratic in K), so BPTT keeps its tape in the runtime, one step's
+entries per call. The module attribute `btc.layout` (JSON) records every global's role and bytes.
 """
 from __future__ import annotations
 
@@ -16,327 +20,82 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from btc.dialect import attrs_of
-from btc.passes._linalg_text import Fn, block_body, tt
+from btc.passes._linalg_text import Fn, tt
+from btc.passes._lower_step import (Step, StepLowering, _adam_body, _decay_body, _post_trace_body,
+                                    _sgd_body, _transpose_apply_body)
 from btc.passes._view import ModelView, source_key
 
-__all__ = ["LowerToLinalgPass", "OPTIMIZERS"]
+__all__ = ["LowerToLinalgPass", "OPTIMIZERS", "tape_entries"]
 
 OPTIMIZERS = ("adam", "sgd")
-_NEG_BIG = -3.0e38
 
 
-@dataclass
-class _Step:
-    """Values of one forward step, per group: new states, D (S*S, row-major), Df, spikes, ds/dh."""
+def tape_entries(view: ModelView) -> list[tuple[str, tuple]]:
+    """What BPTT keeps per step, in the order bptt_forward_step returns it: (name, shape)."""
+    B = view.batch
+    entries = [("dLdr", (B, view.readout().size))]
+    for g in view.order:
+        info = view.groups[g]
+        S, N = info.num_states, info.size
+        names = [f"D{k}" for k in range(S * S)] + [f"Df{s}" for s in range(S)]
+        names += [] if info.readout else [f"dsdh{s}" for s in range(S)]
+        entries += [(f"{g}.{n}", (B, N)) for n in names]
+    for key in view.sources():
+        pre = key.split("@")[0]
+        if pre not in view.inputs:
+            entries.append((f"src.{key}", (B, view.size(pre))))
+    return entries
 
-    h: dict
-    D: dict
-    Df: dict
-    spk: dict
-    dsdh: dict
 
+class _Lowering(StepLowering):
+    def _func(self, name: str, args: str, results: list[str], fn: Fn, values: list[str]) -> str:
+        types = ", ".join(results)
+        fn.emit(f"return {', '.join(values)} : {types}" if values else "return")
+        head = f"func.func @{name}({args})" + (f" -> ({types})" if results else "")
+        return head + " {\n" + "\n".join(fn.lines) + "\n}"
 
-class _Lowering:
-    def __init__(self, view: ModelView, optimizer: str, betas=(0.9, 0.999), eps=1e-8):
-        self.v, self.B, self.K = view, view.batch, view.chunk
-        self.optimizer, self.betas, self.eps = optimizer, betas, eps
-        self.C = view.readout().size
-        self.ce = view.loss["kind"] == "cross_entropy"
-        self.schedule = [(op.operation.name, attrs_of(op)) for op in view.schedule.regions[0].blocks[0].operations]
-        self.algorithm = attrs_of(view.schedule)["algorithm"]
-        self.params = view.params()
-        self.layout: list[dict] = []
-        self.global_lines: list[str] = []
-        # spikes of step t-1 are carried for every group read recurrently
-        self.rec_groups = [g for g in view.spiking() if view.out_of(g, recurrent=True)]
-        self._declare_globals()
+    def _load_states(self, fn: Fn) -> dict:
+        return {s: self._load(fn, s) for s in self._state_syms()}
 
-    # ---------------------------------------------------------------- globals
-    def _global(self, sym: str, shape: tuple, role: str, label: str, init: float = 0.0) -> None:
-        self.global_lines.append(f"util.global private mutable @{sym} = dense<{init:.9e}> : {tt(*shape)}")
-        n = 1
-        for d in shape:
-            n *= d
-        self.layout.append({"global": sym, "role": role, "name": label, "shape": list(shape), "bytes": 4 * n})
-
-    def _declare_globals(self):
-        v, B = self.v, self.B
-        for i, (name, shape) in enumerate(self.params):
-            self._global(f"p{i}", shape, "param", name)
-            self._global(f"g{i}", shape, "grad", name)
-            if self.optimizer == "adam":
-                self._global(f"m{i}", shape, "adam_m", name)
-                self._global(f"u{i}", shape, "adam_v", name)
-        self._global("opt_step", (), "optimizer", "step")
-        for g in v.order:
-            info = v.groups[g]
-            for s, init in zip(info.states, info.init):
-                self._global(f"h_{g}_{s}", (B, info.size), "state", f"{g}.{s}", init)
+    def _next_states(self, st: Step) -> dict:
+        nxt = {}
+        for g in self.v.order:
+            for s, val in zip(self.v.groups[g].states, st.h[g]):
+                nxt[f"h_{g}_{s}"] = val
         for g in self.rec_groups:
-            self._global(f"spk_{g}", (B, v.groups[g].size), "state", f"{g}.spikes")
-        for t in v.traces.values():
-            for s in range(t.num_states):
-                self._global(f"tr_{t.name}_{s}", (B, t.size), "trace", f"{t.name}[{s}]")
+            nxt[f"spk_{g}"] = st.spk[g]
+        return nxt
 
-    def _load(self, fn: Fn, sym: str) -> str:
-        shape = next(e["shape"] for e in self.layout if e["global"] == sym)
-        n = fn.name("ld")
-        fn.emit(f"{n} = util.global.load @{sym} : {tt(*shape)}")
-        return n
-
-    def _store(self, fn: Fn, value: str, sym: str) -> None:
-        shape = next(e["shape"] for e in self.layout if e["global"] == sym)
-        fn.emit(f"util.global.store {value}, @{sym} : {tt(*shape)}")
-
-    def _state_syms(self) -> list[str]:
-        syms = [f"h_{g}_{s}" for g in self.v.order for s in self.v.groups[g].states]
-        return syms + [f"spk_{g}" for g in self.rec_groups]
-
-    def _trace_syms(self) -> list[str]:
-        return [f"tr_{t.name}_{s}" for t in self.v.traces.values() for s in range(t.num_states)]
-
-    # ---------------------------------------------------------------- one forward step
-    def _weights(self, fn: Fn) -> tuple[dict, dict]:
-        W, b = {}, {}
-        for i, (name, _) in enumerate(self.params):
-            proj, kind = name.rsplit(".", 1)
-            (W if kind == "W" else b)[proj] = self._load(fn, f"p{i}")
-        return W, b
-
-    def _forward(self, fn: Fn, cur: dict, xt: dict, W: dict, b: dict) -> _Step:
-        v, B = self.v, self.B
-        st = _Step({}, {}, {}, {}, {})
-        for g in v.order:
-            info = v.groups[g]
-            N, S = info.size, info.num_states
-            y = None
-            for p in v.into(g):
-                pre = xt[p.pre] if p.pre in v.inputs else (cur[f"spk_{p.pre}"] if p.recurrent else st.spk[p.pre])
-                y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
-            biases = [b[p.name] for p in v.into(g) if p.bias]
-            if biases:
-                y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, _sum_body)[0]
-            deriv = v.derivatives[g]
-
-            def body(fn, a, deriv=deriv, S=S, readout=info.readout):
-                lines, ys = block_body(fn, deriv.regions[0].blocks[0], a)
-                if not readout:
-                    more, spike = block_body(fn, deriv.regions[1].blocks[0], ys[:S])
-                    lines, ys = lines + more, ys + spike
-                return lines, ys
-
-            n_out = S + S * S + S + (0 if info.readout else 1 + S)
-            res = fn.map([cur[f"h_{g}_{s}"] for s in info.states] + [y], [(B, N)] * (S + 1), (B, N), n_out, body)
-            st.h[g], st.D[g], st.Df[g] = res[:S], res[S:S + S * S], res[S + S * S:2 * S + S * S]
-            if not info.readout:
-                st.spk[g], st.dsdh[g] = res[2 * S + S * S], res[2 * S + S * S + 1:]
-        return st
-
-    # ---------------------------------------------------------------- loss and its gradient
-    def _loss(self, fn: Fn, r: str, target: str, w: str, acc: str) -> tuple[str, str]:
-        """(dL_t/dr, acc + L_t) for readout r[B,C], this step's target and weight w (mask / count)."""
-        B, C = self.B, self.C
-        m2, m1 = "affine_map<(d0, d1) -> (d0, d1)>", "affine_map<(d0, d1) -> (d0)>"
-        m0 = "affine_map<(d0, d1) -> ()>"
-        if not self.ce:
-            def grad_body(a):
-                d, g2, g = fn.name("r"), fn.name("r"), fn.name("r")
-                return [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{g2} = arith.mulf {d}, {w} : f32",
-                        f"{g} = arith.addf {g2}, {g2} : f32"], [g]
-
-            def loss_body(a):
-                d, sq, ws, s = fn.name("r"), fn.name("r"), fn.name("r"), fn.name("r")
-                return [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{sq} = arith.mulf {d}, {d} : f32",
-                        f"{ws} = arith.mulf {sq}, {w} : f32", f"{s} = arith.addf {a[2]}, {ws} : f32"], [s]
-
-            ins = [(r, m2, tt(B, C)), (target, m2, tt(B, C))]
-            grad = fn.generic(ins, [(fn.empty((B, C)), m2, tt(B, C))], ["parallel"] * 2, grad_body)[0]
-            return grad, fn.generic(ins, [(acc, m0, tt())], ["reduction"] * 2, loss_body)[0]
-
-        def max_body(a):
-            s = fn.name("r")
-            return [f"{s} = arith.maximumf {a[1]}, {a[0]} : f32"], [s]
-
-        mx = fn.generic([(r, m2, tt(B, C))], [(fn.full((B,), _NEG_BIG), m1, tt(B))],
-                        ["parallel", "reduction"], max_body)[0]
-
-        def sumexp_body(a):
-            d, e, s = fn.name("r"), fn.name("r"), fn.name("r")
-            return [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{e} = math.exp {d} : f32",
-                    f"{s} = arith.addf {a[2]}, {e} : f32"], [s]
-
-        se = fn.generic([(r, m2, tt(B, C)), (mx, m1, tt(B))], [(fn.full((B,), 0.0), m1, tt(B))],
-                        ["parallel", "reduction"], sumexp_body)[0]
-        ins = [(r, m2, tt(B, C)), (mx, m1, tt(B)), (se, m1, tt(B)), (target, m1, tt(B, dtype="i32"))]
-
-        def onehot(a):
-            c, ti, eq, oh = fn.name("r"), fn.name("r"), fn.name("r"), fn.name("r")
-            return [f"{c} = linalg.index 1 : index", f"{ti} = arith.index_cast {a[3]} : i32 to index",
-                    f"{eq} = arith.cmpi eq, {c}, {ti} : index", f"{oh} = arith.uitofp {eq} : i1 to f32"], oh
-
-        def grad_body(a):
-            lines, oh = onehot(a)
-            d, e, p, q, g = (fn.name("r") for _ in range(5))
-            return lines + [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{e} = math.exp {d} : f32",
-                            f"{p} = arith.divf {e}, {a[2]} : f32", f"{q} = arith.subf {p}, {oh} : f32",
-                            f"{g} = arith.mulf {q}, {w} : f32"], [g]
-
-        def loss_body(a):
-            lines, oh = onehot(a)
-            lg, lse, d, wd, c, s = (fn.name("r") for _ in range(6))
-            return lines + [f"{lg} = math.log {a[2]} : f32", f"{lse} = arith.addf {a[1]}, {lg} : f32",
-                            f"{d} = arith.subf {lse}, {a[0]} : f32", f"{wd} = arith.mulf {d}, {w} : f32",
-                            f"{c} = arith.mulf {wd}, {oh} : f32", f"{s} = arith.addf {a[4]}, {c} : f32"], [s]
-
-        grad = fn.generic(ins, [(fn.empty((B, C)), m2, tt(B, C))], ["parallel"] * 2, grad_body)[0]
-        return grad, fn.generic(ins, [(acc, m0, tt())], ["reduction"] * 2, loss_body)[0]
-
-    # ---------------------------------------------------------------- within-step backward
-    def _backward(self, fn: Fn, st: _Step, dLdr: str, W: dict, fut: dict | None = None,
-                  fut_s: dict | None = None) -> tuple[dict, dict]:
-        """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g] = dL/dy_g^t."""
-        v, B = self.v, self.B
-        a_h, a_y = {}, {}
-        for g in reversed(v.order):
-            info = v.groups[g]
-            N, S = info.size, info.num_states
-            extra = fut[g] if fut else []
-            if info.readout:
-                ins = [dLdr] + st.Df[g] + extra
-            else:
-                a_s = (fut_s or {}).get(g)
-                for p in v.out_of(g, recurrent=False):
-                    a_s = fn.matmul_bt(a_y[p.post], W[p.name], B, N, v.size(p.post), acc=a_s)
-                ins = [a_s or fn.full((B, N), 0.0)] + st.dsdh[g] + st.Df[g] + extra
-
-            def body(fn, a, S=S, readout=info.readout, has_fut=bool(extra)):
-                lines, hs = [], []
-                for s in range(S):
-                    if readout:
-                        base = a[0]
-                    else:
-                        base = fn.name("r")
-                        lines.append(f"{base} = arith.mulf {a[0]}, {a[1 + s]} : f32")
-                    if has_fut:
-                        tot = fn.name("r")
-                        lines.append(f"{tot} = arith.addf {base}, {a[-S + s]} : f32")
-                        base = tot
-                    hs.append(base)
-                df0 = 1 if readout else 1 + S
-                ay = None
-                for s in range(S):
-                    prod = fn.name("r")
-                    lines.append(f"{prod} = arith.mulf {hs[s]}, {a[df0 + s]} : f32")
-                    if ay is None:
-                        ay = prod
-                    else:
-                        nxt = fn.name("r")
-                        lines.append(f"{nxt} = arith.addf {ay}, {prod} : f32")
-                        ay = nxt
-                return lines, hs + [ay]
-
-            res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + 1, body)
-            a_h[g], a_y[g] = res[:S], res[S]
-        return a_h, a_y
-
-    # ---------------------------------------------------------------- time loops
-    def _loop(self, fn: Fn, carried: list[tuple[str, str, str]], body, reverse: bool = False) -> dict:
-        """scf.for over the K steps; carried = [(key, init value, type)]; body(t, cur) -> next."""
-        c0, c1, ck = fn.index(0), fn.index(1), fn.index(self.K)
-        last = fn.index(self.K - 1) if reverse else None
-        res, iv = fn.name("loop"), fn.name("t")
-        args = {k: fn.name("it") for k, _, _ in carried}
-        types = ", ".join(t for _, _, t in carried)
-        inits = ", ".join(f"{args[k]} = {init}" for k, init, _ in carried)
-        fn.emit(f"{res}:{len(carried)} = scf.for {iv} = {c0} to {ck} step {c1} iter_args({inits}) -> ({types}) {{")
-        fn.indent += 1
-        t = iv
-        if reverse:
-            t = fn.name("t")
-            fn.emit(f"{t} = arith.subi {last}, {iv} : index")
-        nxt = body(t, dict(args))
-        fn.emit(f"scf.yield {', '.join(nxt[k] for k, _, _ in carried)} : {types}")
-        fn.indent -= 1
-        fn.emit("}")
-        return {k: f"{res}#{i}" for i, (k, _, _) in enumerate(carried)}
-
-    def _type_of(self, sym: str) -> str:
-        return tt(*next(e["shape"] for e in self.layout if e["global"] == sym))
-
-    def _inputs_at(self, fn: Fn, t: str) -> dict:
-        return {n: fn.slice_t(f"%x_{n}", t, (self.B, i["size"])) for n, i in self.v.inputs.items()}
-
-    def _target_at(self, fn: Fn, t: str) -> str:
-        if self.ce:
-            return fn.slice_t("%target", t, (self.B,), dtype="i32")
-        return fn.slice_t("%target", t, (self.B, self.C))
-
-    def _step_weight(self, fn: Fn, t: str) -> str:
-        m, w = fn.name("m"), fn.name("w")
-        count = self.B if self.ce else self.B * self.C
-        inv = fn.const(1.0 / count)
-        fn.emit(f"{m} = tensor.extract %mask[{t}] : {tt(self.K)}")
-        fn.emit(f"{w} = arith.mulf {m}, {inv} : f32")
-        return w
-
-    def _signature(self, with_target: bool) -> str:
-        args = [f"%x_{n}: {tt(self.K, self.B, i['size'])}" for n, i in self.v.inputs.items()]
-        if with_target:
-            tgt = tt(self.K, self.B, dtype="i32") if self.ce else tt(self.K, self.B, self.C)
-            args += [f"%target: {tgt}", f"%mask: {tt(self.K)}"]
-        return ", ".join(args)
-
-    def _source_value(self, key: str, xt: dict, cur: dict, st: _Step) -> str:
-        pre, delay = key.split("@")
-        if pre in self.v.inputs:
-            return xt[pre]
-        return cur[f"spk_{pre}"] if delay == "1" else st.spk[pre]
-
-    # ---------------------------------------------------------------- train_chunk
+    # ---------------------------------------------------------------- pp-prop: the whole chunk in-module
     def train_chunk(self) -> str:
         fn = Fn()
         fn.chunk = self.K
+        B, C = self.B, self.C
         W, b = self._weights(fn)
-        states = self._state_syms()
         grads = [f"g{i}" for i in range(len(self.params))]
-        carry = [(s, self._load(fn, s), self._type_of(s)) for s in states]
-        if self.algorithm == "pp-prop":
-            carry += [(s, self._load(fn, s), self._type_of(s)) for s in self._trace_syms()]
-            carry += [(s, self._load(fn, s), self._type_of(s)) for s in grads]
-        carry += [("loss", fn.full((), 0.0), tt()), ("rseq", fn.empty((self.K, self.B, self.C)),
-                                                      tt(self.K, self.B, self.C))]
-        tapes = self._tapes() if self.algorithm == "bptt" else []
-        carry += [(k, fn.empty(shape), tt(*shape)) for k, shape in tapes]
+        carried = self._state_syms() + self._trace_syms() + grads
+        carry = [(s, self._load(fn, s), self._type_of(s)) for s in carried]
+        carry += [("loss", fn.full((), 0.0), tt()), ("rsum", fn.full((B, C), 0.0), tt(B, C))]
 
         def step(t, cur):
             xt = self._inputs_at(fn, t)
             st = self._forward(fn, cur, xt, W, b)
             w = self._step_weight(fn, t)
-            readout = self.v.readout().name
-            dLdr, loss = self._loss(fn, st.h[readout][0], self._target_at(fn, t), w, cur["loss"])
-            nxt = dict(cur, loss=loss, rseq=fn.insert_t(st.h[readout][0], cur["rseq"], t, (self.B, self.C)))
-            for g in self.v.order:
-                for s, val in zip(self.v.groups[g].states, st.h[g]):
-                    nxt[f"h_{g}_{s}"] = val
-            for g in self.rec_groups:
-                nxt[f"spk_{g}"] = st.spk[g]
-            if self.algorithm == "pp-prop":
-                self._pp_prop_updates(fn, st, dLdr, W, xt, cur, nxt)
-            else:
-                self._record_tapes(fn, t, st, dLdr, xt, cur, nxt)
+            r = st.h[self.v.readout().name][0]
+            dLdr, loss = self._loss(fn, r, self._target_at(fn, t), w, cur["loss"])
+            mask_t = fn.name("mt")
+            fn.emit(f"{mask_t} = tensor.extract %mask[{t}] : {tt(self.K)}")
+            rsum = fn.map([cur["rsum"], r], [(B, C)] * 2, (B, C), 1, _weighted_add_body(mask_t))[0]
+            nxt = dict(cur, loss=loss, rsum=rsum, **self._next_states(st))
+            self._pp_prop_updates(fn, st, dLdr, W, xt, cur, nxt)
             return nxt
 
         out = self._loop(fn, carry, step)
-        for s in states + (self._trace_syms() + grads if self.algorithm == "pp-prop" else []):
+        for s in carried:
             self._store(fn, out[s], s)
-        if self.algorithm == "bptt":
-            self._bptt_sweep(fn, out, W)
-        fn.emit(f"return {out['loss']}, {out['rseq']} : {tt()}, {tt(self.K, self.B, self.C)}")
-        return (f"func.func @train_chunk({self._signature(True)}) -> ({tt()}, {tt(self.K, self.B, self.C)}) {{\n"
-                + "\n".join(fn.lines) + "\n}")
+        return self._func("train_chunk", self._signature(True), [tt(), tt(B, C)], fn, [out["loss"], out["rsum"]])
 
-    def _pp_prop_updates(self, fn: Fn, st: _Step, dLdr: str, W: dict, xt: dict, cur: dict, nxt: dict):
+    def _pp_prop_updates(self, fn: Fn, st: Step, dLdr: str, W: dict, xt: dict, cur: dict, nxt: dict):
         v, B = self.v, self.B
         a_h: dict = {}
         signals = None
@@ -374,302 +133,193 @@ class _Lowering:
     def _param_index(self, name: str) -> int:
         return [n for n, _ in self.params].index(name)
 
-    # ---------------------------------------------------------------- BPTT
-    def _tapes(self) -> list[tuple[str, tuple]]:
-        v, B, K = self.v, self.B, self.K
-        tapes = [("tape_dLdr", (K, B, self.C))]
-        for g in v.order:
-            info = v.groups[g]
-            S, N = info.num_states, info.size
-            names = [f"D{k}" for k in range(S * S)] + [f"Df{s}" for s in range(S)]
-            names += [] if info.readout else [f"dsdh{s}" for s in range(S)]
-            tapes += [(f"tape_{g}_{n}", (K, B, N)) for n in names]
-        for key in v.sources():
-            pre, _ = key.split("@")
-            if pre not in v.inputs:
-                tapes.append((f"tape_src_{key.replace('@', '_')}", (K, B, v.size(pre))))
-        return tapes
+    # ---------------------------------------------------------------- BPTT: one step per call
+    def bptt_forward_step(self) -> str:
+        fn = Fn()
+        W, b = self._weights(fn)
+        cur = self._load_states(fn)
+        xt = self._inputs_at(fn, None)
+        st = self._forward(fn, cur, xt, W, b)
+        r = st.h[self.v.readout().name][0]
+        dLdr, loss = self._loss(fn, r, self._target_at(fn, None), self._step_weight(fn, None), fn.full((), 0.0))
+        for sym, val in self._next_states(st).items():
+            self._store(fn, val, sym)
+        tape = {"dLdr": dLdr}
+        for g in self.v.order:
+            S = self.v.groups[g].num_states
+            tape.update({f"{g}.D{k}": st.D[g][k] for k in range(S * S)})
+            tape.update({f"{g}.Df{s}": st.Df[g][s] for s in range(S)})
+            tape.update({f"{g}.dsdh{s}": v for s, v in enumerate(st.dsdh.get(g, []))})
+        for key in self.v.sources():
+            tape[f"src.{key}"] = self._source_value(key, xt, cur, st)
+        entries = tape_entries(self.v)
+        return self._func("bptt_forward_step", self._signature(True, per_step=True),
+                          [tt(), tt(self.B, self.C)] + [tt(*shape) for _, shape in entries], fn,
+                          [loss, r] + [tape[name] for name, _ in entries])
 
-    def _record_tapes(self, fn: Fn, t: str, st: _Step, dLdr: str, xt: dict, cur: dict, nxt: dict):
+    def bptt_begin_backward(self) -> str:
+        return self._setter("bptt_begin_backward", [(e["global"], 0.0) for e in self.layout if e["role"] == "adjoint"])
+
+    def bptt_backward_step(self) -> str:
+        """a_h^t = within-step signal + D^{t+1,T} a_h^{t+1} (+ recurrent spike credit from t+1)."""
         v, B = self.v, self.B
-        nxt["tape_dLdr"] = fn.insert_t(dLdr, cur["tape_dLdr"], t, (B, self.C))
+        fn = Fn()
+        W, _ = self._weights(fn)
+        entries = tape_entries(v)
+        tape = {name: f"%tape{i}" for i, (name, _) in enumerate(entries)}
+        st = Step({}, {}, {}, {}, {})
         for g in v.order:
-            info = v.groups[g]
-            S, N = info.num_states, info.size
-            vals = dict(zip([f"D{k}" for k in range(S * S)] + [f"Df{s}" for s in range(S)], st.D[g] + st.Df[g]))
-            if not info.readout:
-                vals.update({f"dsdh{s}": st.dsdh[g][s] for s in range(S)})
-            for n, val in vals.items():
-                nxt[f"tape_{g}_{n}"] = fn.insert_t(val, cur[f"tape_{g}_{n}"], t, (B, N))
-        for key in v.sources():
-            pre, _ = key.split("@")
-            if pre not in v.inputs:
-                k = f"tape_src_{key.replace('@', '_')}"
-                nxt[k] = fn.insert_t(self._source_value(key, xt, cur, st), cur[k], t, (B, v.size(pre)))
-
-    def _bptt_sweep(self, fn: Fn, fwd: dict, W: dict):
-        """Reverse sweep: a_h^t = within-step signal + D^{t+1,T} a_h^{t+1} (+ recurrent spike credit)."""
-        v, B = self.v, self.B
-        grads = [f"g{i}" for i in range(len(self.params))]
-        carry = [(s, self._load(fn, s), self._type_of(s)) for s in grads]
+            S = v.groups[g].num_states
+            st.D[g] = [tape[f"{g}.D{k}"] for k in range(S * S)]
+            st.Df[g] = [tape[f"{g}.Df{s}"] for s in range(S)]
+            st.dsdh[g] = [tape[f"{g}.dsdh{s}"] for s in range(S)] if not v.groups[g].readout else []
+        fut = {g: [self._load(fn, f"fut_{g}_{s}") for s in v.groups[g].states] for g in v.order}
+        fut_s = {g: self._load(fn, f"futs_{g}") for g in self.rec_groups}
+        a_h, a_y = self._backward(fn, st, tape["dLdr"], W, fut, fut_s)
+        xt = self._inputs_at(fn, None)
+        for p in v.projections.values():
+            pre = p.source.split("@")[0]
+            x = xt[pre] if pre in v.inputs else tape[f"src.{p.source}"]
+            i = self._param_index(f"{p.name}.W")
+            self._store(fn, fn.matmul_at(x, a_y[p.post], B, v.size(pre), v.size(p.post), self._load(fn, f"g{i}")),
+                        f"g{i}")
+            if p.bias:
+                j = self._param_index(f"{p.name}.b")
+                self._store(fn, fn.sum_rows(a_y[p.post], B, v.size(p.post), self._load(fn, f"g{j}")), f"g{j}")
         for g in v.order:
-            info = v.groups[g]
-            carry += [(f"fut_{g}_{s}", fn.full((B, info.size), 0.0), tt(B, info.size)) for s in range(info.num_states)]
-        carry += [(f"futs_{g}", fn.full((B, v.groups[g].size), 0.0), tt(B, v.groups[g].size)) for g in self.rec_groups]
+            S, N = v.groups[g].num_states, v.groups[g].size
+            res = fn.map(st.D[g] + a_h[g], [(B, N)] * (S * S + S), (B, N), S, _transpose_apply_body(S))
+            for s, name in enumerate(v.groups[g].states):
+                self._store(fn, res[s], f"fut_{g}_{name}")
+        for g in self.rec_groups:
+            acc = None
+            for p in v.out_of(g, recurrent=True):
+                acc = fn.matmul_bt(a_y[p.post], W[p.name], B, v.groups[g].size, v.size(p.post), acc=acc)
+            self._store(fn, acc, f"futs_{g}")
+        args = self._signature(False, per_step=True)
+        args += "".join(f", {tape[name]}: {tt(*shape)}" for name, shape in entries)
+        return self._func("bptt_backward_step", args, [], fn, [])
 
-        def step(t, cur):
-            st = _Step({}, {}, {}, {}, {})
-            for g in v.order:
-                info = v.groups[g]
-                S, N = info.num_states, info.size
-                st.D[g] = [fn.slice_t(fwd[f"tape_{g}_D{k}"], t, (B, N)) for k in range(S * S)]
-                st.Df[g] = [fn.slice_t(fwd[f"tape_{g}_Df{s}"], t, (B, N)) for s in range(S)]
-                if not info.readout:
-                    st.dsdh[g] = [fn.slice_t(fwd[f"tape_{g}_dsdh{s}"], t, (B, N)) for s in range(S)]
-            dLdr = fn.slice_t(fwd["tape_dLdr"], t, (B, self.C))
-            fut = {g: [cur[f"fut_{g}_{s}"] for s in range(v.groups[g].num_states)] for g in v.order}
-            a_h, a_y = self._backward(fn, st, dLdr, W, fut, {g: cur[f"futs_{g}"] for g in self.rec_groups})
-            nxt = dict(cur)
-            xt = {n: fn.slice_t(f"%x_{n}", t, (B, i["size"])) for n, i in v.inputs.items()}
-            for p in v.projections.values():
-                key = p.source
-                pre = key.split("@")[0]
-                x = xt[pre] if pre in v.inputs else fn.slice_t(fwd[f"tape_src_{key.replace('@', '_')}"], t,
-                                                                 (B, v.size(pre)))
-                i = self._param_index(f"{p.name}.W")
-                nxt[f"g{i}"] = fn.matmul_at(x, a_y[p.post], B, v.size(pre), v.size(p.post), nxt[f"g{i}"])
-                if p.bias:
-                    j = self._param_index(f"{p.name}.b")
-                    nxt[f"g{j}"] = fn.sum_rows(a_y[p.post], B, v.size(p.post), nxt[f"g{j}"])
-            for g in v.order:
-                S, N = v.groups[g].num_states, v.groups[g].size
-                res = fn.map(st.D[g] + a_h[g], [(B, N)] * (S * S + S), (B, N), S, _transpose_apply_body(S))
-                for s in range(S):
-                    nxt[f"fut_{g}_{s}"] = res[s]
-            for g in self.rec_groups:
-                acc = None
-                for p in v.out_of(g, recurrent=True):
-                    acc = fn.matmul_bt(a_y[p.post], W[p.name], B, v.groups[g].size, v.size(p.post), acc=acc)
-                nxt[f"futs_{g}"] = acc
-            return nxt
-
-        out = self._loop(fn, carry, step, reverse=True)
-        for s in grads:
-            self._store(fn, out[s], s)
-
-    # ---------------------------------------------------------------- inference and utilities
+    # ---------------------------------------------------------------- inference
     def infer_chunk(self) -> str:
         fn = Fn()
         fn.chunk = self.K
-        v, B, K = self.v, self.B, self.K
+        B, C, K = self.B, self.C, self.K
         W, b = self._weights(fn)
         states = self._state_syms()
         carry = [(s, self._load(fn, s), self._type_of(s)) for s in states]
-        seqs = [("rseq", (K, B, self.C))]
-        seqs += [(f"spikes_{g}", (K, B, v.groups[g].size)) for g in v.spiking()]
-        seqs += [(f"seq_{g}_{s}", (K, B, v.groups[g].size)) for g in v.order for s in v.groups[g].states]
-        carry += [(k, fn.empty(shape), tt(*shape)) for k, shape in seqs]
+        carry.append(("rseq", fn.empty((K, B, C)), tt(K, B, C)))  # small: [K, B, classes]
 
         def step(t, cur):
             st = self._forward(fn, cur, self._inputs_at(fn, t), W, b)
-            nxt = dict(cur)
-            for g in v.order:
-                info = v.groups[g]
-                for s, val in zip(info.states, st.h[g]):
-                    nxt[f"h_{g}_{s}"] = val
-                    nxt[f"seq_{g}_{s}"] = fn.insert_t(val, cur[f"seq_{g}_{s}"], t, (B, info.size))
-                if not info.readout:
-                    nxt[f"spikes_{g}"] = fn.insert_t(st.spk[g], cur[f"spikes_{g}"], t, (B, info.size))
-            for g in self.rec_groups:
-                nxt[f"spk_{g}"] = st.spk[g]
-            nxt["rseq"] = fn.insert_t(st.h[v.readout().name][0], cur["rseq"], t, (B, self.C))
-            return nxt
+            rseq = fn.insert_t(st.h[self.v.readout().name][0], cur["rseq"], t, (B, C))
+            return dict(cur, rseq=rseq, **self._next_states(st))
 
         out = self._loop(fn, carry, step)
         for s in states:
             self._store(fn, out[s], s)
-        types = ", ".join(tt(*shape) for _, shape in seqs)
-        fn.emit(f"return {', '.join(out[k] for k, _ in seqs)} : {types}")
-        return f"func.func @infer_chunk({self._signature(False)}) -> ({types}) {{\n" + "\n".join(fn.lines) + "\n}"
+        return self._func("infer_chunk", self._signature(False), [tt(K, B, C)], fn, [out["rseq"]])
 
-    def _setter(self, name: str, entries: list[tuple[str, float]]) -> str:
+    def record_step(self) -> str:
+        """One step that returns everything: readout, every group's spikes and states."""
+        v, B = self.v, self.B
         fn = Fn()
+        W, b = self._weights(fn)
+        st = self._forward(fn, self._load_states(fn), self._inputs_at(fn, None), W, b)
+        for sym, val in self._next_states(st).items():
+            self._store(fn, val, sym)
+        values = [st.h[v.readout().name][0]] + [st.spk[g] for g in v.spiking()]
+        types = [tt(B, self.C)] + [tt(B, v.groups[g].size) for g in v.spiking()]
+        for g in v.order:
+            values += st.h[g]
+            types += [tt(B, v.groups[g].size)] * v.groups[g].num_states
+        return self._func("record_step", self._signature(False, per_step=True), types, fn, values)
+
+    # ---------------------------------------------------------------- state, parameters, optimizer
+    def _setter(self, name: str, entries: list[tuple[str, float]]) -> str:
+        """Set each global to a constant. The constant is computed from the global's own buffer
+        (max(x*0, 0) + c, which no canonicalization folds): IREE 3.13 gives one buffer to globals
+        stored from the same (CSE'd) fill, and an in-place update of one then changes them all."""
+        fn = Fn()
+        self._set_constants(fn, entries)
+        return self._func(name, "", [], fn, [])
+
+    def _set_constants(self, fn: Fn, entries: list[tuple[str, float]]) -> None:
         for sym, value in entries:
-            shape = next(e["shape"] for e in self.layout if e["global"] == sym)
-            self._store(fn, fn.full(tuple(shape), value), sym)
-        fn.emit("return")
-        return f"func.func @{name}() {{\n" + "\n".join(fn.lines) + "\n}"
+            shape = tuple(next(e["shape"] for e in self.layout if e["global"] == sym))
+            self._store(fn, fn.map([self._load(fn, sym)], [shape], shape, 1, _constant_like_body(value))[0], sym)
 
     def reset_state(self) -> str:
-        init = {e["global"]: 0.0 for e in self.layout}
+        init = {}
         for g in self.v.order:
             for s, value in zip(self.v.groups[g].states, self.v.groups[g].init):
                 init[f"h_{g}_{s}"] = value
-        return self._setter("reset_state", [(s, init[s]) for s in self._state_syms() + self._trace_syms()])
+        return self._setter("reset_state", [(s, init.get(s, 0.0)) for s in self._state_syms() + self._trace_syms()])
 
-    def getters(self) -> str:
+    def params_io(self) -> list[str]:
         out = []
+        types = [tt(*shape) for _, shape in self.params]
         for fname, prefix in (("get_params", "p"), ("get_grads", "g")):
             fn = Fn()
-            vals = [self._load(fn, f"{prefix}{i}") for i in range(len(self.params))]
-            types = ", ".join(tt(*shape) for _, shape in self.params)
-            fn.emit(f"return {', '.join(vals)} : {types}")
-            out.append(f"func.func @{fname}() -> ({types}) {{\n" + "\n".join(fn.lines) + "\n}")
+            out.append(self._func(fname, "", types, fn, [self._load(fn, f"{prefix}{i}") for i in range(len(types))]))
         fn = Fn()
-        args = ", ".join(f"%a{i}: {tt(*shape)}" for i, (_, shape) in enumerate(self.params))
-        for i in range(len(self.params)):
+        for i in range(len(types)):
             self._store(fn, f"%a{i}", f"p{i}")
-        fn.emit("return")
-        out.append(f"func.func @set_params({args}) {{\n" + "\n".join(fn.lines) + "\n}")
-        moments = [f"{k}{i}" for i in range(len(self.params)) for k in ("m", "u")] if self.optimizer == "adam" else []
-        out.append(self._setter("reset_optimizer", [(s, 0.0) for s in moments + ["opt_step"]]))
-        out.append(self._setter("zero_grads", [(f"g{i}", 0.0) for i in range(len(self.params))]))
-        return "\n".join(out)
+        out.append(self._func("set_params", ", ".join(f"%a{i}: {t}" for i, t in enumerate(types)), [], fn, []))
+        moments = [e["global"] for e in self.layout if e["role"] in ("adam_m", "adam_v", "optimizer")]
+        out.append(self._setter("reset_optimizer", [(s, 0.0) for s in moments]))
+        out.append(self._setter("zero_grads", [(f"g{i}", 0.0) for i in range(len(types))]))
+        return out
 
     def apply_update(self) -> str:
         """p -= lr * step(g), then g = 0; Adam keeps its moments and step count as globals."""
         fn = Fn()
         b1, b2 = self.betas
-        k_old = self._load(fn, "opt_step")
-        one = fn.const(1.0)
         k0, k = fn.name("k"), fn.name("k")
-        fn.emit(f"{k0} = tensor.extract {k_old}[] : {tt()}")
-        fn.emit(f"{k} = arith.addf {k0}, {one} : f32")
-        c1, c2 = fn.name("bc"), fn.name("bc")
+        fn.emit(f"{k0} = tensor.extract {self._load(fn, 'opt_step')}[] : {tt()}")
+        fn.emit(f"{k} = arith.addf {k0}, {fn.const(1.0)} : f32")
+        c1, c2, lr = fn.name("bc"), fn.name("bc"), fn.name("lr")
         fn.emit(f"{c1} = math.powf {fn.const(b1)}, {k} : f32")
         fn.emit(f"{c2} = math.powf {fn.const(b2)}, {k} : f32")
-        lr = fn.name("lr")
         fn.emit(f"{lr} = tensor.extract %lr[] : {tt()}")
         for i, (_, shape) in enumerate(self.params):
             p, g = self._load(fn, f"p{i}"), self._load(fn, f"g{i}")
             if self.optimizer == "sgd":
-                new = fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr))
-                self._store(fn, new[0], f"p{i}")
+                self._store(fn, fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr))[0], f"p{i}")
             else:
                 m, u = self._load(fn, f"m{i}"), self._load(fn, f"u{i}")
                 new = fn.map([p, g, m, u], [shape] * 4, shape, 3, _adam_body(lr, b1, b2, self.eps, c1, c2))
                 for sym, val in zip((f"p{i}", f"m{i}", f"u{i}"), new):
                     self._store(fn, val, sym)
-            self._store(fn, fn.full(shape, 0.0), f"g{i}")
         kt = fn.name("kt")
         fn.emit(f"{kt} = tensor.from_elements {k} : {tt()}")
         self._store(fn, kt, "opt_step")
-        fn.emit("return")
-        return f"func.func @apply_update(%lr: {tt()}) {{\n" + "\n".join(fn.lines) + "\n}"
+        self._set_constants(fn, [(f"g{i}", 0.0) for i in range(len(self.params))])
+        return self._func("apply_update", f"%lr: {tt()}", [], fn, [])
 
     def module_text(self) -> str:
-        funcs = [self.train_chunk(), self.infer_chunk(), self.reset_state(), self.getters(), self.apply_update()]
+        if self.algorithm == "bptt":
+            training = [self.bptt_forward_step(), self.bptt_begin_backward(), self.bptt_backward_step()]
+        else:
+            training = [self.train_chunk()]
+        funcs = training + [self.infer_chunk(), self.record_step(), self.reset_state(), *self.params_io(),
+                            self.apply_update()]
         return "module @btc_model {\n" + "\n".join(self.global_lines) + "\n" + "\n".join(funcs) + "\n}\n"
 
 
-# ---- scalar bodies for elementwise generics (each returns (lines, yielded))
-def _sum_body(fn: Fn, a):
-    lines, acc = [], a[0]
-    for x in a[1:]:
-        n = fn.name("r")
-        lines.append(f"{n} = arith.addf {acc}, {x} : f32")
-        acc = n
-    return lines, [acc]
-
-
-def _decay_body(alpha: float):
+def _constant_like_body(value: float):
     def body(fn: Fn, a):
-        c, m, s = fn.name("r"), fn.name("r"), fn.name("r")
-        return [f"{c} = arith.constant {alpha:.9e} : f32", f"{m} = arith.mulf {a[0]}, {c} : f32",
-                f"{s} = arith.addf {m}, {a[1]} : f32"], [s]
+        c0, m, z, c, r = (fn.name("r") for _ in range(5))
+        return [f"{c0} = arith.constant 0.0 : f32", f"{m} = arith.mulf {a[0]}, {c0} : f32",
+                f"{z} = arith.maxnumf {m}, {c0} : f32", f"{c} = arith.constant {value:.9e} : f32",
+                f"{r} = arith.addf {z}, {c} : f32"], [r]
     return body
 
 
-def _post_trace_body(S: int, alpha: float, exact: bool):
-    """eps'[s] = alpha*sum_s' D[s][s'] eps[s'] + (1-alpha)*Df[s] (exact: alpha = 1, Df weight 1);
-    also yields sum_s eps'[s]*delta[s], the postsynaptic factor of the gradient."""
+def _weighted_add_body(weight: str):
     def body(fn: Fn, a):
-        D, Df, eps, delta = a[:S * S], a[S * S:S * S + S], a[S * S + S:S * S + 2 * S], a[S * S + 2 * S:]
-        lines = []
-        ca, cb = fn.name("r"), fn.name("r")
-        lines += [f"{ca} = arith.constant {alpha:.9e} : f32",
-                  f"{cb} = arith.constant {(1.0 if exact else 1.0 - alpha):.9e} : f32"]
-        new = []
-        for s in range(S):
-            acc = None
-            for sp in range(S):
-                m = fn.name("r")
-                lines.append(f"{m} = arith.mulf {D[s * S + sp]}, {eps[sp]} : f32")
-                if acc is None:
-                    acc = m
-                else:
-                    n = fn.name("r")
-                    lines.append(f"{n} = arith.addf {acc}, {m} : f32")
-                    acc = n
-            x, y, z = fn.name("r"), fn.name("r"), fn.name("r")
-            lines += [f"{x} = arith.mulf {acc}, {ca} : f32", f"{y} = arith.mulf {Df[s]}, {cb} : f32",
-                      f"{z} = arith.addf {x}, {y} : f32"]
-            new.append(z)
-        total = None
-        for s in range(S):
-            m = fn.name("r")
-            lines.append(f"{m} = arith.mulf {new[s]}, {delta[s]} : f32")
-            if total is None:
-                total = m
-            else:
-                n = fn.name("r")
-                lines.append(f"{n} = arith.addf {total}, {m} : f32")
-                total = n
-        return lines, new + [total]
-    return body
-
-
-def _transpose_apply_body(S: int):
-    """out[s'] = sum_s D[s][s'] * a[s]: the adjoint carried to step t-1."""
-    def body(fn: Fn, a):
-        D, adj = a[:S * S], a[S * S:]
-        lines, out = [], []
-        for sp in range(S):
-            acc = None
-            for s in range(S):
-                m = fn.name("r")
-                lines.append(f"{m} = arith.mulf {D[s * S + sp]}, {adj[s]} : f32")
-                if acc is None:
-                    acc = m
-                else:
-                    n = fn.name("r")
-                    lines.append(f"{n} = arith.addf {acc}, {m} : f32")
-                    acc = n
-            out.append(acc)
-        return lines, out
-    return body
-
-
-def _sgd_body(lr: str):
-    def body(fn: Fn, a):
-        m, n = fn.name("r"), fn.name("r")
-        return [f"{m} = arith.mulf {a[1]}, {lr} : f32", f"{n} = arith.subf {a[0]}, {m} : f32"], [n]
-    return body
-
-
-def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str):
-    """Adam with bias correction; c1, c2 are b1^k and b2^k for this update's step k."""
-    def body(fn: Fn, a):
-        p, g, m, u = a
-        lines: list[str] = []
-
-        def op(text: str) -> str:
-            n = fn.name("r")
-            lines.append(f"{n} = {text} : f32")
-            return n
-
-        def const(x: float) -> str:
-            return op(f"arith.constant {x:.9e}")
-
-        m_new = op(f"arith.addf {op(f'arith.mulf {m}, {const(b1)}')}, {op(f'arith.mulf {g}, {const(1 - b1)}')}")
-        g2 = op(f"arith.mulf {g}, {g}")
-        u_new = op(f"arith.addf {op(f'arith.mulf {u}, {const(b2)}')}, {op(f'arith.mulf {g2}, {const(1 - b2)}')}")
-        one = const(1.0)
-        m_hat = op(f"arith.divf {m_new}, {op(f'arith.subf {one}, {c1}')}")
-        u_hat = op(f"arith.divf {u_new}, {op(f'arith.subf {one}, {c2}')}")
-        denom = op(f"arith.addf {op(f'math.sqrt {u_hat}')}, {const(eps)}")
-        step = op(f"arith.mulf {op(f'arith.divf {m_hat}, {denom}')}, {lr}")
-        return lines, [op(f"arith.subf {p}, {step}"), m_new, u_new]
+        m, s = fn.name("r"), fn.name("r")
+        return [f"{m} = arith.mulf {a[1]}, {weight} : f32", f"{s} = arith.addf {a[0]}, {m} : f32"], [s]
     return body
 
 
@@ -691,3 +341,6 @@ class LowerToLinalgPass:
             attrs["sym_name"] = ir.StringAttr.get("btc_model")
             attrs["btc.layout"] = ir.StringAttr.get(json.dumps(lowering.layout))
             attrs["btc.algorithm"] = ir.StringAttr.get(lowering.algorithm)
+            attrs["btc.tape"] = ir.StringAttr.get(json.dumps(
+                [{"name": n, "shape": list(s), "bytes": 4 * s[0] * s[1]} for n, s in tape_entries(view)]
+                if lowering.algorithm == "bptt" else []))

@@ -52,16 +52,26 @@ class Model:
         self.batch, self.chunk, self.algorithm = m["batch"], m["chunk"], m["algorithm"]
         self.functions = m["functions"]
         self.param_names = [p["name"] for p in m["params"]]
-        self.num_classes = self.functions["train_chunk"]["outputs"][1]["shape"][2]
+        self.num_classes = m["num_classes"]
         self._config = rt.Config(driver or m.get("driver", "local-sync"))
         self._ctx = rt.SystemContext(config=self._config)
         self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
         self._fns = self._ctx.modules.btc_model
+        # every global is initialised here: the module's initial values are placeholders
         with np.load(os.path.join(path, "init_params.npz")) as z:
             self.set_params({n: z[n] for n in self.param_names})
         self.reset_state()
+        self.zero_grads()
+        self.reset_optimizer()
 
     # ---- calls into the module
+    def _call_raw(self, name: str, *args) -> tuple:
+        """Results as device arrays (no copy): BPTT keeps its tape this way between calls."""
+        out = self._fns[name](*args)
+        if out is None:
+            return ()
+        return tuple(out) if isinstance(out, (list, tuple)) else (out,)
+
     def _call(self, name: str, *args):
         out = self._fns[name](*args)
         if out is None:
@@ -97,7 +107,9 @@ class Model:
         missing = [n for n in self.param_names if n not in params]
         if missing:
             raise BtcError(f"set_params needs every parameter; missing {missing}")
-        arrays = [self._check(params[n], tuple(sigs[n]["shape"]), np.float32, f"parameter {n}") for n in self.param_names]
+        # fresh copies: two parameters must never share one buffer in the module
+        arrays = [np.array(self._check(params[n], tuple(sigs[n]["shape"]), np.float32, f"parameter {n}"))
+                  for n in self.param_names]
         self._call("set_params", *arrays)
 
     def apply_update(self, lr: float) -> None:
@@ -180,27 +192,43 @@ class Model:
             yield n, parts
 
     def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
-        """Run the whole sequence through train_chunk (states reset first unless reset=False).
+        """Train on a whole sequence of any length (states reset first unless reset=False).
 
-        Gradients accumulate over the sequence; with `lr` an optimizer step follows. Returns the
-        summed loss and the readout [T, B, C].
+        pp-prop runs it through train_chunk K steps at a time; BPTT runs it forward one step per call,
+        keeping each step's tape entries, then backward. Gradients accumulate over the sequence; with
+        `lr` an optimizer step follows. Returns the summed loss and `readout_sum` = sum_t mask_t * r_t [B, C].
         """
         x = self._inputs(x)
         T = next(iter(x.values())).shape[0]
         target, mask = self._targets(target, T), self._mask(mask, T)
-        if self.algorithm == "bptt" and T > self.chunk:
-            raise BtcError(f"this BPTT artifact holds at most {self.chunk} steps (its chunk); the sequence has "
-                           f"{T}: recompile with --chunk {T} or use --algorithm pp-prop for any length")
         if reset:
             self.reset_state()
-        loss, readouts = 0.0, []
-        for n, parts in self._chunks(x, target, mask):
-            chunk_loss, readout = self._call("train_chunk", *parts)
-            loss += float(chunk_loss)
-            readouts.append(readout[:n])
+        if self.algorithm == "bptt":
+            loss, rsum = self._bptt(x, target, mask)
+        else:
+            loss, rsum = 0.0, np.zeros((self.batch, self.num_classes), np.float32)
+            for _, parts in self._chunks(x, target, mask):
+                chunk_loss, chunk_rsum = self._call("train_chunk", *parts)
+                loss += float(chunk_loss)
+                rsum += chunk_rsum
         if lr is not None:
             self.apply_update(lr)
-        return {"loss": loss, "readout": np.concatenate(readouts)}
+        return {"loss": loss, "readout_sum": rsum}
+
+    def _bptt(self, x: dict, target: np.ndarray, mask: np.ndarray) -> tuple[float, np.ndarray]:
+        T = target.shape[0]
+        xs = list(x.values())
+        loss, rsum, tape = 0.0, np.zeros((self.batch, self.num_classes), np.float32), []
+        for t in range(T):
+            out = self._call_raw("bptt_forward_step", *(a[t] for a in xs), target[t], mask[t])
+            loss += float(out[0].to_host())
+            rsum += mask[t] * np.asarray(out[1].to_host())
+            tape.append(out[2:])
+        self._call("bptt_begin_backward")
+        for t in reversed(range(T)):
+            self._call_raw("bptt_backward_step", *(a[t] for a in xs), *tape[t])
+            tape[t] = None  # free as the sweep goes
+        return loss, rsum
 
     def train_stream(self, chunks: Iterable[tuple], lr: float | None = None) -> dict:
         """Train on a stream of (x, target, mask) chunks of exactly `chunk` steps each, without ever
@@ -221,17 +249,19 @@ class Model:
             self.apply_update(lr)
         return {"loss": loss, "steps": steps}
 
-    def infer_sequence(self, x, reset: bool = True) -> dict:
-        """Forward only. Returns readout [T, B, C], spikes.<group> and state.<group>.<state> [T, B, N]."""
+    def infer_sequence(self, x, reset: bool = True, record: bool = False) -> dict:
+        """Forward only: {"readout": [T, B, C]}. With record=True also every group's spikes
+        (spikes.<group>) and states (state.<group>.<state>), [T, B, N] each, one step per call."""
         x = self._inputs(x)
         if reset:
             self.reset_state()
-        names = [o["name"] for o in self.functions["infer_chunk"]["outputs"]]
-        collected = {n: [] for n in names}
-        for n, parts in self._chunks(x):
-            for name, value in zip(names, self._call("infer_chunk", *parts)):
-                collected[name].append(value[:n])
-        return {k: np.concatenate(v) for k, v in collected.items()}
+        if not record:
+            readouts = [self._call("infer_chunk", *parts)[0][:n] for n, parts in self._chunks(x)]
+            return {"readout": np.concatenate(readouts)}
+        names = [o["name"] for o in self.functions["record_step"]["outputs"]]
+        T = next(iter(x.values())).shape[0]
+        steps = [self._call("record_step", *(a[t] for a in x.values())) for t in range(T)]
+        return {name: np.stack([s[i] for s in steps]) for i, name in enumerate(names)}
 
     # ---- checkpoints
     def save_checkpoint(self, path: str) -> None:

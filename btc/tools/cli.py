@@ -53,7 +53,7 @@ def main():
 @click.option("--target", default="llvm-cpu", show_default=True, help="backend: llvm-cpu")
 @click.option("--batch", type=int, default=32, show_default=True, help="batch size B compiled in")
 @click.option("--chunk", type=int, default=100, show_default=True,
-              help="time steps K per call; BPTT holds at most K steps")
+              help="time steps K run inside the module per call")
 @click.option("--decay", type=float, default=0.9, show_default=True, help="pp-prop trace decay alpha in [0, 1)")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
@@ -110,7 +110,7 @@ def inspect_cmd(artifact, as_json):
 @click.option("--task", type=click.Choice(["digits"]), default="digits", show_default=True)
 @click.option("--epochs", type=int, default=5, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--steps", type=int, default=None, help="time steps per sample (default: 40, or the BPTT chunk)")
+@click.option("--steps", type=int, default=None, help="time steps per sample (default: 40)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
 def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
@@ -121,7 +121,7 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
 
     try:
         model = load(artifact)
-        steps = steps or (min(40, model.chunk) if model.algorithm == "bptt" else 40)
+        steps = steps or 40
         data = get_task(task, steps=steps, seed=seed)
         per_epoch = len(data.train_y) // model.batch
         with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})",

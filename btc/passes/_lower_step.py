@@ -1,0 +1,415 @@
+"""The arithmetic of one time step, shared by every function btc-lower-to-linalg writes: module
+globals, the forward step (matmuls + each group's derivative region as one linalg.generic), the loss
+and its gradient, and the within-step backward that yields the learning signal.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from btc.dialect import attrs_of
+from btc.passes._linalg_text import Fn, block_body, tt
+from btc.passes._view import ModelView
+
+__all__ = ["StepLowering", "Step"]
+
+_NEG_BIG = -3.0e38
+
+
+@dataclass
+class Step:
+    """Values of one forward step, per group: new states, D (S*S, row-major), Df, spikes, ds/dh."""
+
+    h: dict
+    D: dict
+    Df: dict
+    spk: dict
+    dsdh: dict
+
+
+class StepLowering:
+    def __init__(self, view: ModelView, optimizer: str, betas=(0.9, 0.999), eps=1e-8):
+        self.v, self.B, self.K = view, view.batch, view.chunk
+        self.optimizer, self.betas, self.eps = optimizer, betas, eps
+        self.C = view.readout().size
+        self.ce = view.loss["kind"] == "cross_entropy"
+        self.schedule = [(op.operation.name, attrs_of(op)) for op in view.schedule.regions[0].blocks[0].operations]
+        self.algorithm = attrs_of(view.schedule)["algorithm"]
+        self.params = view.params()
+        self.layout: list[dict] = []
+        self.global_lines: list[str] = []
+        # spikes of step t-1 are carried for every group read recurrently
+        self.rec_groups = [g for g in view.spiking() if view.out_of(g, recurrent=True)]
+        self._declare_globals()
+
+    # ---------------------------------------------------------------- globals
+    def _global(self, sym: str, shape: tuple, role: str, label: str) -> None:
+        # Each global starts from a different splat: IREE 3.13 lets globals with equal initial values
+        # share one buffer, and an in-place update of one then shows up in the other. The values are
+        # never read: the runtime runs set_params, reset_state, zero_grads and reset_optimizer at load.
+        init = float(len(self.layout) + 1)
+        self.global_lines.append(f"util.global private mutable @{sym} = dense<{init:.9e}> : {tt(*shape)}")
+        n = 1
+        for d in shape:
+            n *= d
+        self.layout.append({"global": sym, "role": role, "name": label, "shape": list(shape), "bytes": 4 * n})
+
+    def _declare_globals(self):
+        v, B = self.v, self.B
+        for i, (name, shape) in enumerate(self.params):
+            self._global(f"p{i}", shape, "param", name)
+            self._global(f"g{i}", shape, "grad", name)
+            if self.optimizer == "adam":
+                self._global(f"m{i}", shape, "adam_m", name)
+                self._global(f"u{i}", shape, "adam_v", name)
+        self._global("opt_step", (), "optimizer", "step")
+        for g in v.order:
+            info = v.groups[g]
+            for s in info.states:
+                self._global(f"h_{g}_{s}", (B, info.size), "state", f"{g}.{s}")
+        for g in self.rec_groups:
+            self._global(f"spk_{g}", (B, v.groups[g].size), "state", f"{g}.spikes")
+        for t in v.traces.values():
+            for s in range(t.num_states):
+                self._global(f"tr_{t.name}_{s}", (B, t.size), "trace", f"{t.name}[{s}]")
+        if self.algorithm == "bptt":  # adjoints carried from step t+1 to t during the reverse sweep
+            for g in v.order:
+                for s in v.groups[g].states:
+                    self._global(f"fut_{g}_{s}", (B, v.groups[g].size), "adjoint", f"{g}.{s}")
+            for g in self.rec_groups:
+                self._global(f"futs_{g}", (B, v.groups[g].size), "adjoint", f"{g}.spikes")
+
+    def _load(self, fn: Fn, sym: str) -> str:
+        shape = next(e["shape"] for e in self.layout if e["global"] == sym)
+        n = fn.name("ld")
+        fn.emit(f"{n} = util.global.load @{sym} : {tt(*shape)}")
+        return n
+
+    def _store(self, fn: Fn, value: str, sym: str) -> None:
+        shape = next(e["shape"] for e in self.layout if e["global"] == sym)
+        fn.emit(f"util.global.store {value}, @{sym} : {tt(*shape)}")
+
+    def _state_syms(self) -> list[str]:
+        syms = [f"h_{g}_{s}" for g in self.v.order for s in self.v.groups[g].states]
+        return syms + [f"spk_{g}" for g in self.rec_groups]
+
+    def _trace_syms(self) -> list[str]:
+        return [f"tr_{t.name}_{s}" for t in self.v.traces.values() for s in range(t.num_states)]
+
+    # ---------------------------------------------------------------- one forward step
+    def _weights(self, fn: Fn) -> tuple[dict, dict]:
+        W, b = {}, {}
+        for i, (name, _) in enumerate(self.params):
+            proj, kind = name.rsplit(".", 1)
+            (W if kind == "W" else b)[proj] = self._load(fn, f"p{i}")
+        return W, b
+
+    def _forward(self, fn: Fn, cur: dict, xt: dict, W: dict, b: dict) -> Step:
+        v, B = self.v, self.B
+        st = Step({}, {}, {}, {}, {})
+        for g in v.order:
+            info = v.groups[g]
+            N, S = info.size, info.num_states
+            y = None
+            for p in v.into(g):
+                pre = xt[p.pre] if p.pre in v.inputs else (cur[f"spk_{p.pre}"] if p.recurrent else st.spk[p.pre])
+                y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
+            biases = [b[p.name] for p in v.into(g) if p.bias]
+            if biases:
+                y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, _sum_body)[0]
+            deriv = v.derivatives[g]
+
+            def body(fn, a, deriv=deriv, S=S, readout=info.readout):
+                lines, ys = block_body(fn, deriv.regions[0].blocks[0], a)
+                if not readout:
+                    more, spike = block_body(fn, deriv.regions[1].blocks[0], ys[:S])
+                    lines, ys = lines + more, ys + spike
+                return lines, ys
+
+            n_out = S + S * S + S + (0 if info.readout else 1 + S)
+            res = fn.map([cur[f"h_{g}_{s}"] for s in info.states] + [y], [(B, N)] * (S + 1), (B, N), n_out, body)
+            st.h[g], st.D[g], st.Df[g] = res[:S], res[S:S + S * S], res[S + S * S:2 * S + S * S]
+            if not info.readout:
+                st.spk[g], st.dsdh[g] = res[2 * S + S * S], res[2 * S + S * S + 1:]
+        return st
+
+    # ---------------------------------------------------------------- loss and its gradient
+    def _loss(self, fn: Fn, r: str, target: str, w: str, acc: str) -> tuple[str, str]:
+        """(dL_t/dr, acc + L_t) for readout r[B,C], this step's target and weight w (mask / count)."""
+        B, C = self.B, self.C
+        m2, m1 = "affine_map<(d0, d1) -> (d0, d1)>", "affine_map<(d0, d1) -> (d0)>"
+        m0 = "affine_map<(d0, d1) -> ()>"
+        if not self.ce:
+            def grad_body(a):
+                d, g2, g = fn.name("r"), fn.name("r"), fn.name("r")
+                return [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{g2} = arith.mulf {d}, {w} : f32",
+                        f"{g} = arith.addf {g2}, {g2} : f32"], [g]
+
+            def loss_body(a):
+                d, sq, ws, s = fn.name("r"), fn.name("r"), fn.name("r"), fn.name("r")
+                return [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{sq} = arith.mulf {d}, {d} : f32",
+                        f"{ws} = arith.mulf {sq}, {w} : f32", f"{s} = arith.addf {a[2]}, {ws} : f32"], [s]
+
+            ins = [(r, m2, tt(B, C)), (target, m2, tt(B, C))]
+            grad = fn.generic(ins, [(fn.empty((B, C)), m2, tt(B, C))], ["parallel"] * 2, grad_body)[0]
+            return grad, fn.generic(ins, [(acc, m0, tt())], ["reduction"] * 2, loss_body)[0]
+
+        def max_body(a):
+            s = fn.name("r")
+            return [f"{s} = arith.maximumf {a[1]}, {a[0]} : f32"], [s]
+
+        mx = fn.generic([(r, m2, tt(B, C))], [(fn.full((B,), _NEG_BIG), m1, tt(B))],
+                        ["parallel", "reduction"], max_body)[0]
+
+        def sumexp_body(a):
+            d, e, s = fn.name("r"), fn.name("r"), fn.name("r")
+            return [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{e} = math.exp {d} : f32",
+                    f"{s} = arith.addf {a[2]}, {e} : f32"], [s]
+
+        se = fn.generic([(r, m2, tt(B, C)), (mx, m1, tt(B))], [(fn.full((B,), 0.0), m1, tt(B))],
+                        ["parallel", "reduction"], sumexp_body)[0]
+        ins = [(r, m2, tt(B, C)), (mx, m1, tt(B)), (se, m1, tt(B)), (target, m1, tt(B, dtype="i32"))]
+
+        def onehot(a):
+            c, ti, eq, oh = fn.name("r"), fn.name("r"), fn.name("r"), fn.name("r")
+            return [f"{c} = linalg.index 1 : index", f"{ti} = arith.index_cast {a[3]} : i32 to index",
+                    f"{eq} = arith.cmpi eq, {c}, {ti} : index", f"{oh} = arith.uitofp {eq} : i1 to f32"], oh
+
+        def grad_body(a):
+            lines, oh = onehot(a)
+            d, e, p, q, g = (fn.name("r") for _ in range(5))
+            return lines + [f"{d} = arith.subf {a[0]}, {a[1]} : f32", f"{e} = math.exp {d} : f32",
+                            f"{p} = arith.divf {e}, {a[2]} : f32", f"{q} = arith.subf {p}, {oh} : f32",
+                            f"{g} = arith.mulf {q}, {w} : f32"], [g]
+
+        def loss_body(a):
+            lines, oh = onehot(a)
+            lg, lse, d, wd, c, s = (fn.name("r") for _ in range(6))
+            return lines + [f"{lg} = math.log {a[2]} : f32", f"{lse} = arith.addf {a[1]}, {lg} : f32",
+                            f"{d} = arith.subf {lse}, {a[0]} : f32", f"{wd} = arith.mulf {d}, {w} : f32",
+                            f"{c} = arith.mulf {wd}, {oh} : f32", f"{s} = arith.addf {a[4]}, {c} : f32"], [s]
+
+        grad = fn.generic(ins, [(fn.empty((B, C)), m2, tt(B, C))], ["parallel"] * 2, grad_body)[0]
+        return grad, fn.generic(ins, [(acc, m0, tt())], ["reduction"] * 2, loss_body)[0]
+
+    # ---------------------------------------------------------------- within-step backward
+    def _backward(self, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | None = None,
+                  fut_s: dict | None = None) -> tuple[dict, dict]:
+        """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g] = dL/dy_g^t."""
+        v, B = self.v, self.B
+        a_h, a_y = {}, {}
+        for g in reversed(v.order):
+            info = v.groups[g]
+            N, S = info.size, info.num_states
+            extra = fut[g] if fut else []
+            if info.readout:
+                ins = [dLdr] + st.Df[g] + extra
+            else:
+                a_s = (fut_s or {}).get(g)
+                for p in v.out_of(g, recurrent=False):
+                    a_s = fn.matmul_bt(a_y[p.post], W[p.name], B, N, v.size(p.post), acc=a_s)
+                ins = [a_s or fn.full((B, N), 0.0)] + st.dsdh[g] + st.Df[g] + extra
+
+            def body(fn, a, S=S, readout=info.readout, has_fut=bool(extra)):
+                lines, hs = [], []
+                for s in range(S):
+                    if readout:
+                        base = a[0]
+                    else:
+                        base = fn.name("r")
+                        lines.append(f"{base} = arith.mulf {a[0]}, {a[1 + s]} : f32")
+                    if has_fut:
+                        tot = fn.name("r")
+                        lines.append(f"{tot} = arith.addf {base}, {a[-S + s]} : f32")
+                        base = tot
+                    hs.append(base)
+                df0 = 1 if readout else 1 + S
+                ay = None
+                for s in range(S):
+                    prod = fn.name("r")
+                    lines.append(f"{prod} = arith.mulf {hs[s]}, {a[df0 + s]} : f32")
+                    if ay is None:
+                        ay = prod
+                    else:
+                        nxt = fn.name("r")
+                        lines.append(f"{nxt} = arith.addf {ay}, {prod} : f32")
+                        ay = nxt
+                return lines, hs + [ay]
+
+            res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + 1, body)
+            a_h[g], a_y[g] = res[:S], res[S]
+        return a_h, a_y
+
+    # ---------------------------------------------------------------- time loops
+    def _loop(self, fn: Fn, carried: list[tuple[str, str, str]], body, reverse: bool = False) -> dict:
+        """scf.for over the K steps; carried = [(key, init value, type)]; body(t, cur) -> next."""
+        c0, c1, ck = fn.index(0), fn.index(1), fn.index(self.K)
+        last = fn.index(self.K - 1) if reverse else None
+        res, iv = fn.name("loop"), fn.name("t")
+        args = {k: fn.name("it") for k, _, _ in carried}
+        types = ", ".join(t for _, _, t in carried)
+        inits = ", ".join(f"{args[k]} = {init}" for k, init, _ in carried)
+        fn.emit(f"{res}:{len(carried)} = scf.for {iv} = {c0} to {ck} step {c1} iter_args({inits}) -> ({types}) {{")
+        fn.indent += 1
+        t = iv
+        if reverse:
+            t = fn.name("t")
+            fn.emit(f"{t} = arith.subi {last}, {iv} : index")
+        nxt = body(t, dict(args))
+        fn.emit(f"scf.yield {', '.join(nxt[k] for k, _, _ in carried)} : {types}")
+        fn.indent -= 1
+        fn.emit("}")
+        return {k: f"{res}#{i}" for i, (k, _, _) in enumerate(carried)}
+
+    def _type_of(self, sym: str) -> str:
+        return tt(*next(e["shape"] for e in self.layout if e["global"] == sym))
+
+    # Per-step functions take step tensors ([B, I], target[B], mask[]); chunk functions take
+    # [K, ...] tensors and slice step t (t=None means a per-step function).
+    def _inputs_at(self, fn: Fn, t: str | None) -> dict:
+        if t is None:
+            return {n: f"%x_{n}" for n in self.v.inputs}
+        return {n: fn.slice_t(f"%x_{n}", t, (self.B, i["size"])) for n, i in self.v.inputs.items()}
+
+    def _target_at(self, fn: Fn, t: str | None) -> str:
+        if t is None:
+            return "%target"
+        if self.ce:
+            return fn.slice_t("%target", t, (self.B,), dtype="i32")
+        return fn.slice_t("%target", t, (self.B, self.C))
+
+    def _step_weight(self, fn: Fn, t: str | None) -> str:
+        """mask_t / (number of loss terms averaged): the weight of step t's loss."""
+        m, w = fn.name("m"), fn.name("w")
+        inv = fn.const(1.0 / (self.B if self.ce else self.B * self.C))
+        fn.emit(f"{m} = tensor.extract %mask[] : {tt()}" if t is None else
+                f"{m} = tensor.extract %mask[{t}] : {tt(self.K)}")
+        fn.emit(f"{w} = arith.mulf {m}, {inv} : f32")
+        return w
+
+    def _signature(self, with_target: bool, per_step: bool = False) -> str:
+        lead = () if per_step else (self.K,)
+        args = [f"%x_{n}: {tt(*lead, self.B, i['size'])}" for n, i in self.v.inputs.items()]
+        if with_target:
+            tgt = tt(*lead, self.B, dtype="i32") if self.ce else tt(*lead, self.B, self.C)
+            args += [f"%target: {tgt}", f"%mask: {tt(*lead)}"]
+        return ", ".join(args)
+
+    def _source_value(self, key: str, xt: dict, cur: dict, st: Step) -> str:
+        pre, delay = key.split("@")
+        if pre in self.v.inputs:
+            return xt[pre]
+        return cur[f"spk_{pre}"] if delay == "1" else st.spk[pre]
+
+
+
+# ---- scalar bodies for elementwise generics (each returns (lines, yielded))
+def _sum_body(fn: Fn, a):
+    lines, acc = [], a[0]
+    for x in a[1:]:
+        n = fn.name("r")
+        lines.append(f"{n} = arith.addf {acc}, {x} : f32")
+        acc = n
+    return lines, [acc]
+
+
+def _decay_body(alpha: float):
+    def body(fn: Fn, a):
+        c, m, s = fn.name("r"), fn.name("r"), fn.name("r")
+        return [f"{c} = arith.constant {alpha:.9e} : f32", f"{m} = arith.mulf {a[0]}, {c} : f32",
+                f"{s} = arith.addf {m}, {a[1]} : f32"], [s]
+    return body
+
+
+def _post_trace_body(S: int, alpha: float, exact: bool):
+    """eps'[s] = alpha*sum_s' D[s][s'] eps[s'] + (1-alpha)*Df[s] (exact: alpha = 1, Df weight 1);
+    also yields sum_s eps'[s]*delta[s], the postsynaptic factor of the gradient."""
+    def body(fn: Fn, a):
+        D, Df, eps, delta = a[:S * S], a[S * S:S * S + S], a[S * S + S:S * S + 2 * S], a[S * S + 2 * S:]
+        lines = []
+        ca, cb = fn.name("r"), fn.name("r")
+        lines += [f"{ca} = arith.constant {alpha:.9e} : f32",
+                  f"{cb} = arith.constant {(1.0 if exact else 1.0 - alpha):.9e} : f32"]
+        new = []
+        for s in range(S):
+            acc = None
+            for sp in range(S):
+                m = fn.name("r")
+                lines.append(f"{m} = arith.mulf {D[s * S + sp]}, {eps[sp]} : f32")
+                if acc is None:
+                    acc = m
+                else:
+                    n = fn.name("r")
+                    lines.append(f"{n} = arith.addf {acc}, {m} : f32")
+                    acc = n
+            x, y, z = fn.name("r"), fn.name("r"), fn.name("r")
+            lines += [f"{x} = arith.mulf {acc}, {ca} : f32", f"{y} = arith.mulf {Df[s]}, {cb} : f32",
+                      f"{z} = arith.addf {x}, {y} : f32"]
+            new.append(z)
+        total = None
+        for s in range(S):
+            m = fn.name("r")
+            lines.append(f"{m} = arith.mulf {new[s]}, {delta[s]} : f32")
+            if total is None:
+                total = m
+            else:
+                n = fn.name("r")
+                lines.append(f"{n} = arith.addf {total}, {m} : f32")
+                total = n
+        return lines, new + [total]
+    return body
+
+
+def _transpose_apply_body(S: int):
+    """out[s'] = sum_s D[s][s'] * a[s]: the adjoint carried to step t-1."""
+    def body(fn: Fn, a):
+        D, adj = a[:S * S], a[S * S:]
+        lines, out = [], []
+        for sp in range(S):
+            acc = None
+            for s in range(S):
+                m = fn.name("r")
+                lines.append(f"{m} = arith.mulf {D[s * S + sp]}, {adj[s]} : f32")
+                if acc is None:
+                    acc = m
+                else:
+                    n = fn.name("r")
+                    lines.append(f"{n} = arith.addf {acc}, {m} : f32")
+                    acc = n
+            out.append(acc)
+        return lines, out
+    return body
+
+
+def _sgd_body(lr: str):
+    def body(fn: Fn, a):
+        m, n = fn.name("r"), fn.name("r")
+        return [f"{m} = arith.mulf {a[1]}, {lr} : f32", f"{n} = arith.subf {a[0]}, {m} : f32"], [n]
+    return body
+
+
+def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str):
+    """Adam with bias correction; c1, c2 are b1^k and b2^k for this update's step k."""
+    def body(fn: Fn, a):
+        p, g, m, u = a
+        lines: list[str] = []
+
+        def op(text: str) -> str:
+            n = fn.name("r")
+            lines.append(f"{n} = {text} : f32")
+            return n
+
+        def const(x: float) -> str:
+            return op(f"arith.constant {x:.9e}")
+
+        m_new = op(f"arith.addf {op(f'arith.mulf {m}, {const(b1)}')}, {op(f'arith.mulf {g}, {const(1 - b1)}')}")
+        g2 = op(f"arith.mulf {g}, {g}")
+        u_new = op(f"arith.addf {op(f'arith.mulf {u}, {const(b2)}')}, {op(f'arith.mulf {g2}, {const(1 - b2)}')}")
+        one = const(1.0)
+        m_hat = op(f"arith.divf {m_new}, {op(f'arith.subf {one}, {c1}')}")
+        u_hat = op(f"arith.divf {u_new}, {op(f'arith.subf {one}, {c2}')}")
+        denom = op(f"arith.addf {op(f'math.sqrt {u_hat}')}, {const(eps)}")
+        step = op(f"arith.mulf {op(f'arith.divf {m_hat}, {denom}')}, {lr}")
+        return lines, [op(f"arith.subf {p}, {step}"), m_new, u_new]
+    return body
+
+
