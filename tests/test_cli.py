@@ -30,7 +30,7 @@ def test_inspect_lists_functions_and_buffers(artifact):
     for e in manifest["layout"]:
         assert f"{e['bytes']:>12,} B" in result.output
     total = sum(manifest["memory_bytes"].values())
-    assert f"{total:>14,} B (independent of sequence length)" in result.output
+    assert f"{total:>14,} B in the module, whatever the sequence length" in result.output
 
 
 def test_train_prints_progress_and_final_metrics(artifact, tmp_path):

@@ -102,7 +102,11 @@ def inspect_cmd(artifact, as_json):
         click.echo(f"  {e['role']:<10} {e['name']:<24} {str(e['shape']):<16} {e['bytes']:>12,} B")
     for role, n in m["memory_bytes"].items():
         click.echo(f"total {role:<10} {n:>14,} B")
-    click.echo(f"total       {sum(m['memory_bytes'].values()):>14,} B (independent of sequence length)")
+    click.echo(f"total       {sum(m['memory_bytes'].values()):>14,} B in the module, whatever the sequence length")
+    if m["algorithm"] == "bptt":
+        per_step = m["bptt_tape_bytes_per_step"]
+        click.echo(f"BPTT tape   {per_step:>14,} B per time step, held by the runtime "
+                   f"(T=1,000: {per_step * 1000 / 2**20:,.1f} MiB)")
 
 
 @main.command("train")
