@@ -223,16 +223,7 @@ class StepLowering:
                         base = tot
                     hs.append(base)
                 df0 = 1 if readout else 1 + S
-                ay = None
-                for s in range(S):
-                    prod = fn.name("r")
-                    lines.append(f"{prod} = arith.mulf {hs[s]}, {a[df0 + s]} : f32")
-                    if ay is None:
-                        ay = prod
-                    else:
-                        nxt = fn.name("r")
-                        lines.append(f"{nxt} = arith.addf {ay}, {prod} : f32")
-                        ay = nxt
+                ay = _dot(fn, lines, hs, a[df0:df0 + S])
                 return lines, hs + [ay]
 
             res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + 1, body)
@@ -320,42 +311,36 @@ def _decay_body(alpha: float):
     return body
 
 
+def _dot(fn: Fn, lines: list[str], xs: list[str], ys: list[str]) -> str:
+    """Append scalar ops computing sum_i xs[i]*ys[i] to `lines`; returns the result's name."""
+    acc = None
+    for x, y in zip(xs, ys):
+        m = fn.name("r")
+        lines.append(f"{m} = arith.mulf {x}, {y} : f32")
+        if acc is not None:
+            n = fn.name("r")
+            lines.append(f"{n} = arith.addf {acc}, {m} : f32")
+            m = n
+        acc = m
+    return acc
+
+
 def _post_trace_body(S: int, alpha: float, exact: bool):
     """eps'[s] = alpha*sum_s' D[s][s'] eps[s'] + (1-alpha)*Df[s] (exact: alpha = 1, Df weight 1);
     also yields sum_s eps'[s]*delta[s], the postsynaptic factor of the gradient."""
     def body(fn: Fn, a):
         D, Df, eps, delta = a[:S * S], a[S * S:S * S + S], a[S * S + S:S * S + 2 * S], a[S * S + 2 * S:]
-        lines = []
         ca, cb = fn.name("r"), fn.name("r")
-        lines += [f"{ca} = arith.constant {alpha:.9e} : f32",
-                  f"{cb} = arith.constant {(1.0 if exact else 1.0 - alpha):.9e} : f32"]
+        lines = [f"{ca} = arith.constant {alpha:.9e} : f32",
+                 f"{cb} = arith.constant {(1.0 if exact else 1.0 - alpha):.9e} : f32"]
         new = []
         for s in range(S):
-            acc = None
-            for sp in range(S):
-                m = fn.name("r")
-                lines.append(f"{m} = arith.mulf {D[s * S + sp]}, {eps[sp]} : f32")
-                if acc is None:
-                    acc = m
-                else:
-                    n = fn.name("r")
-                    lines.append(f"{n} = arith.addf {acc}, {m} : f32")
-                    acc = n
+            acc = _dot(fn, lines, D[s * S:(s + 1) * S], eps)
             x, y, z = fn.name("r"), fn.name("r"), fn.name("r")
             lines += [f"{x} = arith.mulf {acc}, {ca} : f32", f"{y} = arith.mulf {Df[s]}, {cb} : f32",
                       f"{z} = arith.addf {x}, {y} : f32"]
             new.append(z)
-        total = None
-        for s in range(S):
-            m = fn.name("r")
-            lines.append(f"{m} = arith.mulf {new[s]}, {delta[s]} : f32")
-            if total is None:
-                total = m
-            else:
-                n = fn.name("r")
-                lines.append(f"{n} = arith.addf {total}, {m} : f32")
-                total = n
-        return lines, new + [total]
+        return lines, new + [_dot(fn, lines, new, delta)]
     return body
 
 
@@ -363,20 +348,8 @@ def _transpose_apply_body(S: int):
     """out[s'] = sum_s D[s][s'] * a[s]: the adjoint carried to step t-1."""
     def body(fn: Fn, a):
         D, adj = a[:S * S], a[S * S:]
-        lines, out = [], []
-        for sp in range(S):
-            acc = None
-            for s in range(S):
-                m = fn.name("r")
-                lines.append(f"{m} = arith.mulf {D[s * S + sp]}, {adj[s]} : f32")
-                if acc is None:
-                    acc = m
-                else:
-                    n = fn.name("r")
-                    lines.append(f"{n} = arith.addf {acc}, {m} : f32")
-                    acc = n
-            out.append(acc)
-        return lines, out
+        lines: list[str] = []
+        return lines, [_dot(fn, lines, [D[s * S + sp] for s in range(S)], adj) for sp in range(S)]
     return body
 
 
