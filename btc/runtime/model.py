@@ -150,7 +150,9 @@ class Model:
             if T is not None and a.shape[0] != T:
                 raise BtcError(f"inputs have different lengths: {T} and {a.shape[0]} steps")
             T = a.shape[0]
-            out[n] = self._check(a, a.shape, np.float32, f"input {n!r}")
+            if a.dtype.kind not in "biuf":
+                raise BtcError(f"input {n!r}: expected numbers, got dtype {a.dtype}")
+            out[n] = a  # converted to float32 one chunk at a time: a long bool/uint8 spike train stays small
         if T == 0:
             raise BtcError("the sequence has no time steps")
         return out
@@ -183,13 +185,14 @@ class Model:
         K = self.chunk
         for start in range(0, T, K):
             n = min(K, T - start)
-            parts = []
-            for a in list(x.values()) + list(extra):
-                piece = a[start:start + n]
-                if n < K:
-                    piece = np.concatenate([piece, np.zeros((K - n,) + a.shape[1:], a.dtype)])
-                parts.append(np.ascontiguousarray(piece))
-            yield n, parts
+            parts = self._step_inputs(x, slice(start, start + n)) + [a[start:start + n] for a in extra]
+            if n < K:
+                parts = [np.concatenate([p, np.zeros((K - n,) + p.shape[1:], p.dtype)]) for p in parts]
+            yield n, [np.ascontiguousarray(p) for p in parts]
+
+    def _step_inputs(self, x: dict, index) -> list[np.ndarray]:
+        """Inputs at a step or slice of steps, as float32, checked for NaN/inf."""
+        return [self._check(a[index], a[index].shape, np.float32, f"input {n!r}") for n, a in x.items()]
 
     def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
         """Train on a whole sequence of any length (states reset first unless reset=False).
@@ -217,16 +220,15 @@ class Model:
 
     def _bptt(self, x: dict, target: np.ndarray, mask: np.ndarray) -> tuple[float, np.ndarray]:
         T = target.shape[0]
-        xs = list(x.values())
         loss, rsum, tape = 0.0, np.zeros((self.batch, self.num_classes), np.float32), []
         for t in range(T):
-            out = self._call_raw("bptt_forward_step", *(a[t] for a in xs), target[t], mask[t])
+            out = self._call_raw("bptt_forward_step", *self._step_inputs(x, t), target[t], mask[t])
             loss += float(out[0].to_host())
             rsum += mask[t] * np.asarray(out[1].to_host())
             tape.append(out[2:])
         self._call("bptt_begin_backward")
         for t in reversed(range(T)):
-            self._call_raw("bptt_backward_step", *(a[t] for a in xs), *tape[t])
+            self._call_raw("bptt_backward_step", *self._step_inputs(x, t), *tape[t])
             tape[t] = None  # free as the sweep goes
         return loss, rsum
 
@@ -260,7 +262,7 @@ class Model:
             return {"readout": np.concatenate(readouts)}
         names = [o["name"] for o in self.functions["record_step"]["outputs"]]
         T = next(iter(x.values())).shape[0]
-        steps = [self._call("record_step", *(a[t] for a in x.values())) for t in range(T)]
+        steps = [self._call("record_step", *self._step_inputs(x, t)) for t in range(T)]
         return {name: np.stack([s[i] for s in steps]) for i, name in enumerate(names)}
 
     # ---- checkpoints
