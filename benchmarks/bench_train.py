@@ -58,11 +58,11 @@ def peak_rss_mib() -> float:
 
 
 def estimate_gib(method: str, N: int, T: int) -> float:
-    """Rough size of what BPTT keeps for the backward pass: jax ~8 float32 [B, N] values per step;
-    btc's in-module BPTT ~12 [T, B, N] tapes, held twice while a step copies them (see README)."""
+    """Rough size of what BPTT keeps for the backward pass: jax ~8 float32 [B, N] values per step,
+    btc ~12 (its manifest's bptt_tape_bytes_per_step is ~10 [B, N] for this network)."""
     if method == "btc-pp-prop":
         return 0.0
-    per_step = 24 if method == "btc-bptt" else 8
+    per_step = 12 if method == "btc-bptt" else 8
     return (T * B * N * 4 * per_step + T * B * I * 4 * 2) / 2 ** 30
 
 
@@ -79,7 +79,8 @@ def compile_main(method: str, N: int, T: int, out_dir: str) -> None:
     manifest = compile_network(build(N), CompileOptions(algorithm=algorithm, batch=B, chunk=chunk,
                                                         decay=0.9, optimizer="adam"), out_dir)
     print(MARK + json.dumps({"compile_s": time.perf_counter() - t0,
-                             "memory_bytes": manifest.get("memory_bytes", {})}), flush=True)
+                             "memory_bytes": manifest.get("memory_bytes", {}),
+                             "bptt_tape_bytes_per_step": manifest.get("bptt_tape_bytes_per_step")}), flush=True)
 
 
 # ----------------------------------------------------------------------------- one configuration
@@ -117,11 +118,12 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
 
         import btc.runtime as rt
 
-        model = rt.load(art)
+        model = rt.load(art, driver=os.environ.get("BENCH_BTC_DRIVER") or None)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, C, size=B).astype(np.int32)
     rss_setup = peak_rss_mib()
-    res = {"compile_s": info["compile_s"], "memory_bytes": info["memory_bytes"]}
+    res = {k: info.get(k) for k in ("compile_s", "memory_bytes", "bptt_tape_bytes_per_step")}
+    res["driver"] = os.environ.get("BENCH_BTC_DRIVER") or model.manifest.get("driver")
 
     if method == "btc-pp-prop":
         if T % K:
@@ -196,6 +198,7 @@ def one_jax(N: int, T: int, warmup: int, repeats: int, budget: float) -> dict:
         state[:] = out[:4]
 
     return {"compile_s": compile_s, "rss_setup_mib": rss_setup, "jax_backend": jax.default_backend(),
+            "driver": "xla-1core" if os.environ.get("BENCH_ONE_CORE") == "1" else "xla",
             **_time_runs(run, warmup, repeats, budget)}
 
 
@@ -230,6 +233,8 @@ def run_config(method: str, N: int, T: int, args) -> dict:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
         env["BENCH_ONE_CORE"] = "1"  # and one_jax pins the process to one core
     env.setdefault("JAX_PLATFORMS", "cpu")
+    if args.btc_driver and method != "jax-bptt":
+        env["BENCH_BTC_DRIVER"] = args.btc_driver
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:
@@ -238,11 +243,16 @@ def run_config(method: str, N: int, T: int, args) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)  # the child and its compile process, nothing else
         proc.communicate()
         return {**base, "status": f"timeout (>{args.timeout:.0f} s)"}
-    if proc.returncode == 0:
-        try:
-            return _parse(out)
-        except Exception as e:  # noqa: BLE001
+    try:
+        res = _parse(out)
+    except Exception as e:  # noqa: BLE001
+        res = None
+        if proc.returncode == 0:
             return {**base, "status": f"error ({e})", "stderr": err[-4000:]}
+    if res is not None:
+        if proc.returncode != 0:  # measured, then crashed on the way out (seen: IREE local-task teardown)
+            res.update(exit_rc=proc.returncode, stderr=err[-4000:])
+        return res
     oom = proc.returncode == -signal.SIGKILL or any(
         s in err for s in ("MemoryError", "RESOURCE_EXHAUSTED", "Out of memory", "out of memory", "std::bad_alloc"))
     status = "out of memory" if oom else f"error (rc {proc.returncode})"
@@ -251,16 +261,17 @@ def run_config(method: str, N: int, T: int, args) -> dict:
 
 def _fmt_table(results: list[dict]) -> str:
     head = (f"{'method':<12} {'N':>5} {'T':>6} {'s/seq':>10} {'us/step':>10} {'peak RSS MiB':>13} "
-            f"{'compile s':>10} {'runs':>5}  status")
+            f"{'compile s':>10} {'runs':>5}  {'driver':<10}  status")
     lines = [head, "-" * len(head)]
     for r in results:
         if r.get("status") == "ok":
             lines.append(f"{r['method']:<12} {r['N']:>5} {r['T']:>6} {r['sec_per_seq']:>10.4f} "
                          f"{r['us_per_step']:>10.1f} {r['peak_rss_mib']:>13.1f} {r['compile_s']:>10.1f} "
-                         f"{len(r['times']):>4}{'w' if r.get('warmup_only') else ' '}  ok")
+                         f"{len(r['times']):>4}{'w' if r.get('warmup_only') else ' '}  {r.get('driver') or '?':<10}  ok"
+                         + (f" (then crashed at exit, rc {r['exit_rc']})" if r.get("exit_rc") else ""))
         else:
             lines.append(f"{r['method']:<12} {r['N']:>5} {r['T']:>6} {'-':>10} {'-':>10} {'-':>13} {'-':>10} "
-                         f"{'-':>5}  {r['status']}")
+                         f"{'-':>5}  {'':<10}  {r['status']}")
     lines.append("s/seq: median over `runs` timed sequences after one warm-up (w: the warm-up run itself, "
                  "being longer than --budget); compile excluded.")
     return "\n".join(lines)
@@ -295,6 +306,18 @@ def _fmt_ratios(ratios: dict) -> str:
     return "\n".join(lines)
 
 
+def _git_rev() -> str | None:
+    """The commit measured (+ '-dirty' when btc/ has uncommitted changes): btc changes under us."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "btc"], cwd=root, capture_output=True,
+                               text=True).stdout.strip()
+        return (rev + ("-dirty" if dirty else "")) or None
+    except OSError:
+        return None
+
+
 def _ints(s: str) -> list[int]:
     return [int(v) for v in s.split(",") if v.strip()]
 
@@ -313,6 +336,8 @@ def main(argv=None) -> int:
                     help="seconds of timed runs per config: slow configs get fewer repeats (see _time_runs)")
     ap.add_argument("--jax-threads", type=int, default=0, choices=(0, 1),
                     help="1: XLA on one core (btc's local-sync runtime is single-threaded); 0: XLA default")
+    ap.add_argument("--btc-driver", default=None, choices=("local-sync", "local-task"),
+                    help="IREE driver for btc methods (default: the artifact's, chosen by btc from model size)")
     ap.add_argument("--one", nargs=3, metavar=("METHOD", "N", "T"), help=argparse.SUPPRESS)
     ap.add_argument("--compile", nargs=4, metavar=("METHOD", "N", "T", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -343,12 +368,13 @@ def main(argv=None) -> int:
                 if r.get("stderr") and r.get("status") != "ok":
                     print(r["stderr"][-2000:], file=sys.stderr, flush=True)
     ratios = _ratios(results)
+    print(f"btc commit: {_git_rev()}")
     print(_fmt_table(results))
     print(_fmt_ratios(ratios))
     if args.out:
         meta = {"I": I, "B": B, "C": C, "K_pp_prop": K, "p_spike": P_SPIKE, "lr": LR,
-                "jax_threads": "1" if args.jax_threads == 1 else "default", "cpu_count": os.cpu_count(),
-                "argv": sys.argv[1:]}
+                "jax_threads": "1" if args.jax_threads == 1 else "default", "btc_driver": args.btc_driver, "cpu_count": os.cpu_count(),
+                "argv": sys.argv[1:], "git": _git_rev()}
         with open(args.out, "w") as f:
             json.dump({"meta": meta, "results": results, "ratios": ratios}, f, indent=1)
     return 0
