@@ -113,10 +113,12 @@ def _signatures(net, options: CompileOptions, params: list, tape: list) -> dict:
 
 
 def _runtime_driver(net, options: CompileOptions) -> str:
-    """local-task (multi-threaded) pays ~100 us per dispatch and wins only on big matmuls: measured
-    2.0x faster at N=2048 and 1.8x slower on the 128-neuron digits model (see benchmarks/README.md)."""
+    """local-task (all cores) pays ~100 us per dispatch and wins only on big matmuls. BPTT stays on
+    local-sync: with local-task its per-step calls held 3.4x the memory and crashed at exit."""
+    from btc.passes.lower_to_linalg import LARGE_STEP_MACS
+
     macs = sum(options.batch * net.size(p.pre) * net.size(p.post) for p in net.projections.values())
-    return "local-task" if macs >= 1 << 22 else "local-sync"
+    return "local-task" if macs >= LARGE_STEP_MACS and options.algorithm == "pp-prop" else "local-sync"
 
 
 def _sha256(path: str) -> str:

@@ -231,22 +231,29 @@ class StepLowering:
         return a_h, a_y
 
     # ---------------------------------------------------------------- time loops
-    def _loop(self, fn: Fn, carried: list[tuple[str, str, str]], body, reverse: bool = False) -> dict:
-        """scf.for over the K steps; carried = [(key, init value, type)]; body(t, cur) -> next."""
-        c0, c1, ck = fn.index(0), fn.index(1), fn.index(self.K)
-        last = fn.index(self.K - 1) if reverse else None
+    def _loop(self, fn: Fn, carried: list[tuple[str, str, str]], body, unroll: int = 1) -> dict:
+        """scf.for over the K steps; carried = [(key, init value, type)]; body(t, cur) -> next.
+
+        `unroll` steps run per iteration (K % unroll == 0): IREE 3.13 copies every loop-carried
+        tensor once per iteration, gradient accumulators included, so fewer iterations copy less.
+        """
+        assert self.K % unroll == 0
+        c0, cstep, ck = fn.index(0), fn.index(unroll), fn.index(self.K)
+        offsets = [fn.index(j) for j in range(1, unroll)]
         res, iv = fn.name("loop"), fn.name("t")
         args = {k: fn.name("it") for k, _, _ in carried}
         types = ", ".join(t for _, _, t in carried)
         inits = ", ".join(f"{args[k]} = {init}" for k, init, _ in carried)
-        fn.emit(f"{res}:{len(carried)} = scf.for {iv} = {c0} to {ck} step {c1} iter_args({inits}) -> ({types}) {{")
+        fn.emit(f"{res}:{len(carried)} = scf.for {iv} = {c0} to {ck} step {cstep} iter_args({inits}) -> ({types}) {{")
         fn.indent += 1
-        t = iv
-        if reverse:
-            t = fn.name("t")
-            fn.emit(f"{t} = arith.subi {last}, {iv} : index")
-        nxt = body(t, dict(args))
-        fn.emit(f"scf.yield {', '.join(nxt[k] for k, _, _ in carried)} : {types}")
+        cur = dict(args)
+        for j in range(unroll):
+            t = iv
+            if j:
+                t = fn.name("t")
+                fn.emit(f"{t} = arith.addi {iv}, {offsets[j - 1]} : index")
+            cur = body(t, cur)
+        fn.emit(f"scf.yield {', '.join(cur[k] for k, _, _ in carried)} : {types}")
         fn.indent -= 1
         fn.emit("}")
         return {k: f"{res}#{i}" for i, (k, _, _) in enumerate(carried)}
