@@ -17,20 +17,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from btc.driver import CompileOptions, compile_network  # noqa: E402
-from btc.frontend import LIF, Expon, Network, Surrogate  # noqa: E402
+from btc.frontend.zoo import recurrent_lif  # noqa: E402
 from btc.runtime import load  # noqa: E402
-
-
-def build(n: int) -> Network:
-    net = Network(dt=1.0, seed=0)
-    net.input("x", 100)
-    net.group("h", n, LIF(tau=10.0, synapse=Expon(tau=5.0), surrogate=Surrogate("sigmoid", 4.0)))
-    net.project("x", "h", init=1.0)
-    net.project("h", "h", recurrent=True, init=0.5)
-    net.readout("out", 10, tau=10.0)
-    net.project("h", "out", init=1.0)
-    net.set_loss("cross_entropy", "out")
-    return net
 
 
 def per_step(fn, steps: int, repeats: int = 3) -> float:
@@ -55,7 +43,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(v) for v in args.n.split(",")):
             out = os.path.join(tmp, f"n{n}")
-            manifest = compile_network(build(n), CompileOptions(batch=batch, chunk=steps), out)
+            manifest = compile_network(recurrent_lif(100, n, 10), CompileOptions(batch=batch, chunk=steps), out)
             rows = {}
             for driver in ("local-sync", "local-task"):
                 model = load(out, driver=driver)

@@ -40,17 +40,9 @@ MARK = "BENCH_RESULT "
 
 
 def build(N: int):
-    from btc.frontend import LIF, Expon, Network, Surrogate
+    from btc.frontend.zoo import recurrent_lif
 
-    net = Network(dt=1.0, seed=0)
-    net.input("x", I)
-    net.group("h", N, LIF(tau=10.0, synapse=Expon(tau=5.0), surrogate=Surrogate("sigmoid", 4.0)))
-    net.project("x", "h", init=1.0)
-    net.project("h", "h", recurrent=True, init=0.5)
-    net.readout("out", C, tau=10.0)
-    net.project("h", "out", init=1.0)
-    net.set_loss("cross_entropy", "out")
-    return net
+    return recurrent_lif(inputs=I, hidden=N, classes=C)
 
 
 def peak_rss_mib() -> float:

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from btc.driver import CompileOptions, compile_network
-from btc.frontend import LIF, Expon, Network
+from btc.frontend.zoo import recurrent_lif
 from btc.runtime import load
 from btc.tasks import DigitsTask, train
 
@@ -36,18 +36,6 @@ def test_pp_prop_learns_digits_as_well_as_bptt(tmp_path):
     assert accuracy["bptt"] - accuracy["pp-prop"] <= 0.03
 
 
-def _recurrent_lif_expon():
-    net = Network(dt=1.0, seed=0)
-    net.input("x", 100)
-    net.group("h", 64, LIF(tau=10.0, synapse=Expon(tau=5.0)))
-    net.project("x", "h", init=2.0)
-    net.project("h", "h", recurrent=True, init=0.2)
-    net.readout("out", 10, tau=10.0)
-    net.project("h", "out")
-    net.set_loss("cross_entropy", "out")
-    return net
-
-
 def _cos(a, b):
     return float(a.ravel() @ b.ravel() / (np.linalg.norm(a) * np.linalg.norm(b)))
 
@@ -62,7 +50,8 @@ def test_pp_prop_aligns_with_bptt_at_init(tmp_path):
     grads = {}
     for algorithm, chunk in (("pp-prop", 25), ("bptt", steps)):
         out = tmp_path / algorithm
-        compile_network(_recurrent_lif_expon(), CompileOptions(algorithm=algorithm, batch=batch, chunk=chunk),
+        net = recurrent_lif(inputs=100, hidden=64, classes=10, input_scale=2.0, recurrent_scale=0.2)
+        compile_network(net, CompileOptions(algorithm=algorithm, batch=batch, chunk=chunk),
                         str(out))
         model = load(str(out))
         model.train_sequence(x, target, mask)
