@@ -121,3 +121,12 @@ def test_missing_and_tampered_artifact_files(tmp_path):
     os.remove(vmfb)
     with pytest.raises(BtcError, match=r"is missing \['model.vmfb'\]"):
         load(str(out))
+
+
+def test_compile_entry_point_names_unknown_options(tmp_path):
+    import btc
+
+    with pytest.raises(BtcError, match=r"unknown compile option\(s\) \['chunks'\]; expected some of \['algorithm'"):
+        btc.compile(NETWORKS["one_layer_delta"](), str(tmp_path / "a"), chunks=4)
+    manifest = btc.compile(NETWORKS["one_layer_delta"](), str(tmp_path / "b"), batch=2, chunk=4)
+    assert manifest["batch"] == 2 and (tmp_path / "b" / "model.vmfb").exists()
