@@ -3,7 +3,7 @@
 The package is split in the order data flows: frontend -> dialect -> passes -> backends -> runtime.
 `btc.runtime` imports none of the others, so a deployed artifact needs only numpy and IREE's runtime.
 
-    import btc
+    import btc, btc.runtime
     from btc.frontend.zoo import recurrent_lif
     btc.compile(recurrent_lif(64, 128, 10), "build/digits", algorithm="pp-prop", batch=32, chunk=20)
     model = btc.runtime.load("build/digits")

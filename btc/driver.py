@@ -140,20 +140,20 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BtcError(f"output {out_dir} exists and is not a directory")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "manifest.json")):
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not _is_artifact(out_dir):
         raise BtcError(f"output directory {out_dir} is not empty and holds no btc artifact; refusing to overwrite")
     options.check()
     net.check()
+    params = net.init_params()  # before compiling: a bad initialiser fails fast
     module, pipeline = lower_network(net, options, dump_dir)
     from iree.compiler import ir
 
     layout = json.loads(ir.StringAttr(module.operation.attributes["btc.layout"]).value)
     tape = json.loads(ir.StringAttr(module.operation.attributes["btc.tape"]).value)
     vmfb = compile_module(str(module), options.target)
-    params = net.init_params()
     param_list = [(n, tuple(a.shape)) for n, a in params.items()]
 
-    parent = os.path.dirname(out_dir) or "."
+    parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".btc-artifact-", dir=parent)
     try:
@@ -188,17 +188,34 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; an artifact is meant to be shared
+        old = None
         if os.path.isdir(out_dir):
             old = out_dir + ".old-" + os.path.basename(tmp)
             os.rename(out_dir, old)
+        try:
             os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out_dir)
+        except BaseException:
+            if old:
+                os.rename(old, out_dir)  # put the previous artifact back
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _is_artifact(path: str) -> bool:
+    """Only a directory holding exactly a btc artifact may be replaced."""
+    if set(os.listdir(path)) != {"manifest.json", "model.vmfb", "init_params.npz"}:
+        return False
+    try:
+        with open(os.path.join(path, "manifest.json")) as f:
+            return "format" in json.load(f)
+    except (OSError, ValueError):
+        return False
 
 
 def _iree_version() -> str | None:

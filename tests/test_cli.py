@@ -63,3 +63,12 @@ def test_cli_errors_are_one_line_and_clear(tmp_path):
     result = runner.invoke(main, ["train", str(tmp_path / "missing")])
     assert result.exit_code == 1 and "does not exist" in result.output
     assert not (tmp_path / "a").exists()
+
+
+def test_compile_accepts_a_model_file_with_dataclasses(tmp_path):
+    model = tmp_path / "model.py"
+    model.write_text("from __future__ import annotations\nfrom dataclasses import dataclass\n"
+                     "from btc.frontend.zoo import recurrent_lif\n\n@dataclass\nclass Size:\n    hidden: int = 16\n\n"
+                     "def build():\n    return recurrent_lif(inputs=64, hidden=Size().hidden, classes=10)\n")
+    result = CliRunner().invoke(main, ["compile", str(model), "--batch", "4", "--chunk", "5", "-o", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ import pytest
 
 from btc.driver import CompileOptions, compile_network
 from btc.errors import BtcError
-from btc.frontend import LIF, Expon, Network, Surrogate
+from btc.frontend import LIF, Expon, Network, Normal, Surrogate
 from btc.runtime import load
 from nets import NETWORKS
 
@@ -130,3 +130,20 @@ def test_compile_entry_point_names_unknown_options(tmp_path):
         btc.compile(NETWORKS["one_layer_delta"](), str(tmp_path / "a"), chunks=4)
     manifest = btc.compile(NETWORKS["one_layer_delta"](), str(tmp_path / "b"), batch=2, chunk=4)
     assert manifest["batch"] == 2 and (tmp_path / "b" / "model.vmfb").exists()
+
+
+def test_never_replaces_a_directory_that_only_looks_like_an_artifact(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"name": "my web app"}')
+    (tmp_path / "index.html").write_text("<html></html>")
+    with pytest.raises(BtcError, match="holds no btc artifact"):
+        compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=2, chunk=3), str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "manifest.json"]
+
+
+def test_bad_numbers_fail_before_compiling():
+    with pytest.raises(BtcError, match=r"Normal: scale must be a finite number >= 0, got nan"):
+        Normal(float("nan"))
+    with pytest.raises(BtcError, match=r"Network: seed must be an integer >= 0, got -1"):
+        Network(seed=-1)
+    with pytest.raises(BtcError, match=r"LIF: R must be a finite number, got nan"):
+        LIF(R=float("nan"))

@@ -101,3 +101,34 @@ def test_manifest_describes_every_buffer(compiled):
     assert traces["eps_x_x_0[0]"] == [3, 6] and traces["eps_f_a[1]"] == [3, 7]
     assert m["memory_bytes"]["trace"] == sum(4 * int(np.prod(s)) for s in traces.values())
     assert len(m["content_hash"]) == 64 and os.path.basename(m["pipeline"].split(",")[0]) == "btc-verify"
+
+
+def test_sequences_continue_exactly_across_calls(compiled):
+    """reset=False continues from the true final state; after a padded training chunk it refuses."""
+    from btc.errors import BtcError
+
+    net = NETWORKS["recurrent_expon"]()
+    model = compiled("recurrent_expon", "pp-prop", 5)
+    x, target, mask = sequence(net, 3, 13)
+    whole = model.infer_sequence(x)["readout"]
+    first = model.infer_sequence(x[:7])["readout"]
+    rest = model.infer_sequence(x[7:], reset=False)["readout"]
+    np.testing.assert_allclose(np.concatenate([first, rest]), whole, rtol=1e-6, atol=1e-6)
+    model.train_sequence(x, target, mask)  # 13 steps: the last chunk is padded
+    with pytest.raises(BtcError, match="ended in a zero-padded chunk"):
+        model.train_sequence(x, target, mask, reset=False)
+    model.zero_grads()
+
+
+def test_stream_accepts_binary_spike_trains(compiled):
+    net = NETWORKS["one_layer_delta"]()
+    model = compiled("one_layer_delta", "pp-prop", 5)
+    x, target, mask = sequence(net, 3, 10)
+    model.zero_grads()
+    model.train_stream(((x[i:i + 5] > 0), target[i:i + 5], mask[i:i + 5]) for i in (0, 5))
+    as_bool = model.grads
+    model.zero_grads()
+    model.train_sequence(x, target, mask)
+    for k, g in model.grads.items():
+        np.testing.assert_allclose(as_bool[k], g, rtol=1e-6, atol=1e-7)
+    model.zero_grads()

@@ -81,6 +81,10 @@ class LIF:
 
     def __post_init__(self):
         _positive("LIF", "tau", self.tau)
+        for name in ("theta", "v_rest", "v_reset", "R", "refractory"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise BtcError(f"LIF: {name} must be a finite number, got {value!r}")
         if self.reset not in ("soft", "hard"):
             raise BtcError(f"LIF: reset must be 'soft' or 'hard', got {self.reset!r}")
         if not self.theta > self.v_reset:

@@ -27,6 +27,10 @@ class Normal:
 
     scale: float = 1.0
 
+    def __post_init__(self):
+        if not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) or self.scale < 0:
+            raise BtcError(f"Normal: scale must be a finite number >= 0, got {self.scale!r}")
+
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         return (rng.standard_normal(shape) * self.scale / math.sqrt(shape[0])).astype(np.float32)
 
@@ -89,8 +93,10 @@ class Network:
     loss: Loss | None = None
 
     def __post_init__(self):
-        if not isinstance(self.dt, (int, float)) or not self.dt > 0:
+        if not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or not self.dt > 0:
             raise BtcError(f"Network: dt must be a positive number of ms, got {self.dt!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise BtcError(f"Network: seed must be an integer >= 0, got {self.seed!r}")
 
     # ---- builders
     def input(self, name: str, size: int, binary: bool = True) -> str:
@@ -190,9 +196,11 @@ class Network:
             if not self.into(g):
                 raise BtcError(f"group {g!r} receives no projection; connect it with net.project(pre, {g!r})")
         reaches_loss = {self.loss.readout}
-        for g in reversed(order):
-            if any(p.pre == g and p.post in reaches_loss for p in self.projections.values()):
-                reaches_loss.add(g)
+        grown = True
+        while grown:  # to a fixed point: recurrent projections can lead back upstream
+            before = len(reaches_loss)
+            reaches_loss |= {p.pre for p in self.projections.values() if p.post in reaches_loss}
+            grown = len(reaches_loss) > before
         for g in order:
             if g not in reaches_loss:
                 raise BtcError(f"group {g!r} has no path to the loss (readout {self.loss.readout!r}); "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from btc.dialect import attrs_of
+from btc.errors import BtcError
 from btc.passes._linalg_text import Fn, block_body, tt
 from btc.passes._view import ModelView
 
@@ -237,7 +238,8 @@ class StepLowering:
         `unroll` steps run per iteration (K % unroll == 0): IREE 3.13 copies every loop-carried
         tensor once per iteration, gradient accumulators included, so fewer iterations copy less.
         """
-        assert self.K % unroll == 0
+        if self.K % unroll:
+            raise BtcError(f"btc-lower-to-linalg: unroll={unroll} does not divide the chunk of {self.K} steps")
         c0, cstep, ck = fn.index(0), fn.index(unroll), fn.index(self.K)
         offsets = [fn.index(j) for j in range(1, unroll)]
         res, iv = fn.name("loop"), fn.name("t")

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -38,15 +39,16 @@ class Model:
                 self.manifest = json.load(f)
         except json.JSONDecodeError as e:
             raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
+        if self.manifest.get("format") != 1 or set(self.manifest.get("files", {})) != {"model.vmfb", "init_params.npz"}:
+            raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format 1; "
+                           "recompile the artifact with this version of btc")
         blobs = {}
-        for name, expected in self.manifest.get("files", {}).items():
+        for name, expected in self.manifest["files"].items():
             with open(os.path.join(path, name), "rb") as f:
                 blobs[name] = f.read()
             if hashlib.sha256(blobs[name]).hexdigest() != expected:
                 raise BtcError(f"artifact {path!r}: {name} does not match the hash in manifest.json "
                                "(the file was modified or truncated); recompile the artifact")
-        if set(blobs) != {"model.vmfb", "init_params.npz"}:
-            raise BtcError(f"artifact {path!r}: manifest.json does not list hashes for model.vmfb and init_params.npz")
         self.path = path
         m = self.manifest
         self.batch, self.chunk, self.algorithm = m["batch"], m["chunk"], m["algorithm"]
@@ -83,6 +85,15 @@ class Model:
     def reset_state(self) -> None:
         """Zero every neuron state and trace (parameters, gradients and optimizer state are kept)."""
         self._call("reset_state")
+        self._padded = False
+
+    def _continue(self, reset: bool) -> None:
+        if reset:
+            self.reset_state()
+        elif self._padded:
+            raise BtcError("the previous sequence ended in a zero-padded chunk (its length was not a multiple "
+                           f"of the chunk, {self.chunk} steps), so the state it left is not its true final state; "
+                           "pass reset=True, or continue only after sequences whose length is a multiple of the chunk")
 
     def zero_grads(self) -> None:
         self._call("zero_grads")
@@ -114,9 +125,14 @@ class Model:
 
     def apply_update(self, lr: float) -> None:
         """One optimizer step with the accumulated gradients, then zero them."""
-        if not np.isfinite(lr) or lr <= 0:
-            raise BtcError(f"learning rate must be a positive number, got {lr!r}")
+        self._check_lr(lr)
         self._call("apply_update", np.asarray(lr, np.float32))
+
+    @staticmethod
+    def _check_lr(lr) -> None:
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating))
+                               or not np.isfinite(lr) or lr <= 0):
+            raise BtcError(f"learning rate must be a positive number, got {lr!r}")
 
     # ---- validation
     @staticmethod
@@ -201,19 +217,20 @@ class Model:
         keeping each step's tape entries, then backward. Gradients accumulate over the sequence; with
         `lr` an optimizer step follows. Returns the summed loss and `readout_sum` = sum_t mask_t * r_t [B, C].
         """
+        self._check_lr(lr)
         x = self._inputs(x)
         T = next(iter(x.values())).shape[0]
         target, mask = self._targets(target, T), self._mask(mask, T)
-        if reset:
-            self.reset_state()
+        self._continue(reset)
         if self.algorithm == "bptt":
             loss, rsum = self._bptt(x, target, mask)
         else:
             loss, rsum = 0.0, np.zeros((self.batch, self.num_classes), np.float32)
-            for _, parts in self._chunks(x, target, mask):
+            for n, parts in self._chunks(x, target, mask):
                 chunk_loss, chunk_rsum = self._call("train_chunk", *parts)
                 loss += float(chunk_loss)
                 rsum += chunk_rsum
+                self._padded = n < self.chunk
         if lr is not None:
             self.apply_update(lr)
         return {"loss": loss, "readout_sum": rsum}
@@ -237,6 +254,7 @@ class Model:
         holding the whole sequence: memory does not depend on its length."""
         if self.algorithm == "bptt":
             raise BtcError("train_stream needs an online algorithm (pp-prop); BPTT must see the whole sequence")
+        self._check_lr(lr)
         self.reset_state()
         loss, steps = 0.0, 0
         for x, target, mask in chunks:
@@ -244,9 +262,11 @@ class Model:
             T = next(iter(x.values())).shape[0]
             if T != self.chunk:
                 raise BtcError(f"train_stream: every chunk must have {self.chunk} steps, got {T}")
-            parts = list(x.values()) + [self._targets(target, T), self._mask(mask, T)]
+            parts = self._step_inputs(x, slice(None)) + [self._targets(target, T), self._mask(mask, T)]
             loss += float(self._call("train_chunk", *parts)[0])
             steps += T
+        if steps == 0:
+            raise BtcError("train_stream got no chunks")
         if lr is not None:
             self.apply_update(lr)
         return {"loss": loss, "steps": steps}
@@ -255,14 +275,19 @@ class Model:
         """Forward only: {"readout": [T, B, C]}. With record=True also every group's spikes
         (spikes.<group>) and states (state.<group>.<state>), [T, B, N] each, one step per call."""
         x = self._inputs(x)
-        if reset:
-            self.reset_state()
-        if not record:
-            readouts = [self._call("infer_chunk", *parts)[0][:n] for n, parts in self._chunks(x)]
-            return {"readout": np.concatenate(readouts)}
-        names = [o["name"] for o in self.functions["record_step"]["outputs"]]
+        self._continue(reset)
         T = next(iter(x.values())).shape[0]
-        steps = [self._call("record_step", *self._step_inputs(x, t)) for t in range(T)]
+        names = [o["name"] for o in self.functions["record_step"]["outputs"]]
+        # whole chunks run in the module's loop; the rest, and everything when recording, step by step
+        # (a zero-padded chunk would run the state past the sequence's end)
+        whole = 0 if record else T - T % self.chunk
+        readouts = [self._call("infer_chunk", *parts)[0] for _, parts in self._chunks(
+            {n: a[:whole] for n, a in x.items()})] if whole else []
+        steps = [self._call("record_step", *self._step_inputs(x, t)) for t in range(whole, T)]
+        if not record:
+            if steps:
+                readouts.append(np.stack([s[0] for s in steps]))
+            return {"readout": np.concatenate(readouts)}
         return {name: np.stack([s[i] for s in steps]) for i, name in enumerate(names)}
 
     # ---- checkpoints
@@ -275,6 +300,9 @@ class Model:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, __content_hash__=np.array(self.manifest["content_hash"]), **self.params)
+                f.flush()
+                os.fsync(f.fileno())  # the rename must not publish a file whose data is still in flight
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -284,8 +312,11 @@ class Model:
     def load_checkpoint(self, path: str) -> None:
         if not os.path.isfile(path):
             raise BtcError(f"checkpoint {path!r} does not exist")
-        with np.load(path) as z:
-            if "__content_hash__" not in z:
-                raise BtcError(f"{path!r} is not a btc checkpoint")
-            params = {n: z[n] for n in z.files if n != "__content_hash__"}
+        try:
+            with np.load(path) as z:
+                if "__content_hash__" not in z:
+                    raise BtcError(f"{path!r} is not a btc checkpoint")
+                params = {n: z[n] for n in z.files if n != "__content_hash__"}
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
         self.set_params(params)

@@ -48,6 +48,9 @@ def train(model, task, epochs: int, lr: float, seed: int = 0,
     """Train online (pp-prop: K-step chunks through the module; BPTT: whole sequence), one
     optimizer step per batch; full batches only (the short last one is skipped)."""
     _check_model(model, task)
+    if model.batch > len(task.train_y):
+        raise BtcError(f"the artifact's batch ({model.batch}) is larger than the task's training set "
+                       f"({len(task.train_y)} samples); recompile with a smaller --batch")
     if epochs <= 0:
         raise BtcError(f"epochs must be a positive integer, got {epochs}")
     rng = np.random.default_rng(seed)

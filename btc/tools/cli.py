@@ -27,10 +27,13 @@ def load_model_function(spec: str):
 
     path, _, func = spec.partition(":")
     func = func or "build"
-    if not path.endswith(".py") or not os.path.isfile(path):
+    if not os.path.isfile(path):
         raise BtcError(f"model file {path!r} does not exist (expected MODEL.py[:FUNC])")
+    if not path.endswith(".py"):
+        raise BtcError(f"model file {path!r} is not a .py file (expected MODEL.py[:FUNC])")
     module_spec = importlib.util.spec_from_file_location("_btc_user_model", path)
     module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module  # dataclasses in the model file look their module up
     module_spec.loader.exec_module(module)
     fn = getattr(module, func, None)
     if not callable(fn):
@@ -112,9 +115,9 @@ def inspect_cmd(artifact, as_json):
 @main.command("train")
 @click.argument("artifact", type=click.Path())
 @click.option("--task", type=click.Choice(["digits"]), default="digits", show_default=True)
-@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--steps", type=int, default=None, help="time steps per sample (default: 40)")
+@click.option("--steps", type=click.IntRange(1), default=40, show_default=True, help="time steps per sample")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
 def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
@@ -124,8 +127,9 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
     from btc.tasks import train as run_training
 
     try:
+        if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
+            raise BtcError(f"checkpoint directory {os.path.dirname(os.path.abspath(checkpoint))!r} does not exist")
         model = load(artifact)
-        steps = steps or 40
         data = get_task(task, steps=steps, seed=seed)
         per_epoch = len(data.train_y) // model.batch
         with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})",
