@@ -15,7 +15,7 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["Model", "load", "REQUIRED_FILES"]
+__all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
 REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz")
 
@@ -25,30 +25,36 @@ def load(path: str, driver: str | None = None) -> "Model":
     return Model(path, driver)
 
 
+def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
+    """(manifest, file contents) of an artifact directory, every file checked against its hash."""
+    if not os.path.isdir(path):
+        raise BtcError(f"artifact directory {path!r} does not exist (create one with `btc compile`)")
+    missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(path, f))]
+    if missing:
+        raise BtcError(f"artifact {path!r} is missing {missing}; recompile it with `btc compile`")
+    try:
+        with open(os.path.join(path, "manifest.json")) as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
+    if manifest.get("format") != 1 or set(manifest.get("files", {})) != {"model.vmfb", "init_params.npz"}:
+        raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format 1; "
+                       "recompile the artifact with this version of btc")
+    blobs = {}
+    for name, expected in manifest["files"].items():
+        with open(os.path.join(path, name), "rb") as f:
+            blobs[name] = f.read()
+        if hashlib.sha256(blobs[name]).hexdigest() != expected:
+            raise BtcError(f"artifact {path!r}: {name} does not match the hash in manifest.json "
+                           "(the file was modified or truncated); recompile the artifact")
+    return manifest, blobs
+
+
 class Model:
     def __init__(self, path: str, driver: str | None = None):
         import iree.runtime as rt
 
-        if not os.path.isdir(path):
-            raise BtcError(f"artifact directory {path!r} does not exist (create one with `btc compile`)")
-        missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(path, f))]
-        if missing:
-            raise BtcError(f"artifact {path!r} is missing {missing}; recompile it with `btc compile`")
-        try:
-            with open(os.path.join(path, "manifest.json")) as f:
-                self.manifest = json.load(f)
-        except json.JSONDecodeError as e:
-            raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
-        if self.manifest.get("format") != 1 or set(self.manifest.get("files", {})) != {"model.vmfb", "init_params.npz"}:
-            raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format 1; "
-                           "recompile the artifact with this version of btc")
-        blobs = {}
-        for name, expected in self.manifest["files"].items():
-            with open(os.path.join(path, name), "rb") as f:
-                blobs[name] = f.read()
-            if hashlib.sha256(blobs[name]).hexdigest() != expected:
-                raise BtcError(f"artifact {path!r}: {name} does not match the hash in manifest.json "
-                               "(the file was modified or truncated); recompile the artifact")
+        self.manifest, blobs = read_artifact(path)
         self.path = path
         m = self.manifest
         self.batch, self.chunk, self.algorithm = m["batch"], m["chunk"], m["algorithm"]

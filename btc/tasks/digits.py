@@ -16,7 +16,6 @@ __all__ = ["DigitsTask"]
 class DigitsTask:
     steps: int = 40
     max_rate: float = 0.5
-    seed: int = 0
     n_train: int = 1437
     input_size = 64
     num_classes = 10

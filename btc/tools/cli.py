@@ -83,13 +83,12 @@ def compile_cmd(model, algorithm, target, batch, chunk, decay, optimizer, output
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
 def inspect_cmd(artifact, as_json):
     """Show an artifact's functions, states, traces and the memory of every buffer."""
-    from btc.runtime import load
+    from btc.runtime import read_artifact
 
     try:
-        model = load(artifact)
+        m, _ = read_artifact(artifact)  # the manifest, hash-checked; no module is loaded
     except BtcError as e:
         _fail(e)
-    m = model.manifest
     if as_json:
         click.echo(json.dumps(m, indent=1))
         return
@@ -118,7 +117,7 @@ def inspect_cmd(artifact, as_json):
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=40, show_default=True, help="time steps per sample")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="shuffling and spike encoding")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
 def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
     """Train an artifact online on a task, then report test accuracy."""
@@ -130,7 +129,7 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
         if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
             raise BtcError(f"checkpoint directory {os.path.dirname(os.path.abspath(checkpoint))!r} does not exist")
         model = load(artifact)
-        data = get_task(task, steps=steps, seed=seed)
+        data = get_task(task, steps=steps)
         per_epoch = len(data.train_y) // model.batch
         with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})",
                                file=sys.stderr) as bar:
