@@ -11,7 +11,7 @@ from btc.dialect.ops import OPS
 from btc.errors import BtcError
 
 __all__ = ["new_context", "parse_module", "attrs_of", "verify_op", "verify_module", "btc_ops",
-           "symbol_table", "f32"]
+           "symbol_table"]
 
 
 def new_context() -> ir.Context:
@@ -26,10 +26,6 @@ def parse_module(text: str, ctx: ir.Context | None = None) -> ir.Module:
         return ir.Module.parse(text, ctx)
     except ir.MLIRError as e:
         raise BtcError(f"could not parse btc module: {e}") from None
-
-
-def f32() -> ir.Type:
-    return ir.F32Type.get()
 
 
 def _value(attr: ir.Attribute):

@@ -126,23 +126,6 @@ class Fn:
                             ["parallel", "reduction"],
                             lambda x: ([f"{s} = arith.addf {x[1]}, {x[0]} : f32"], [s]))[0]
 
-    def row_reduce(self, a: str, m: int, n: int, op: str, init: float, pre=None) -> str:
-        """[m] = reduce over n of pre(a[m, n]) with `op` (arith.addf / arith.maximumf)."""
-        acc, s = self.full((m,), init), self.name("s")
-
-        def body(x):
-            lines, v = pre(x[0]) if pre else ([], x[0])
-            return lines + [f"{s} = {op} {x[1]}, {v} : f32"], [s]
-
-        return self.generic([(a, _map(2, [0, 1]), tt(m, n))], [(acc, _map(2, [0]), tt(m))],
-                            ["parallel", "reduction"], body)[0]
-
-    def total(self, a: str, shape: tuple, acc: str) -> str:
-        """acc (rank 0) + sum of a over every element."""
-        r, s = len(shape), self.name("s")
-        return self.generic([(a, _map(r, list(range(r))), tt(*shape))], [(acc, _map(r, []), tt())],
-                            ["reduction"] * r, lambda x: ([f"{s} = arith.addf {x[1]}, {x[0]} : f32"], [s]))[0]
-
     # ---- slices of the time axis
     def slice_t(self, seq: str, t: str, shape: tuple, dtype: str = "f32") -> str:
         n = self.name("x")
