@@ -18,14 +18,25 @@ from btc.errors import BtcError
 
 __all__ = ["CompileOptions", "ALGORITHMS", "compile_network", "lower_network", "MANIFEST_VERSION"]
 
-ALGORITHMS = ("pp-prop", "bptt")
+ALGORITHMS = ("pp-prop", "d-rtrl", "hybrid", "bptt")
 MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True)
 class CompileOptions:
-    """algorithm: pp-prop | bptt; batch B and chunk K fix the compiled shapes; decay is pp-prop's
-    trace decay alpha in [0, 1); optimizer: adam | sgd; target: a backend name."""
+    """Every compile-time choice, validated by `check()` before anything runs.
+
+    algorithm: pp-prop | d-rtrl | hybrid (per projection, by `trace_memory_budget` or, without one,
+      D-RTRL wherever its trace is no larger than pp-prop's pair) | bptt;
+      `projection_algorithms` ({projection: "pp-prop" | "d-rtrl"}) overrides any of them.
+    batch B and chunk K fix the compiled shapes.
+    pp-prop traces: `decay` alpha in [0, 1) for both, or `rank` r (alpha = (r-1)/(r+1)), or
+      `decay_pre` / `decay_post` for each side; `bias_correction` divides the postsynaptic factor
+      by 1 - alpha_post^(k+1), k counted in time steps since the last state reset.
+    optimizer: adam | sgd; `update_every` k: apply the update inside the module every k time steps
+      (continual learning; None: the runtime applies it after each sequence); `grad_clip`: global
+      gradient-norm clip; `weight_decay`: decoupled (AdamW-style) decay per update.
+    target: a backend name."""
 
     algorithm: str = "pp-prop"
     batch: int = 32
@@ -33,6 +44,21 @@ class CompileOptions:
     decay: float = 0.9
     optimizer: str = "adam"
     target: str = "llvm-cpu"
+    rank: int | None = None
+    decay_pre: float | None = None
+    decay_post: float | None = None
+    bias_correction: bool = True
+    trace_memory_budget: int | None = None
+    projection_algorithms: dict | None = None
+    update_every: int | None = None
+    grad_clip: float | None = None
+    weight_decay: float = 0.0
+
+    def alphas(self) -> tuple[float, float]:
+        """(pre-trace decay, post-trace decay)."""
+        base = (self.rank - 1) / (self.rank + 1) if self.rank is not None else self.decay
+        return (base if self.decay_pre is None else self.decay_pre,
+                base if self.decay_post is None else self.decay_post)
 
     def check(self) -> None:
         from btc.backends import TARGETS
@@ -44,23 +70,66 @@ class CompileOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise BtcError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.decay, (int, float)) or not 0.0 <= self.decay < 1.0:
-            raise BtcError(f"decay must be a number in [0, 1), got {self.decay!r}")
+        for name in ("decay", "decay_pre", "decay_post"):
+            value = getattr(self, name)
+            if value is None and name != "decay":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise BtcError(f"{name} must be a number in [0, 1), got {value!r}")
+        if self.rank is not None and (isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1):
+            raise BtcError(f"rank must be an integer >= 1 (alpha = (rank-1)/(rank+1)), got {self.rank!r}")
+        if not isinstance(self.bias_correction, bool):
+            raise BtcError(f"bias_correction must be True or False, got {self.bias_correction!r}")
+        if self.trace_memory_budget is not None:
+            if self.algorithm != "hybrid":
+                raise BtcError(f"trace_memory_budget applies to algorithm 'hybrid', not {self.algorithm!r}")
+            if isinstance(self.trace_memory_budget, bool) or not isinstance(self.trace_memory_budget, int) \
+                    or self.trace_memory_budget <= 0:
+                raise BtcError(f"trace_memory_budget must be a positive number of bytes, got {self.trace_memory_budget!r}")
+        if self.projection_algorithms:
+            if self.algorithm == "bptt":
+                raise BtcError("projection_algorithms choose between online algorithms; BPTT has no per-projection choice")
+            if not isinstance(self.projection_algorithms, dict):
+                raise BtcError(f"projection_algorithms must be a dict projection -> algorithm, got "
+                               f"{self.projection_algorithms!r}")
+        if self.update_every is not None:
+            if isinstance(self.update_every, bool) or not isinstance(self.update_every, int) or self.update_every < 1:
+                raise BtcError(f"update_every must be a positive number of time steps, got {self.update_every!r}")
+            if self.algorithm == "bptt":
+                raise BtcError("update_every needs an online algorithm; BPTT's gradient exists only after the sequence")
+        if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
+                                           or not self.grad_clip > 0):
+            raise BtcError(f"grad_clip must be a positive gradient norm, got {self.grad_clip!r}")
+        if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
+                or not 0.0 <= self.weight_decay < 1.0:
+            raise BtcError(f"weight_decay must be a number in [0, 1), got {self.weight_decay!r}")
         if self.optimizer not in OPTIMIZERS:
             raise BtcError(f"unknown optimizer {self.optimizer!r}; expected one of {list(OPTIMIZERS)}")
         if self.target not in TARGETS:
             raise BtcError(f"unknown target {self.target!r}; known targets: {sorted(TARGETS)}")
+
+    def pipeline(self) -> list:
+        from btc.passes import default_pipeline
+
+        pre, post = self.alphas()
+        overrides = tuple(f"{k}={v}" for k, v in sorted((self.projection_algorithms or {}).items()))
+        return default_pipeline(
+            self.algorithm,
+            plan={"decay_pre": pre, "decay_post": post, "correction": self.bias_correction,
+                  "budget": self.trace_memory_budget or 0, "overrides": overrides},
+            lowering={"optimizer": self.optimizer, "update_every": self.update_every or 0,
+                      "grad_clip": float(self.grad_clip or 0.0), "weight_decay": float(self.weight_decay)})
 
 
 def lower_network(net, options: CompileOptions, dump_dir: str | None = None):
     """Run the whole btc pipeline; returns (lowered module, pipeline text)."""
     from btc.dialect import parse_module
     from btc.frontend.emit import emit_module
-    from btc.passes import default_pipeline, pipeline_text, run_pipeline
+    from btc.passes import pipeline_text, run_pipeline
 
     options.check()
     module = parse_module(emit_module(net, options.batch, options.chunk))
-    passes = default_pipeline(options.algorithm, options.decay, options.optimizer)
+    passes = options.pipeline()
     run_pipeline(module, passes, dump_dir)
     return module, pipeline_text(passes)
 
@@ -96,7 +165,8 @@ def _signatures(net, options: CompileOptions, params: list, tape: list) -> dict:
             "bptt_backward_step": {"inputs": inputs() + tape_sigs, "outputs": []},
         }
     else:
-        training = {"train_chunk": {"inputs": inputs(K) + [target(K), arg("mask", (K,))],
+        schedule = [arg("lr", ()), arg("valid", (), "int32")] if options.update_every else []
+        training = {"train_chunk": {"inputs": inputs(K) + [target(K), arg("mask", (K,))] + schedule,
                                     "outputs": [arg("loss", ()), arg("readout_sum", (B, C))]}}
     return {
         **training,
@@ -149,6 +219,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     from iree.compiler import ir
 
     layout = json.loads(ir.StringAttr(module.operation.attributes["btc.layout"]).value)
+    plan = json.loads(ir.StringAttr(module.operation.attributes["btc.plan"]).value)
     tape = json.loads(ir.StringAttr(module.operation.attributes["btc.tape"]).value)
     vmfb = compile_module(str(module), options.target)
     param_list = [(n, tuple(a.shape)) for n, a in params.items()]
@@ -180,7 +251,9 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             "num_classes": net.size(net.loss.readout),
             "functions": _signatures(net, options, param_list, tape),
             "layout": layout,
-            "bptt_tape_bytes_per_step": sum(e["bytes"] for e in tape),
+            "trace_plan": plan,
+            "update_every": options.update_every,
+            "bptt_tape_bytes_per_step": ir.IntegerAttr(module.operation.attributes["btc.bptt_step_bytes"]).value,
             "memory_bytes": {role: sum(e["bytes"] for e in layout if e["role"] == role)
                              for role in sorted({e["role"] for e in layout})},
             "files": {name: _sha256(os.path.join(tmp, name)) for name in ("model.vmfb", "init_params.npz")},

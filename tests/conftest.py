@@ -18,7 +18,7 @@ def compiled(tmp_path_factory):
     cache = {}
 
     def get(name, algorithm, chunk, batch=3, **options):
-        key = (name, algorithm, chunk, batch, tuple(sorted(options.items())))
+        key = (name, algorithm, chunk, batch, repr(sorted(options.items())))
         if key not in cache:
             out = tmp_path_factory.mktemp(f"{name}-{algorithm}")
             compile_network(NETWORKS[name](), CompileOptions(algorithm=algorithm, batch=batch, chunk=chunk,

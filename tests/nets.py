@@ -98,5 +98,44 @@ def same_shapes():
     return net
 
 
+def _one_layer(seed: int, neuron: LIF, trainable=(), bias: bool = False, init: float = 15.0):
+    """pp-prop.md section 5's exactness setting: one layer fed by external input, no recurrence, a
+    memoryless readout of the same step's spikes. D-RTRL (and every exact trace) equals BPTT here."""
+    net = Network(dt=1.0, seed=seed)
+    net.input("x", 5)
+    net.group("h", 6, neuron, trainable=trainable)
+    net.project("x", "h", init=init, bias=bias)
+    net.readout("out", 3, tau=0.0)
+    net.project("h", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def exact_delta_soft():
+    return _one_layer(11, LIF(tau=8.0, synapse=Delta(), reset="soft", surrogate=Surrogate("sigmoid", 4.0)),
+                      trainable=("tau", "theta"), bias=True)
+
+
+def exact_expon_hard_attached():
+    return _one_layer(12, LIF(tau=12.0, synapse=Expon(4.0), reset="hard", v_reset=-0.2, detach_reset=False,
+                              surrogate=Surrogate("fast_sigmoid", 5.0)), trainable=("theta",))
+
+
+def exact_refractory():
+    return _one_layer(13, LIF(tau=10.0, synapse=Expon(5.0), refractory=2.0, detach_reset=False,
+                              surrogate=Surrogate("arctan", 2.0)), trainable=("tau",))
+
+
+def exact_triangle_mse():
+    net = _one_layer(14, LIF(tau=6.0, synapse=Delta(), reset="hard", surrogate=Surrogate("triangle", 1.0)),
+                     trainable=("tau", "theta"))
+    net.set_loss("mse", "out")
+    return net
+
+
 NETWORKS = {f.__name__: f for f in (one_layer_delta, one_layer_expon_hard, recurrent_expon, three_layers,
                                      shared_input_mse, same_shapes)}
+# every neuron variant the frontend accepts, in the setting where D-RTRL must equal BPTT
+EXACT_NETWORKS = {f.__name__: f for f in (exact_delta_soft, exact_expon_hard_attached, exact_refractory,
+                                          exact_triangle_mse)}
+NETWORKS.update(EXACT_NETWORKS)

@@ -33,6 +33,36 @@ def test_inspect_lists_functions_and_buffers(artifact):
     assert f"{total:>14,} B in the module, whatever the sequence length" in result.output
 
 
+def test_inspect_prints_the_trace_plan_next_to_bptt(tmp_path):
+    """A hybrid plan chosen on the command line; every trace's bytes equal its module buffers."""
+    out = tmp_path / "hybrid"
+    result = CliRunner().invoke(main, ["compile", EXAMPLE, "--algorithm", "hybrid", "--batch", "4", "--chunk", "5",
+                                       "--projection-algorithm", "h_to_out=d-rtrl", "--rank", "19", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["inspect", str(out), "--steps", "5000"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    plan = manifest["trace_plan"]
+    assert plan["projections"]["h_to_out"] == "d-rtrl" and plan["projections"]["x_to_h"] == "pp-prop"
+    buffers = {e["name"]: e["bytes"] for e in manifest["layout"] if e["role"] == "trace"}
+    for t in plan["traces"]:
+        assert t["bytes"] == sum(b for name, b in buffers.items() if name.startswith(t["name"] + "["))
+        assert f"trace {t['name']:<24}" in result.output and f"{t['bytes']:>14,} B" in result.output
+    assert plan["trace_bytes"] == sum(buffers.values())
+    assert f"total traces {plan['trace_bytes']:>31,} B" in result.output
+    per_step = manifest["bptt_tape_bytes_per_step"]
+    assert f"BPTT would hold {per_step:,} B per time step: T=5,000 -> {per_step * 5000:,} B" in result.output
+    assert "algorithm=hybrid decay_pre=0.9 decay_post=0.9" in manifest["pipeline"]
+
+
+def test_compile_rejects_a_bad_projection_choice(tmp_path):
+    result = CliRunner().invoke(main, ["compile", EXAMPLE, "--projection-algorithm", "nope=d-rtrl",
+                                       "-o", str(tmp_path / "a")])
+    assert result.exit_code != 0
+    assert "no projection 'nope'" in result.output
+    assert not (tmp_path / "a").exists()
+
+
 def test_train_prints_progress_and_final_metrics(artifact, tmp_path):
     ckpt = tmp_path / "trained.npz"
     result = CliRunner().invoke(main, ["train", str(artifact), "--task", "digits", "--epochs", "2",

@@ -17,14 +17,14 @@ def test_negative_tau():
         LIF(tau=-5.0)
     with pytest.raises(BtcError, match=r"Expon synapse: tau must be a positive number, got 0"):
         Expon(tau=0)
-    with pytest.raises(BtcError, match=r"readout 'out': tau must be a positive number of ms, got -1"):
+    with pytest.raises(BtcError, match=r"readout 'out': tau must be a number of ms >= 0 \(0: memoryless\), got -1"):
         Network().readout("out", 3, tau=-1)
 
 
 def test_unknown_options():
     with pytest.raises(BtcError, match=r"unknown surrogate 'gauss'; expected one of \['arctan', 'fast_sigmoid'"):
         Surrogate("gauss")
-    with pytest.raises(BtcError, match=r"unknown algorithm 'rtrl'; expected one of \['pp-prop', 'bptt'\]"):
+    with pytest.raises(BtcError, match=r"unknown algorithm 'rtrl'; expected one of \['pp-prop', 'd-rtrl', 'hybrid', 'bptt'\]"):
         CompileOptions(algorithm="rtrl").check()
     with pytest.raises(BtcError, match=r"unknown target 'tpu'; known targets: \['llvm-cpu'\]"):
         CompileOptions(target="tpu").check()

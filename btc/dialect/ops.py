@@ -12,8 +12,8 @@ from typing import Callable
 __all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS"]
 
 SURROGATE_KINDS = ("sigmoid", "fast_sigmoid", "arctan", "triangle")
-TRACE_KINDS = ("pre", "post", "bias")
-ALGORITHMS = ("pp-prop", "bptt")
+TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
+ALGORITHMS = ("pp-prop", "d-rtrl", "hybrid", "bptt")
 LOSS_KINDS = ("cross_entropy", "mse")
 
 
@@ -38,16 +38,18 @@ class OpDecl:
 
 
 def _states_match_regions(op, attrs) -> str | None:
-    """A group's dynamics take (states..., input) and yield states; its spike takes states."""
-    n = len(attrs["states"])
+    """A group's dynamics take (states..., input, learned params...) and yield states; its spike
+    takes (states..., learned params...)."""
+    n, p = len(attrs["states"]), len(attrs.get("params", []))
     if len(attrs["init"]) != n:
         return f"has {n} states but {len(attrs['init'])} initial values"
-    shapes = {"dynamics": (n + 1, n), "spike": (n, 1)}
+    shapes = {"dynamics": (n + 1 + p, n), "spike": (n + p, 1)}
     for region, name in zip(op.regions, ("dynamics", "spike")):
         block = region.blocks[0]
         args, yielded = shapes[name]
         if len(block.arguments) != args:
-            return f"region {name} takes {len(block.arguments)} arguments, expected {args} (states + input)"
+            return (f"region {name} takes {len(block.arguments)} arguments, expected {args} "
+                    f"({n} states{' + input' if name == 'dynamics' else ''} + {p} learned parameters)")
         last = list(block.operations)[-1]
         if last.name != "btc.yield" or len(last.operands) != yielded:
             return f"region {name} must end in btc.yield of {yielded} values"
@@ -70,7 +72,8 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
     OpDecl("btc.input", "an external input of `size` channels per batch row",
            (_SYM, _SIZE, Attr("binary", "bool")), verify=_positive_size),
     OpDecl("btc.group", "a neuron group: elementwise internal dynamics and spike function",
-           (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("model", "str")),
+           (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("model", "str"),
+            Attr("params", "array", optional=True)),
            regions=("dynamics", "spike"), verify=_group_verify),
     OpDecl("btc.readout", "a leaky-integrator readout group (no spikes)",
            (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("tau", "float")),
@@ -88,12 +91,15 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            operands=1, results=1, where="region"),
     OpDecl("btc.yield", "terminates an elementwise region or a schedule", operands=None, where="region|schedule"),
     # ---- produced by btc-derive-jacobians
-    OpDecl("btc.derivatives", "a group's step with its Jacobian blocks D (SxS), Df (S) and ds/dh (S)",
+    OpDecl("btc.derivatives", "a group's step with its Jacobian blocks D (SxS), Df (S), Dp (S per learned "
+           "parameter) and its spike with ds/dh (S), ds/dp (1 per learned parameter)",
            (Attr("group", "symbol"), Attr("num_states", "int")), regions=("step", "spike")),
     # ---- produced by btc-plan-traces
-    OpDecl("btc.trace", "an online trace buffer of shape [batch, size]",
+    OpDecl("btc.trace", "an online trace buffer: num_states tensors of [batch, rows, size] (dense: "
+           "D-RTRL's per-weight trace of projection `of`) or [batch, size] (every other kind)",
            (_SYM, Attr("kind", "str", TRACE_KINDS), Attr("of", "symbol"), Attr("delay", "int"),
-            _SIZE, Attr("num_states", "int"), Attr("decay", "float"))),
+            _SIZE, Attr("num_states", "int"), Attr("decay", "float"), Attr("rows", "int", optional=True),
+            Attr("param", "str", optional=True), Attr("correction", "bool", optional=True))),
     # ---- produced by btc-rewrite-online: one step of the training loop, in order
     OpDecl("btc.schedule", "the per-step update ops of one learning algorithm",
            (Attr("algorithm", "str", ALGORITHMS),), regions=("step",)),
@@ -109,6 +115,14 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            where="schedule"),
     OpDecl("btc.accumulate_bias_grad", "grad b += sum_b sum_s e_b*delta",
            (Attr("projection", "symbol"), Attr("trace", "symbol")), where="schedule"),
+    OpDecl("btc.update_dense_trace", "e[s] = sum_s' D[s][s'] e[s'] + Df[s] (outer) x (D-RTRL, per weight)",
+           (Attr("trace", "symbol"), Attr("projection", "symbol")), where="schedule"),
+    OpDecl("btc.accumulate_dense_grad", "grad W[i,o] += sum_b sum_s e[s][b,i,o]*delta[s][b,o]",
+           (Attr("projection", "symbol"), Attr("trace", "symbol")), where="schedule"),
+    OpDecl("btc.update_elem_trace", "e_p = D e_p + dh/dp (exact trace of a learned per-neuron parameter)",
+           (Attr("trace", "symbol"), Attr("group", "symbol")), where="schedule"),
+    OpDecl("btc.accumulate_elem_grad", "grad p += sum_b (sum_s e_p*delta + dL/ds * ds/dp)",
+           (Attr("trace", "symbol"), Attr("group", "symbol")), where="schedule"),
     OpDecl("btc.bptt_backward", "after the forward loop, the exact reverse sweep over the stored steps",
            (), where="schedule"),
 ]}

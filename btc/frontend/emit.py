@@ -40,6 +40,12 @@ class _Scalar:
     def sub(self, a, b): return self.op("arith.subf", a, b)
     def mul(self, a, b): return self.op("arith.mulf", a, b)
     def maxf(self, a, b): return self.op("arith.maximumf", a, b)
+    def div(self, a, b): return self.op("arith.divf", a, b)
+
+    def exp(self, a: str) -> str:
+        name = self._new()
+        self.lines.append(f"{name} = math.exp {a} : f32")
+        return name
 
     def spike(self, x: str, surrogate) -> str:
         name = self._new()
@@ -67,23 +73,29 @@ class _Scalar:
         return f"{{\n    ^bb0({args}):\n      {body}\n      \"btc.yield\"({yields}) : ({types}) -> ()\n    }}"
 
 
-def _lif_spike(b: _Scalar, n: LIF, states: dict[str, str]) -> str:
-    x = b.mul(b.sub(states["v"], b.const(n.theta)), b.const(1.0 / (n.theta - n.v_reset)))
+def _lif_spike(b: _Scalar, n: LIF, states: dict[str, str], trainable: tuple) -> str:
+    if "theta" in trainable:  # a region argument: the learned per-neuron threshold
+        theta = b.args["theta"]
+        x = b.div(b.sub(states["v"], theta), b.sub(theta, b.const(n.v_reset)))
+    else:
+        x = b.mul(b.sub(states["v"], b.const(n.theta)), b.const(1.0 / (n.theta - n.v_reset)))
     s = b.spike(x, n.surrogate)
     if "ref" in states:
         s = b.select_gt(states["ref"], b.const(0.0), b.const(0.0), s)
     return s
 
 
-def _lif_regions(n: LIF, dt: float) -> tuple[str, str]:
+def _lif_regions(n: LIF, dt: float, trainable: tuple = ()) -> tuple[str, str]:
+    """dynamics(states..., y, learned params...) -> states; spike(states..., learned params...) -> s."""
     names = n.state_names(dt)
-    b = _Scalar([*names, "y"])
+    b = _Scalar([*names, "y", *trainable])
     st = {k: b.args[k] for k in names}
-    s_last = _lif_spike(b, n, st)
+    s_last = _lif_spike(b, n, st, trainable)
     s_reset = b.stop_gradient(s_last) if n.detach_reset else s_last
     v = st["v"]
     if n.reset == "soft":
-        v_r = b.sub(v, b.mul(s_reset, b.const(n.theta - n.v_reset)))
+        jump = b.sub(b.args["theta"], b.const(n.v_reset)) if "theta" in trainable else b.const(n.theta - n.v_reset)
+        v_r = b.sub(v, b.mul(s_reset, jump))
     else:
         v_r = b.add(b.sub(v, b.mul(s_reset, v)), b.mul(s_reset, b.const(n.v_reset)))
     new = {}
@@ -91,9 +103,12 @@ def _lif_regions(n: LIF, dt: float) -> tuple[str, str]:
     if "i" in st:
         new["i"] = b.add(b.mul(st["i"], b.const(math.exp(-dt / n.synapse.tau))), current)
         current = new["i"]
-    decay = math.exp(-dt / n.tau)
-    v_new = b.add(b.add(b.const(n.v_rest), b.mul(b.sub(v_r, b.const(n.v_rest)), b.const(decay))),
-                  b.mul(current, b.const(n.R * (1 - decay))))
+    if "tau" in trainable:
+        decay = b.exp(b.div(b.const(-dt), b.args["tau"]))
+        gain = b.mul(b.const(n.R), b.sub(b.const(1.0), decay))
+    else:
+        decay, gain = b.const(math.exp(-dt / n.tau)), b.const(n.R * (1 - math.exp(-dt / n.tau)))
+    v_new = b.add(b.add(b.const(n.v_rest), b.mul(b.sub(v_r, b.const(n.v_rest)), decay)), b.mul(current, gain))
     if "ref" in st:
         zero = b.const(0.0)
         new["ref"] = b.select_gt(s_last, b.const(0.5), b.const(float(n.refractory_steps(dt))),
@@ -102,14 +117,14 @@ def _lif_regions(n: LIF, dt: float) -> tuple[str, str]:
     new["v"] = v_new
     dynamics = b.region([new[k] for k in names])
 
-    sb = _Scalar(list(names))
-    spike = sb.region([_lif_spike(sb, n, {k: sb.args[k] for k in names})])
+    sb = _Scalar([*names, *trainable])
+    spike = sb.region([_lif_spike(sb, n, {k: sb.args[k] for k in names}, trainable)])
     return dynamics, spike
 
 
-def _readout_region(tau: float, dt: float) -> str:
+def _readout_region(kappa: float) -> str:
     b = _Scalar(["r", "y"])
-    return b.region([b.add(b.mul(b.args["r"], b.const(math.exp(-dt / tau))), b.args["y"])])
+    return b.region([b.add(b.mul(b.args["r"], b.const(kappa)), b.args["y"])])
 
 
 def _f(value: float) -> str:
@@ -131,15 +146,16 @@ def emit_module(net: Network, batch: int, chunk: int) -> str:
     for name in net.order():
         g = net.groups[name]
         if isinstance(g, Readout):
-            region = _readout_region(g.tau, net.dt)
+            region = _readout_region(net.readout_decay(name))
             ops.append(f'"btc.readout"() ({region}) {{sym_name = "{name}", size = {g.size} : i64, '
                        f'states = ["r"], init = [0.0 : f32], tau = {_f(g.tau)} : f64}} : () -> ()')
             continue
-        dynamics, spike = _lif_regions(g.neuron, net.dt)
+        dynamics, spike = _lif_regions(g.neuron, net.dt, g.trainable)
         states = ", ".join(_attr_str(s) for s in g.neuron.state_names(net.dt))
         init = ", ".join(f"{_f(v)} : f32" for v in g.neuron.initial_state(net.dt))
+        params = ", ".join(_attr_str(p) for p in g.trainable)
         ops.append(f'"btc.group"() ({dynamics}, {spike}) {{sym_name = "{name}", size = {g.size} : i64, '
-                   f'states = [{states}], init = [{init}], model = "lif"}} : () -> ()')
+                   f'states = [{states}], init = [{init}], params = [{params}], model = "lif"}} : () -> ()')
     for p in net.projections.values():
         ops.append(f'"btc.projection"() {{sym_name = "{p.name}", pre = @{p.pre}, post = @{p.post}, '
                    f"recurrent = {str(p.recurrent).lower()}, bias = {str(p.bias).lower()}, "

@@ -108,3 +108,6 @@ class LIF:
 
     def refractory_steps(self, dt: float) -> int:
         return int(round(self.refractory / dt))
+
+    # per-neuron parameters that may be learned (declared with `Network.group(..., trainable=...)`)
+    ELEMENTWISE = ("tau", "theta")

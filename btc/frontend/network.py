@@ -47,11 +47,17 @@ class Group:
     name: str
     size: int
     neuron: LIF
+    trainable: tuple[str, ...] = ()  # per-neuron parameters learned with their exact traces
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(f"{self.name}.{p}" for p in self.trainable)
 
 
 @dataclass(frozen=True)
 class Readout:
-    """Leaky integrator `r = kappa*r + y`, `kappa = exp(-dt/tau)`; it is a group without spikes."""
+    """Leaky integrator `r = kappa*r + y`, `kappa = exp(-dt/tau)`; it is a group without spikes.
+    tau = 0 makes it memoryless (`r = y`)."""
 
     name: str
     size: int
@@ -104,18 +110,27 @@ class Network:
         self.inputs[name] = Input(name, _size("input", name, size), bool(binary))
         return name
 
-    def group(self, name: str, size: int, neuron: LIF | None = None) -> str:
+    def group(self, name: str, size: int, neuron: LIF | None = None, trainable=()) -> str:
+        """`trainable` names per-neuron parameters to learn (e.g. ("tau", "theta")); each becomes a
+        parameter `<group>.<name>` of shape [size], learned under every algorithm with its exact trace."""
         self._new_name(name, "group")
         neuron = LIF() if neuron is None else neuron
         if not isinstance(neuron, LIF):
             raise BtcError(f"group {name!r}: neuron must be a btc.frontend.LIF, got {type(neuron).__name__}")
-        self.groups[name] = Group(name, _size("group", name, size), neuron)
+        trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
+        for p in trainable:
+            if p not in neuron.ELEMENTWISE:
+                raise BtcError(f"group {name!r}: {p!r} is not a per-neuron parameter of {type(neuron).__name__}; "
+                               f"trainable ones: {list(neuron.ELEMENTWISE)}")
+        if len(set(trainable)) != len(trainable):
+            raise BtcError(f"group {name!r}: trainable lists a parameter twice: {list(trainable)}")
+        self.groups[name] = Group(name, _size("group", name, size), neuron, trainable)
         return name
 
     def readout(self, name: str, size: int, tau: float = 10.0) -> str:
         self._new_name(name, "readout")
-        if not isinstance(tau, (int, float)) or not tau > 0:
-            raise BtcError(f"readout {name!r}: tau must be a positive number of ms, got {tau!r}")
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau < 0:
+            raise BtcError(f"readout {name!r}: tau must be a number of ms >= 0 (0: memoryless), got {tau!r}")
         self.groups[name] = Readout(name, _size("readout", name, size), float(tau))
         return name
 
@@ -215,7 +230,15 @@ class Network:
                                      else p.init.sample(rng, (self.size(p.pre), self.size(p.post))))
             if p.bias:
                 params[f"{p.name}.b"] = np.zeros(self.size(p.post), np.float32)
+        for g in self.order():
+            grp = self.groups[g]
+            for p in getattr(grp, "trainable", ()):
+                params[f"{g}.{p}"] = np.full(grp.size, getattr(grp.neuron, p), np.float32)
         return params
+
+    def readout_decay(self, name: str) -> float:
+        tau = self.groups[name].tau
+        return 0.0 if tau == 0 else math.exp(-self.dt / tau)
 
     def _new_name(self, name: str, what: str) -> None:
         _check_name(name, what)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from btc.frontend.models import LIF, Surrogate
 from btc.frontend.network import Network, Readout
 
-__all__ = ["heaviside", "neuron_step", "spike_of", "initial_state", "run", "loss", "step_loss"]
+__all__ = ["heaviside", "neuron_step", "spike_of", "elementwise", "initial_state", "run", "loss", "step_loss"]
 
 
 def _surrogate_grad(sg: Surrogate, x):
@@ -45,20 +45,28 @@ def heaviside(x, sg: Surrogate):
     return spike(x)
 
 
-def spike_of(neuron: LIF, dt: float, states: dict):
-    s = heaviside((states["v"] - neuron.theta) / (neuron.theta - neuron.v_reset), neuron.surrogate)
+def _param(neuron: LIF, elem: dict | None, name: str):
+    """A per-neuron parameter: the learned vector if the group trains it, else the model's number."""
+    return elem[name] if elem and name in elem else getattr(neuron, name)
+
+
+def spike_of(neuron: LIF, dt: float, states: dict, elem: dict | None = None):
+    theta = _param(neuron, elem, "theta")
+    s = heaviside((states["v"] - theta) / (theta - neuron.v_reset), neuron.surrogate)
     if "ref" in states:
         s = jnp.where(states["ref"] > 0, 0.0, s)
     return s
 
 
-def neuron_step(neuron: LIF, dt: float, states: dict, y):
-    """One exponential-Euler step of a LIF group; `states` holds the values of step t-1."""
+def neuron_step(neuron: LIF, dt: float, states: dict, y, elem: dict | None = None):
+    """One exponential-Euler step of a LIF group; `states` holds the values of step t-1 and `elem`
+    the group's learned per-neuron parameters (name -> [N]), if any."""
     v = states["v"]
-    s_last = spike_of(neuron, dt, states)
+    theta = _param(neuron, elem, "theta")
+    s_last = spike_of(neuron, dt, states, elem)
     s_reset = jax.lax.stop_gradient(s_last) if neuron.detach_reset else s_last
     if neuron.reset == "soft":
-        v_r = v - s_reset * (neuron.theta - neuron.v_reset)
+        v_r = v - s_reset * (theta - neuron.v_reset)
     else:
         v_r = v * (1 - s_reset) + s_reset * neuron.v_reset
     new = {}
@@ -67,7 +75,8 @@ def neuron_step(neuron: LIF, dt: float, states: dict, y):
         current = new["i"]
     else:
         current = y
-    decay = math.exp(-dt / neuron.tau)
+    tau = _param(neuron, elem, "tau")
+    decay = math.exp(-dt / tau) if isinstance(tau, float) else jnp.exp(-dt / tau)
     v_new = neuron.v_rest + (v_r - neuron.v_rest) * decay + neuron.R * (1 - decay) * current
     if "ref" in states:
         new["ref"] = jnp.where(s_last > 0.5, float(neuron.refractory_steps(dt)),
@@ -88,14 +97,19 @@ def initial_state(net: Network, batch: int) -> dict:
     return state
 
 
-def _spikes(net: Network, state: dict) -> dict:
-    return {name: spike_of(g.neuron, net.dt, state[name])
+def elementwise(net: Network, params: dict, group: str) -> dict:
+    """The group's learned per-neuron parameters, name -> [N] (empty if it learns none)."""
+    return {p: params[f"{group}.{p}"] for p in getattr(net.groups[group], "trainable", ())}
+
+
+def _spikes(net: Network, params: dict, state: dict) -> dict:
+    return {name: spike_of(g.neuron, net.dt, state[name], elementwise(net, params, name))
             for name, g in net.groups.items() if not isinstance(g, Readout)}
 
 
 def step(net: Network, params: dict, state: dict, x_t: dict):
     """Advance every group one step; returns the new state and this step's spikes."""
-    prev_spikes = _spikes(net, state)
+    prev_spikes = _spikes(net, params, state)
     new_state, spikes = {}, {}
     for name in net.order():
         g = net.groups[name]
@@ -106,10 +120,11 @@ def step(net: Network, params: dict, state: dict, x_t: dict):
             if p.bias:
                 y = y + params[f"{p.name}.b"]
         if isinstance(g, Readout):
-            new_state[name] = {"r": state[name]["r"] * math.exp(-net.dt / g.tau) + y}
+            new_state[name] = {"r": state[name]["r"] * net.readout_decay(name) + y}
         else:
-            new_state[name] = neuron_step(g.neuron, net.dt, state[name], y)
-            spikes[name] = spike_of(g.neuron, net.dt, new_state[name])
+            elem = elementwise(net, params, name)
+            new_state[name] = neuron_step(g.neuron, net.dt, state[name], y, elem)
+            spikes[name] = spike_of(g.neuron, net.dt, new_state[name], elem)
     return new_state, spikes
 
 

@@ -1,7 +1,7 @@
 """btc's passes, one per file, found by name; `run_pipeline` runs them as MLIR Python passes.
 
 A pipeline is a list of pass names with options; its text form (e.g.
-`btc-verify,btc-plan-traces{algorithm=pp-prop decay=0.9},...`) is saved in every artifact.
+`btc-verify,btc-plan-traces{algorithm=pp-prop decay_pre=0.9 ...},...`) is saved in every artifact.
 """
 from __future__ import annotations
 
@@ -35,14 +35,16 @@ def get_pass(name: str, **options):
     return getattr(importlib.import_module(f"btc.passes.{module}"), cls)(**options)
 
 
-def default_pipeline(algorithm: str = "pp-prop", decay: float = 0.9, optimizer: str = "adam") -> list:
+def default_pipeline(algorithm: str = "pp-prop", plan: dict | None = None, lowering: dict | None = None) -> list:
+    """plan: options of btc-plan-traces (decays, correction, budget, overrides); lowering: of
+    btc-lower-to-linalg (optimizer, update schedule)."""
     return [
         get_pass("btc-verify"),
         get_pass("btc-analyse"),
         get_pass("btc-derive-jacobians"),
-        get_pass("btc-plan-traces", algorithm=algorithm, decay=decay),
+        get_pass("btc-plan-traces", algorithm=algorithm, **(plan or {})),
         get_pass("btc-rewrite-online", algorithm=algorithm),
-        get_pass("btc-lower-to-linalg", optimizer=optimizer),
+        get_pass("btc-lower-to-linalg", **(lowering or {})),
         get_pass("btc-check-lowered"),
     ]
 

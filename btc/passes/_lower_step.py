@@ -4,7 +4,7 @@ and its gradient, and the within-step backward that yields the learning signal.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from btc.dialect import attrs_of
 from btc.errors import BtcError
@@ -18,24 +18,30 @@ _NEG_BIG = -3.0e38
 
 @dataclass
 class Step:
-    """Values of one forward step, per group: new states, D (S*S, row-major), Df, spikes, ds/dh."""
+    """Values of one forward step, per group: new states, D (S*S, row-major), Df, spikes, ds/dh,
+    and per learned per-neuron parameter j: Dp[g][j] (S values dh'/dp_j) and dsdp[g][j] (ds/dp_j)."""
 
     h: dict
     D: dict
     Df: dict
     spk: dict
     dsdh: dict
+    Dp: dict = field(default_factory=dict)
+    dsdp: dict = field(default_factory=dict)
 
 
 class StepLowering:
-    def __init__(self, view: ModelView, optimizer: str, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(self, view: ModelView, optimizer: str, update_every: int = 0, grad_clip: float = 0.0,
+                 weight_decay: float = 0.0, betas=(0.9, 0.999), eps=1e-8):
         self.v, self.B, self.K = view, view.batch, view.chunk
         self.optimizer, self.betas, self.eps = optimizer, betas, eps
+        self.update_every, self.grad_clip, self.weight_decay = update_every, grad_clip, weight_decay
         self.C = view.readout().size
         self.ce = view.loss["kind"] == "cross_entropy"
         self.schedule = [(op.operation.name, attrs_of(op)) for op in view.schedule.regions[0].blocks[0].operations]
         self.algorithm = attrs_of(view.schedule)["algorithm"]
         self.params = view.params()
+        self.corrected = [t for t in view.traces.values() if t.kind == "post" and t.correction and t.decay > 0]
         self.layout: list[dict] = []
         self.global_lines: list[str] = []
         # spikes of step t-1 are carried for every group read recurrently
@@ -63,6 +69,8 @@ class StepLowering:
                 self._global(f"m{i}", shape, "adam_m", name)
                 self._global(f"u{i}", shape, "adam_v", name)
         self._global("opt_step", (), "optimizer", "step")
+        if self.update_every:  # time steps since the last in-module update
+            self._global("t_upd", (), "optimizer", "steps since update")
         for g in v.order:
             info = v.groups[g]
             for s in info.states:
@@ -71,7 +79,9 @@ class StepLowering:
             self._global(f"spk_{g}", (B, v.groups[g].size), "state", f"{g}.spikes")
         for t in v.traces.values():
             for s in range(t.num_states):
-                self._global(f"tr_{t.name}_{s}", (B, t.size), "trace", f"{t.name}[{s}]")
+                self._global(f"tr_{t.name}_{s}", t.shape(B), "trace", f"{t.name}[{s}]")
+        if self.corrected:  # pp-prop's bias correction counts time steps since the last reset
+            self._global("t_seq", (), "counter", "steps since reset")
         if self.algorithm == "bptt":  # adjoints carried from step t+1 to t during the reverse sweep
             for g in v.order:
                 for s in v.groups[g].states:
@@ -94,14 +104,23 @@ class StepLowering:
         return syms + [f"spk_{g}" for g in self.rec_groups]
 
     def _trace_syms(self) -> list[str]:
-        return [f"tr_{t.name}_{s}" for t in self.v.traces.values() for s in range(t.num_states)]
+        """Traces and the step counter: everything reset_state zeroes besides the states."""
+        syms = [f"tr_{t.name}_{s}" for t in self.v.traces.values() for s in range(t.num_states)]
+        return syms + (["t_seq"] if self.corrected else [])
 
     # ---------------------------------------------------------------- one forward step
     def _weights(self, fn: Fn) -> tuple[dict, dict]:
+        """W[projection], b[projection] and, under "<group>.<param>", learned per-neuron parameters."""
+        return self._split_params([self._load(fn, f"p{i}") for i in range(len(self.params))])
+
+    def _split_params(self, values: list[str]) -> tuple[dict, dict]:
         W, b = {}, {}
-        for i, (name, _) in enumerate(self.params):
-            proj, kind = name.rsplit(".", 1)
-            (W if kind == "W" else b)[proj] = self._load(fn, f"p{i}")
+        for (name, _), value in zip(self.params, values):
+            owner, kind = name.rsplit(".", 1)
+            if owner in self.v.projections and kind in ("W", "b"):
+                (W if kind == "W" else b)[owner] = value
+            else:
+                b[name] = value
         return W, b
 
     def _forward(self, fn: Fn, cur: dict, xt: dict, W: dict, b: dict) -> Step:
@@ -118,19 +137,25 @@ class StepLowering:
             if biases:
                 y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, _sum_body)[0]
             deriv = v.derivatives[g]
+            P = len(info.params)
+            elem = [b[f"{g}.{q}"] for q in info.params]
 
-            def body(fn, a, deriv=deriv, S=S, readout=info.readout):
+            def body(fn, a, deriv=deriv, S=S, P=P, readout=info.readout):
                 lines, ys = block_body(fn, deriv.regions[0].blocks[0], a)
-                if not readout:
-                    more, spike = block_body(fn, deriv.regions[1].blocks[0], ys[:S])
+                if not readout:  # the spike of the new state, with the same learned parameters
+                    more, spike = block_body(fn, deriv.regions[1].blocks[0], ys[:S] + a[S + 1:])
                     lines, ys = lines + more, ys + spike
                 return lines, ys
 
-            n_out = S + S * S + S + (0 if info.readout else 1 + S)
-            res = fn.map([cur[f"h_{g}_{s}"] for s in info.states] + [y], [(B, N)] * (S + 1), (B, N), n_out, body)
+            n_step = S + S * S + S + S * P
+            n_out = n_step + (0 if info.readout else 1 + S + P)
+            res = fn.map([cur[f"h_{g}_{s}"] for s in info.states] + [y] + elem,
+                         [(B, N)] * (S + 1) + [(N,)] * P, (B, N), n_out, body)
             st.h[g], st.D[g], st.Df[g] = res[:S], res[S:S + S * S], res[S + S * S:2 * S + S * S]
+            st.Dp[g] = [res[2 * S + S * S + j * S:2 * S + S * S + (j + 1) * S] for j in range(P)]
             if not info.readout:
-                st.spk[g], st.dsdh[g] = res[2 * S + S * S], res[2 * S + S * S + 1:]
+                st.spk[g], st.dsdh[g] = res[n_step], res[n_step + 1:n_step + 1 + S]
+                st.dsdp[g] = res[n_step + 1 + S:]
         return st
 
     # ---------------------------------------------------------------- loss and its gradient
@@ -195,9 +220,11 @@ class StepLowering:
     # ---------------------------------------------------------------- within-step backward
     def _backward(self, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | None = None,
                   fut_s: dict | None = None) -> tuple[dict, dict]:
-        """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g] = dL/dy_g^t."""
+        """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g] = dL/dy_g^t;
+        self.a_s[g] = dL/ds_g^t, which learned spike parameters (the threshold) need."""
         v, B = self.v, self.B
         a_h, a_y = {}, {}
+        self.a_s = {}
         for g in reversed(v.order):
             info = v.groups[g]
             N, S = info.size, info.num_states
@@ -208,7 +235,9 @@ class StepLowering:
                 a_s = (fut_s or {}).get(g)
                 for p in v.out_of(g, recurrent=False):
                     a_s = fn.matmul_bt(a_y[p.post], W[p.name], B, N, v.size(p.post), acc=a_s)
-                ins = [a_s or fn.full((B, N), 0.0)] + st.dsdh[g] + st.Df[g] + extra
+                a_s = a_s or fn.full((B, N), 0.0)
+                self.a_s[g] = a_s
+                ins = [a_s] + st.dsdh[g] + st.Df[g] + extra
 
             def body(fn, a, S=S, readout=info.readout, has_fut=bool(extra)):
                 lines, hs = [], []
@@ -334,9 +363,10 @@ def _dot(fn: Fn, lines: list[str], xs: list[str], ys: list[str]) -> str:
     return acc
 
 
-def _post_trace_body(S: int, alpha: float, exact: bool):
+def _post_trace_body(S: int, alpha: float, exact: bool, inv_correction: str | None = None):
     """eps'[s] = alpha*sum_s' D[s][s'] eps[s'] + (1-alpha)*Df[s] (exact: alpha = 1, Df weight 1);
-    also yields sum_s eps'[s]*delta[s], the postsynaptic factor of the gradient."""
+    also yields sum_s eps'[s]*delta[s] (times the bias correction, if any), the postsynaptic factor
+    of the gradient. An exact trace may be driven by dh'/dp instead of Df."""
     def body(fn: Fn, a):
         D, Df, eps, delta = a[:S * S], a[S * S:S * S + S], a[S * S + S:S * S + 2 * S], a[S * S + 2 * S:]
         ca, cb = fn.name("r"), fn.name("r")
@@ -349,8 +379,70 @@ def _post_trace_body(S: int, alpha: float, exact: bool):
             lines += [f"{x} = arith.mulf {acc}, {ca} : f32", f"{y} = arith.mulf {Df[s]}, {cb} : f32",
                       f"{z} = arith.addf {x}, {y} : f32"]
             new.append(z)
-        return lines, new + [_dot(fn, lines, new, delta)]
+        factor = _dot(fn, lines, new, delta)
+        if inv_correction is not None:
+            corrected = fn.name("r")
+            lines.append(f"{corrected} = arith.mulf {factor}, {inv_correction} : f32")
+            factor = corrected
+        return lines, new + [factor]
     return body
+
+
+def _dot_body(fn: Fn, a):
+    """sum_i a[i]*a[n/2 + i]."""
+    lines: list[str] = []
+    half = len(a) // 2
+    return lines, [_dot(fn, lines, a[:half], a[half:])]
+
+
+def _fma_body(fn: Fn, a):
+    """a0 + a1*a2."""
+    m, s = fn.name("r"), fn.name("r")
+    return [f"{m} = arith.mulf {a[1]}, {a[2]} : f32", f"{s} = arith.addf {a[0]}, {m} : f32"], [s]
+
+
+_M3 = {"bo": "affine_map<(d0, d1, d2) -> (d0, d2)>", "bi": "affine_map<(d0, d1, d2) -> (d0, d1)>",
+       "bio": "affine_map<(d0, d1, d2) -> (d0, d1, d2)>"}
+
+
+def _dense_trace_update(fn: Fn, D: list, Df: list, x: str, old: list, B: int, I: int, O: int) -> list[str]:
+    """D-RTRL: e'[s][b,i,o] = sum_s' D[s][s'][b,o]*e[s'][b,i,o] + Df[s][b,o]*x[b,i]."""
+    S = len(old)
+    ins = ([(d, _M3["bo"], tt(B, O)) for d in D + Df] + [(x, _M3["bi"], tt(B, I))]
+           + [(e, _M3["bio"], tt(B, I, O)) for e in old])
+    outs = [(fn.empty((B, I, O)), _M3["bio"], tt(B, I, O)) for _ in range(S)]
+
+    def body(a):
+        Dv, Dfv, xv, ev = a[:S * S], a[S * S:S * S + S], a[S * S + S], a[S * S + S + 1:S * S + S + 1 + S]
+        lines: list[str] = []
+        new = []
+        for s in range(S):
+            drive = fn.name("r")
+            lines.append(f"{drive} = arith.mulf {Dfv[s]}, {xv} : f32")
+            acc = _dot(fn, lines, Dv[s * S:(s + 1) * S], ev)
+            total = fn.name("r")
+            lines.append(f"{total} = arith.addf {acc}, {drive} : f32")
+            new.append(total)
+        return lines, new
+
+    return fn.generic(ins, outs, ["parallel"] * 3, body)
+
+
+def _dense_grad(fn: Fn, e: list, delta: list, acc: str, B: int, I: int, O: int) -> str:
+    """D-RTRL: acc[i,o] + sum_b sum_s e[s][b,i,o]*delta[s][b,o] (batch reduction innermost)."""
+    S = len(e)
+    ins = ([(x, "affine_map<(d0, d1, d2) -> (d2, d0, d1)>", tt(B, I, O)) for x in e]
+           + [(d, "affine_map<(d0, d1, d2) -> (d2, d1)>", tt(B, O)) for d in delta])
+
+    def body(a):
+        lines: list[str] = []
+        dot = _dot(fn, lines, a[:S], a[S:2 * S])
+        out = fn.name("r")
+        lines.append(f"{out} = arith.addf {a[2 * S]}, {dot} : f32")
+        return lines, [out]
+
+    return fn.generic(ins, [(acc, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(I, O))],
+                      ["parallel", "parallel", "reduction"], body)[0]
 
 
 def _transpose_apply_body(S: int):
@@ -362,18 +454,43 @@ def _transpose_apply_body(S: int):
     return body
 
 
-def _sgd_body(lr: str):
+def _sgd_body(lr: str, scale: str | None, weight_decay: float):
+    """p - lr*(g*scale + weight_decay*p)."""
     def body(fn: Fn, a):
+        p, g = a
+        lines: list[str] = []
+        step = _scaled(fn, lines, g, scale)
+        if weight_decay:
+            step = _decayed(fn, lines, step, p, weight_decay)
         m, n = fn.name("r"), fn.name("r")
-        return [f"{m} = arith.mulf {a[1]}, {lr} : f32", f"{n} = arith.subf {a[0]}, {m} : f32"], [n]
+        return lines + [f"{m} = arith.mulf {step}, {lr} : f32", f"{n} = arith.subf {p}, {m} : f32"], [n]
     return body
 
 
-def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str):
-    """Adam with bias correction; c1, c2 are b1^k and b2^k for this update's step k."""
+def _scaled(fn: Fn, lines: list[str], g: str, scale: str | None) -> str:
+    if scale is None:
+        return g
+    n = fn.name("r")
+    lines.append(f"{n} = arith.mulf {g}, {scale} : f32")
+    return n
+
+
+def _decayed(fn: Fn, lines: list[str], step: str, p: str, weight_decay: float) -> str:
+    """step + weight_decay*p: decoupled weight decay (AdamW), applied with the learning rate."""
+    c, m, n = fn.name("r"), fn.name("r"), fn.name("r")
+    lines += [f"{c} = arith.constant {weight_decay:.9e} : f32", f"{m} = arith.mulf {p}, {c} : f32",
+              f"{n} = arith.addf {step}, {m} : f32"]
+    return n
+
+
+def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str, scale: str | None = None,
+               weight_decay: float = 0.0):
+    """Adam with bias correction; c1, c2 are b1^k and b2^k for this update's step k; the gradient
+    is first multiplied by the clip scale, and weight decay is decoupled (AdamW)."""
     def body(fn: Fn, a):
-        p, g, m, u = a
+        p, g0, m, u = a
         lines: list[str] = []
+        g = _scaled(fn, lines, g0, scale)
 
         def op(text: str) -> str:
             n = fn.name("r")
@@ -390,8 +507,8 @@ def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str):
         m_hat = op(f"arith.divf {m_new}, {op(f'arith.subf {one}, {c1}')}")
         u_hat = op(f"arith.divf {u_new}, {op(f'arith.subf {one}, {c2}')}")
         denom = op(f"arith.addf {op(f'math.sqrt {u_hat}')}, {const(eps)}")
-        step = op(f"arith.mulf {op(f'arith.divf {m_hat}, {denom}')}, {lr}")
-        return lines, [op(f"arith.subf {p}, {step}"), m_new, u_new]
+        step = op(f"arith.divf {m_hat}, {denom}")
+        if weight_decay:
+            step = _decayed(fn, lines, step, p, weight_decay)
+        return lines, [op(f"arith.subf {p}, {op(f'arith.mulf {step}, {lr}')}"), m_new, u_new]
     return body
-
-

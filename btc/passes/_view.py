@@ -27,6 +27,7 @@ class GroupInfo:
     init: tuple[float, ...]
     readout: bool
     op: object
+    params: tuple[str, ...] = ()  # learned per-neuron parameters: extra region arguments
 
     @property
     def num_states(self) -> int:
@@ -55,6 +56,19 @@ class TraceInfo:
     size: int
     num_states: int
     decay: float
+    rows: int = 0  # dense (D-RTRL) traces: the presynaptic size; 0 for [batch, size] traces
+    param: str = ""  # elem traces: the learned parameter
+    correction: bool = False  # post traces: divide by 1 - decay^(k+1), k = steps since reset
+
+    def shape(self, batch: int) -> tuple[int, ...]:
+        """One state's tensor shape; the trace holds num_states of them."""
+        return (batch, self.rows, self.size) if self.rows else (batch, self.size)
+
+    def bytes(self, batch: int) -> int:
+        n = 4 * self.num_states
+        for d in self.shape(batch):
+            n *= d
+        return n
 
 
 class ModelView:
@@ -73,7 +87,8 @@ class ModelView:
                 self.inputs[a["sym_name"]] = a
             elif op.name in ("btc.group", "btc.readout"):
                 self.groups[a["sym_name"]] = GroupInfo(a["sym_name"], a["size"], tuple(a["states"]),
-                                                       tuple(a["init"]), op.name == "btc.readout", op)
+                                                       tuple(a["init"]), op.name == "btc.readout", op,
+                                                       tuple(a.get("params", ())))
             elif op.name == "btc.projection":
                 self.projections[a["sym_name"]] = ProjectionInfo(a["sym_name"], a["pre"], a["post"],
                                                                  a["recurrent"], a["bias"])
@@ -83,7 +98,8 @@ class ModelView:
                 self.derivatives[a["group"]] = op
             elif op.name == "btc.trace":
                 self.traces[a["sym_name"]] = TraceInfo(a["sym_name"], a["kind"], a["of"], a["delay"],
-                                                       a["size"], a["num_states"], a["decay"])
+                                                       a["size"], a["num_states"], a["decay"], a.get("rows", 0),
+                                                       a.get("param", ""), a.get("correction", False))
             elif op.name == "btc.schedule":
                 self.schedule = op
         attrs = module.operation.attributes
@@ -119,10 +135,17 @@ class ModelView:
         return self.groups[self.loss["readout"]]
 
     def params(self) -> list[tuple[str, tuple[int, ...]]]:
-        """(parameter name, shape) for every trainable tensor, in a fixed order."""
+        """(parameter name, shape) for every trainable tensor, in a fixed order (the frontend's
+        `Network.init_params` order: projections, then learned per-neuron parameters)."""
         out = []
         for p in self.projections.values():
             out.append((f"{p.name}.W", (self.size(p.pre), self.size(p.post))))
             if p.bias:
                 out.append((f"{p.name}.b", (self.size(p.post),)))
+        for g in self.order:
+            out += [(f"{g}.{q}", (self.groups[g].size,)) for q in self.groups[g].params]
         return out
+
+    def dense_trace(self, projection: str) -> TraceInfo | None:
+        """The D-RTRL trace of a projection, if the plan gave it one (else it learns by pp-prop)."""
+        return next((t for t in self.traces.values() if t.kind == "dense" and t.of == projection), None)

@@ -1,8 +1,9 @@
 """btc-derive-jacobians: reads each group's elementwise regions; produces one `btc.derivatives` op
 per group whose regions compute, by forward-mode AD of the region's arith/math ops:
 
-  step(h..., y)  -> h'...,  D[s][s'] = dh'_s/dh_s' (row-major, S*S),  Df[s] = dh'_s/dy (S)
-  spike(h...)    -> s,      ds/dh_s (S)                         (empty region for a readout)
+  step(h..., y, p...) -> h'...,  D[s][s'] = dh'_s/dh_s' (row-major, S*S),  Df[s] = dh'_s/dy (S),
+                         Dp[j][s] = dh'_s/dp_j (S per learned per-neuron parameter p_j)
+  spike(h..., p...)   -> s,      ds/dh_s (S), ds/dp_j (1 per p_j)     (empty region for a readout)
 
 The surrogate derivative of `btc.spike` is expanded into arith/math ops here, so the lowering
 only ever sees upstream ops plus the forward `btc.spike`/`btc.stop_gradient`.
@@ -169,25 +170,27 @@ class DeriveJacobiansPass:
         with module.context, ir.Location.unknown():
             f32 = ir.F32Type.get()
             for g in view.groups.values():
-                S = g.num_states
+                S, P = g.num_states, len(g.params)
                 deriv = ir.Operation.create(
                     "btc.derivatives", attributes={
                         "group": ir.FlatSymbolRefAttr.get(g.name),
                         "num_states": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), S)},
                     regions=2, loc=ir.Location.unknown(), ip=ir.InsertionPoint(module.body))
                 b = _Builder()
-                step_block = deriv.regions[0].blocks.append(*([f32] * (S + 1)))
+                step_block = deriv.regions[0].blocks.append(*([f32] * (S + 1 + P)))
                 with ir.InsertionPoint(step_block):
                     where = f"group @{g.name} (dynamics)"
                     h_new, tans = differentiate_block(g.op.regions[0].blocks[0], step_block,
-                                                      list(range(S + 1)), where)
-                    # tans[k][s] = dh'_s/d arg_k ; D[s][s'] = tans[s'][s], Df[s] = tans[S][s]
+                                                      list(range(S + 1 + P)), where)
+                    # tans[k][s] = dh'_s/d arg_k: D[s][s'] = tans[s'][s], Df[s] = tans[S][s],
+                    # Dp[j][s] = tans[S+1+j][s]
                     D = [_or_zero(b, tans[sp][s]) for s in range(S) for sp in range(S)]
                     Df = [_or_zero(b, tans[S][s]) for s in range(S)]
-                    ir.Operation.create("btc.yield", operands=h_new + D + Df)
+                    Dp = [_or_zero(b, tans[S + 1 + j][s]) for j in range(P) for s in range(S)]
+                    ir.Operation.create("btc.yield", operands=h_new + D + Df + Dp)
                 if not g.readout:
-                    spike_block = deriv.regions[1].blocks.append(*([f32] * S))
+                    spike_block = deriv.regions[1].blocks.append(*([f32] * (S + P)))
                     with ir.InsertionPoint(spike_block):
                         (s,), tans = differentiate_block(g.op.regions[1].blocks[0], spike_block,
-                                                         list(range(S)), f"group @{g.name} (spike)")
+                                                         list(range(S + P)), f"group @{g.name} (spike)")
                         ir.Operation.create("btc.yield", operands=[s] + [_or_zero(b, t[0]) for t in tans])

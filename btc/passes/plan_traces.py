@@ -1,8 +1,9 @@
-"""btc-plan-traces: reads the analysed model and the algorithm; produces one `btc.trace` op per
-online trace buffer, each of shape [batch, size, num_states].
+"""btc-plan-traces: reads the analysed model and the algorithm options; produces one `btc.trace` op
+per online trace buffer, and so decides, per projection, whether it learns by pp-prop or D-RTRL.
 
-pp-prop: a presynaptic trace per distinct signal (shared by every projection reading it), a
-postsynaptic trace per group, and an exact (D-RTRL) trace per group whose projections have a bias.
+pp-prop projections share a presynaptic trace per distinct signal and a postsynaptic trace per
+receiving group; a D-RTRL projection owns a per-weight trace [batch, pre, post] per state. Biases
+and learned per-neuron parameters get exact [batch, size] traces under every algorithm.
 BPTT keeps no traces: its memory is the stored sequence.
 """
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 from iree.compiler import ir
 
 from btc.errors import BtcError
-from btc.passes._view import ModelView
+from btc.passes._view import ModelView, TraceInfo
 
-__all__ = ["PlanTracesPass"]
+__all__ = ["PlanTracesPass", "ONLINE_ALGORITHMS"]
+
+ONLINE_ALGORITHMS = ("pp-prop", "d-rtrl")
 
 
 def _i64(v: int):
@@ -24,28 +27,101 @@ def _i64(v: int):
 @dataclass(frozen=True)
 class PlanTracesPass:
     name = "btc-plan-traces"
-    algorithm: str = "pp-prop"
-    decay: float = 0.9
+    algorithm: str = "pp-prop"  # pp-prop | d-rtrl | hybrid | bptt
+    decay_pre: float = 0.9
+    decay_post: float = 0.9
+    correction: bool = True  # pp-prop's bias correction of eps_f, counted in time steps
+    budget: int = 0  # hybrid: bytes all traces may use (0: D-RTRL wherever it is no larger than pp-prop)
+    overrides: tuple = ()  # ("projection=algorithm", ...): a user's choice, which every rule respects
 
     def run(self, module) -> None:
-        if not 0.0 <= self.decay < 1.0:
-            raise BtcError(f"pp-prop decay must be in [0, 1), got {self.decay}")
+        for name, value in (("decay_pre", self.decay_pre), ("decay_post", self.decay_post)):
+            if not 0.0 <= value < 1.0:
+                raise BtcError(f"pp-prop {name} must be in [0, 1), got {value}")
         if self.algorithm == "bptt":
             return
         view = ModelView(module)
-        planned = []
+        chosen = self._choose(view)
+        with module.context, ir.Location.unknown():
+            for t in self._traces(view, chosen):
+                attrs = {"sym_name": ir.StringAttr.get(t.name), "kind": ir.StringAttr.get(t.kind),
+                         "of": ir.FlatSymbolRefAttr.get(t.of), "delay": _i64(t.delay), "size": _i64(t.size),
+                         "num_states": _i64(t.num_states), "decay": ir.FloatAttr.get(ir.F64Type.get(), t.decay)}
+                if t.rows:
+                    attrs["rows"] = _i64(t.rows)
+                if t.param:
+                    attrs["param"] = ir.StringAttr.get(t.param)
+                if t.kind == "post":
+                    attrs["correction"] = ir.BoolAttr.get(t.correction)
+                ir.Operation.create("btc.trace", attributes=attrs, ip=ir.InsertionPoint(module.body))
+
+    # ---------------------------------------------------------------- per-projection choice
+    def _overrides(self, view: ModelView) -> dict[str, str]:
+        out = {}
+        for item in self.overrides:
+            proj, _, alg = item.partition("=")
+            if proj not in view.projections:
+                raise BtcError(f"per-projection algorithm {item!r}: no projection {proj!r}; "
+                               f"projections: {sorted(view.projections)}")
+            if alg not in ONLINE_ALGORITHMS:
+                raise BtcError(f"per-projection algorithm {item!r}: {alg!r} is not one of {list(ONLINE_ALGORITHMS)}")
+            out[proj] = alg
+        return out
+
+    def _choose(self, view: ModelView) -> dict[str, str]:
+        fixed = self._overrides(view)
+        if self.algorithm in ONLINE_ALGORITHMS:
+            return {p: fixed.get(p, self.algorithm) for p in view.projections}
+        if self.algorithm != "hybrid":
+            raise BtcError(f"unknown algorithm {self.algorithm!r}")
+        chosen = {p: fixed.get(p, "pp-prop") for p in view.projections}
+        free = sorted((p for p in view.projections if p not in fixed), key=lambda p: self._dense_bytes(view, p))
+        if not self.budget:
+            # D-RTRL where its trace is no larger than the pp-prop pair this projection alone would need
+            for p in free:
+                info = view.projections[p]
+                pair = 4 * view.batch * (view.size(info.pre) + view.size(info.post) * view.groups[info.post].num_states)
+                if self._dense_bytes(view, p) <= pair:
+                    chosen[p] = "d-rtrl"
+            return chosen
+        total = self._total(view, chosen)
+        if total > self.budget:
+            raise BtcError(f"trace memory budget {self.budget:,} B is below what the plan needs with every "
+                           f"free projection on pp-prop: {total:,} B")
+        for p in free:  # cheapest exact traces first, while the whole plan fits the budget
+            trial = dict(chosen, **{p: "d-rtrl"})
+            if self._total(view, trial) <= self.budget:
+                chosen = trial
+        return chosen
+
+    @staticmethod
+    def _dense_bytes(view: ModelView, proj: str) -> int:
+        p = view.projections[proj]
+        return 4 * view.batch * view.size(p.pre) * view.size(p.post) * view.groups[p.post].num_states
+
+    def _total(self, view: ModelView, chosen: dict[str, str]) -> int:
+        return sum(t.bytes(view.batch) for t in self._traces(view, chosen))
+
+    # ---------------------------------------------------------------- the traces of a choice
+    def _traces(self, view: ModelView, chosen: dict[str, str]) -> list[TraceInfo]:
+        traces = []
+        pp = [view.projections[p] for p in view.projections if chosen[p] == "pp-prop"]
         for src in view.sources():
-            pre, delay = src.split("@")
-            planned.append((f"eps_x_{pre}_{delay}", "pre", pre, int(delay), view.size(pre), 1, self.decay))
+            if any(p.source == src for p in pp):
+                pre, delay = src.split("@")
+                traces.append(TraceInfo(f"eps_x_{pre}_{delay}", "pre", pre, int(delay), view.size(pre), 1,
+                                        self.decay_pre))
         for g in view.order:
             info = view.groups[g]
-            planned.append((f"eps_f_{g}", "post", g, 0, info.size, info.num_states, self.decay))
+            if any(p.post == g for p in pp):
+                traces.append(TraceInfo(f"eps_f_{g}", "post", g, 0, info.size, info.num_states, self.decay_post,
+                                        correction=self.correction))
+            for p in view.into(g):
+                if chosen[p.name] == "d-rtrl":
+                    traces.append(TraceInfo(f"e_W_{p.name}", "dense", p.name, 0, info.size, info.num_states, 1.0,
+                                            rows=view.size(p.pre)))
             if view.biased(g):
-                planned.append((f"e_b_{g}", "bias", g, 0, info.size, info.num_states, 1.0))
-        with module.context, ir.Location.unknown():
-            for name, kind, of, delay, size, states, decay in planned:
-                ir.Operation.create("btc.trace", attributes={
-                    "sym_name": ir.StringAttr.get(name), "kind": ir.StringAttr.get(kind),
-                    "of": ir.FlatSymbolRefAttr.get(of), "delay": _i64(delay), "size": _i64(size),
-                    "num_states": _i64(states), "decay": ir.FloatAttr.get(ir.F64Type.get(), decay)},
-                    ip=ir.InsertionPoint(module.body))
+                traces.append(TraceInfo(f"e_b_{g}", "bias", g, 0, info.size, info.num_states, 1.0))
+            for q in info.params:
+                traces.append(TraceInfo(f"e_p_{g}_{q}", "elem", g, 0, info.size, info.num_states, 1.0, param=q))
+        return traces

@@ -1,9 +1,10 @@
 """btc-rewrite-online: reads the trace plan; produces a `btc.schedule` op listing, in execution
-order, the update ops of one training step (pp-prop) or the reverse sweep (BPTT).
+order, the update ops of one training step (online algorithms) or the reverse sweep (BPTT).
 
-pp-prop step, after the forward step: learning signals in reverse group order (the within-step
-backward), presynaptic traces, then per group its postsynaptic (and bias) trace and the gradient
-of every projection into it.
+Online step, after the forward step: learning signals in reverse group order (the within-step
+backward), presynaptic traces, then per group its postsynaptic, bias and per-neuron-parameter
+traces and the gradient of every projection into it, each by the algorithm its trace says
+(pp-prop: the pre/post pair; D-RTRL: its own per-weight trace).
 """
 from __future__ import annotations
 
@@ -39,22 +40,31 @@ class RewriteOnlinePass:
                 if self.algorithm == "bptt":
                     stmt("btc.bptt_backward")
                 else:
-                    self._pp_prop(view, stmt)
+                    self._online(view, stmt)
                 ir.Operation.create("btc.yield")  # IRDL-registered regions need a terminator
 
     @staticmethod
-    def _pp_prop(view: ModelView, stmt) -> None:
+    def _online(view: ModelView, stmt) -> None:
         for g in reversed(view.order):
             stmt("btc.learning_signal", group=g)
         pre_traces = {(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
         for name in pre_traces.values():
             stmt("btc.update_pre_trace", trace=name)
         for g in view.order:
-            stmt("btc.update_post_trace", trace=f"eps_f_{g}", group=g)
+            if f"eps_f_{g}" in view.traces:
+                stmt("btc.update_post_trace", trace=f"eps_f_{g}", group=g)
             if view.biased(g):
                 stmt("btc.update_bias_trace", trace=f"e_b_{g}", group=g)
+            for q in view.groups[g].params:
+                stmt("btc.update_elem_trace", trace=f"e_p_{g}_{q}", group=g)
+                stmt("btc.accumulate_elem_grad", trace=f"e_p_{g}_{q}", group=g)
             for p in view.into(g):
-                stmt("btc.accumulate_grad", projection=p.name,
-                     pre_trace=pre_traces[(p.pre, 1 if p.recurrent else 0)], post_trace=f"eps_f_{g}")
+                dense = view.dense_trace(p.name)
+                if dense:
+                    stmt("btc.update_dense_trace", trace=dense.name, projection=p.name)
+                    stmt("btc.accumulate_dense_grad", projection=p.name, trace=dense.name)
+                else:
+                    stmt("btc.accumulate_grad", projection=p.name,
+                         pre_trace=pre_traces[(p.pre, 1 if p.recurrent else 0)], post_trace=f"eps_f_{g}")
                 if p.bias:
                     stmt("btc.accumulate_bias_grad", projection=p.name, trace=f"e_b_{g}")

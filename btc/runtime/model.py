@@ -61,6 +61,7 @@ class Model:
         self.functions = m["functions"]
         self.param_names = [p["name"] for p in m["params"]]
         self.num_classes = m["num_classes"]
+        self.update_every = m.get("update_every")  # continual: the module updates every k steps itself
         self._config = rt.Config(driver or m.get("driver", "local-sync"))
         self._ctx = rt.SystemContext(config=self._config)
         self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
@@ -224,6 +225,7 @@ class Model:
         `lr` an optimizer step follows. Returns the summed loss and `readout_sum` = sum_t mask_t * r_t [B, C].
         """
         self._check_lr(lr)
+        self._check_schedule(lr)
         x = self._inputs(x)
         T = next(iter(x.values())).shape[0]
         target, mask = self._targets(target, T), self._mask(mask, T)
@@ -233,13 +235,24 @@ class Model:
         else:
             loss, rsum = 0.0, np.zeros((self.batch, self.num_classes), np.float32)
             for n, parts in self._chunks(x, target, mask):
-                chunk_loss, chunk_rsum = self._call("train_chunk", *parts)
+                chunk_loss, chunk_rsum = self._call("train_chunk", *parts, *self._schedule_args(lr, n))
                 loss += float(chunk_loss)
                 rsum += chunk_rsum
                 self._padded = n < self.chunk
-        if lr is not None:
+        if lr is not None and not self.update_every:
             self.apply_update(lr)
         return {"loss": loss, "readout_sum": rsum}
+
+    def _check_schedule(self, lr) -> None:
+        if self.update_every and lr is None:
+            raise BtcError(f"this artifact updates its parameters inside the module every {self.update_every} "
+                           "time steps (update_every); pass lr=")
+
+    def _schedule_args(self, lr, valid: int) -> list:
+        """Continual artifacts take the learning rate and the chunk's number of unpadded steps."""
+        if not self.update_every:
+            return []
+        return [np.asarray(lr, np.float32), np.asarray(valid, np.int32)]
 
     def _bptt(self, x: dict, target: np.ndarray, mask: np.ndarray) -> tuple[float, np.ndarray]:
         T = target.shape[0]
@@ -261,6 +274,7 @@ class Model:
         if self.algorithm == "bptt":
             raise BtcError("train_stream needs an online algorithm (pp-prop); BPTT must see the whole sequence")
         self._check_lr(lr)
+        self._check_schedule(lr)
         self.reset_state()
         loss, steps = 0.0, 0
         for x, target, mask in chunks:
@@ -269,11 +283,11 @@ class Model:
             if T != self.chunk:
                 raise BtcError(f"train_stream: every chunk must have {self.chunk} steps, got {T}")
             parts = self._step_inputs(x, slice(None)) + [self._targets(target, T), self._mask(mask, T)]
-            loss += float(self._call("train_chunk", *parts)[0])
+            loss += float(self._call("train_chunk", *parts, *self._schedule_args(lr, T))[0])
             steps += T
         if steps == 0:
             raise BtcError("train_stream got no chunks")
-        if lr is not None:
+        if lr is not None and not self.update_every:
             self.apply_update(lr)
         return {"loss": loss, "steps": steps}
 

@@ -52,22 +52,48 @@ def main():
 
 @main.command("compile")
 @click.argument("model")
-@click.option("--algorithm", type=click.Choice(["pp-prop", "bptt"]), default="pp-prop", show_default=True)
+@click.option("--algorithm", type=click.Choice(["pp-prop", "d-rtrl", "hybrid", "bptt"]), default="pp-prop",
+              show_default=True, help="hybrid: per projection, pp-prop or D-RTRL (see --trace-memory-budget)")
 @click.option("--target", default="llvm-cpu", show_default=True, help="backend: llvm-cpu")
 @click.option("--batch", type=int, default=32, show_default=True, help="batch size B compiled in")
 @click.option("--chunk", type=int, default=100, show_default=True,
               help="time steps K run inside the module per call")
 @click.option("--decay", type=float, default=0.9, show_default=True, help="pp-prop trace decay alpha in [0, 1)")
+@click.option("--rank", type=int, default=None, help="pp-prop decay as a rank r: alpha = (r-1)/(r+1)")
+@click.option("--decay-pre", type=float, default=None, help="presynaptic trace decay (default: --decay)")
+@click.option("--decay-post", type=float, default=None, help="postsynaptic trace decay (default: --decay)")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="divide pp-prop's postsynaptic factor by 1 - alpha^(k+1), k in time steps since reset")
+@click.option("--trace-memory-budget", type=int, default=None,
+              help="hybrid: bytes all traces may use; D-RTRL goes to the cheapest projections that fit")
+@click.option("--projection-algorithm", "projection_algorithm", multiple=True, metavar="NAME=ALG",
+              help="learn projection NAME by ALG (pp-prop or d-rtrl), whatever the rule; repeatable")
+@click.option("--update-every", type=int, default=None,
+              help="apply the optimizer inside the module every K time steps (continual learning)")
+@click.option("--grad-clip", type=float, default=None, help="clip the global gradient norm before each update")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="decoupled weight decay")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
 @click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
               help="write the IR after every pass into this directory")
-def compile_cmd(model, algorithm, target, batch, chunk, decay, optimizer, output, dump_ir_after_all):
+def compile_cmd(model, algorithm, target, batch, chunk, decay, rank, decay_pre, decay_post, bias_correction,
+                trace_memory_budget, projection_algorithm, update_every, grad_clip, weight_decay, optimizer,
+                output, dump_ir_after_all):
     """Compile MODEL.py[:FUNC] (a function returning a btc Network) into an artifact directory."""
     from btc.driver import CompileOptions, compile_network
 
     try:
-        options = CompileOptions(algorithm, batch, chunk, decay, optimizer, target)
+        per_projection = {}
+        for item in projection_algorithm:
+            name, sep, alg = item.partition("=")
+            if not sep or not name or not alg:
+                raise BtcError(f"--projection-algorithm {item!r}: expected NAME=ALG, e.g. in_to_h=d-rtrl")
+            per_projection[name] = alg
+        options = CompileOptions(algorithm, batch, chunk, decay, optimizer, target, rank=rank, decay_pre=decay_pre,
+                                 decay_post=decay_post, bias_correction=bias_correction,
+                                 trace_memory_budget=trace_memory_budget,
+                                 projection_algorithms=per_projection or None, update_every=update_every,
+                                 grad_clip=grad_clip, weight_decay=weight_decay)
         options.check()
         net = load_model_function(model)
         manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
@@ -81,7 +107,9 @@ def compile_cmd(model, algorithm, target, batch, chunk, decay, optimizer, output
 @main.command("inspect")
 @click.argument("artifact", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
-def inspect_cmd(artifact, as_json):
+@click.option("--steps", type=click.IntRange(1), default=1000, show_default=True,
+              help="sequence length T for the BPTT comparison")
+def inspect_cmd(artifact, as_json, steps):
     """Show an artifact's functions, states, traces and the memory of every buffer."""
     from btc.runtime import read_artifact
 
@@ -105,10 +133,23 @@ def inspect_cmd(artifact, as_json):
     for role, n in m["memory_bytes"].items():
         click.echo(f"total {role:<10} {n:>14,} B")
     click.echo(f"total       {sum(m['memory_bytes'].values()):>14,} B in the module, whatever the sequence length")
-    if m["algorithm"] == "bptt":
-        per_step = m["bptt_tape_bytes_per_step"]
-        click.echo(f"BPTT tape   {per_step:>14,} B per time step, held by the runtime "
-                   f"(T=1,000: {per_step * 1000 / 2**20:,.1f} MiB)")
+    _print_trace_plan(m, steps)
+
+
+def _print_trace_plan(m: dict, steps: int) -> None:
+    """Each trace with its shape and bytes, next to what BPTT's tape would hold for `steps` steps."""
+    plan = m["trace_plan"]
+    per_step = m["bptt_tape_bytes_per_step"]
+    if m["algorithm"] != "bptt":
+        click.echo("trace plan:")
+        for proj, alg in plan["projections"].items():
+            click.echo(f"  projection {proj:<20} {alg}")
+        for t in plan["traces"]:
+            shape = "x".join(str(d) for d in t["shape"])
+            click.echo(f"  trace {t['name']:<24} {t['kind']:<6} [{shape}] {t['bytes']:>14,} B")
+        click.echo(f"  total traces {plan['trace_bytes']:>31,} B, whatever the sequence length")
+    click.echo(f"BPTT would hold {per_step:,} B per time step: T={steps:,} -> {per_step * steps:,} B "
+               f"({per_step * steps / 2**20:,.1f} MiB)" + (", held by the runtime" if m["algorithm"] == "bptt" else ""))
 
 
 @main.command("train")
