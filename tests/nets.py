@@ -4,7 +4,13 @@ Together they cover: 1 and 3 layers, recurrent and feed-forward, a shared input,
 synapses, soft and hard reset, detached and attached reset, refractoriness, all four surrogates,
 cross-entropy and MSE losses.
 """
-from btc.frontend import LIF, Delta, Expon, Network, Surrogate
+import os
+import sys
+
+from btc.frontend import ALIF, COBA, GIF, IF, LIF, STP, Alpha, Delta, DualExp, Expon, Izhikevich, Network, Surrogate
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import qif_digits  # noqa: E402  (the user-defined QIF neuron of the example)
 
 
 def one_layer_delta():
@@ -133,9 +139,169 @@ def exact_triangle_mse():
     return net
 
 
+# ---- every neuron model with every AlignPost synapse: one network per model, one group per synapse
+def _synapses():
+    return {"delta": Delta(), "expon": Expon(4.0), "alpha": Alpha(3.0), "dualexp": DualExp(1.0, 4.0),
+            "coba": COBA(tau_exc=4.0, tau_inh=8.0, E_exc=3.0, E_inh=-1.0)}
+
+
+def _every_synapse(seed: int, make, scale: float, coba_scale: float, trainable=(), dt: float = 1.0):
+    net = Network(dt=dt, seed=seed)
+    net.input("x", 6)
+    for kind, syn in _synapses().items():
+        g = net.group(kind, 5, make(syn), trainable=trainable)
+        if kind == "coba":
+            net.project("x", g, port="exc", sign="+", init=coba_scale, name=f"x_exc_{kind}")
+            net.project("x", g, port="inh", sign="+", init=coba_scale / 4, name=f"x_inh_{kind}")
+        else:
+            net.project("x", g, init=scale)
+    net.readout("out", 3, tau=5.0)
+    for kind in _synapses():
+        net.project(kind, "out", init=1.0)
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def lif_every_synapse():
+    return _every_synapse(21, lambda syn: LIF(tau=8.0, synapse=syn, surrogate=Surrogate("sigmoid", 4.0)), 12.0, 1.5,
+                          trainable=("tau",))
+
+
+def if_every_synapse():
+    return _every_synapse(22, lambda syn: IF(tau=10.0, synapse=syn, reset="hard", detach_reset=False,
+                                             surrogate=Surrogate("fast_sigmoid", 5.0)), 6.0, 1.5)
+
+
+def alif_every_synapse():
+    return _every_synapse(23, lambda syn: ALIF(tau=8.0, tau_a=30.0, beta=0.5, synapse=syn, detach_reset=False,
+                                               surrogate=Surrogate("arctan", 2.0)), 14.0, 3.5, trainable=("beta",))
+
+
+def gif_every_synapse():
+    return _every_synapse(24, lambda syn: GIF(tau=8.0, tau_I2=20.0, A2=-0.3, synapse=syn, refractory=1.0,
+                                              surrogate=Surrogate("triangle", 1.0)), 12.0, 3.0)
+
+
+def izhikevich_every_synapse():
+    def make(syn):
+        if isinstance(syn, COBA):  # reversal potentials on Izhikevich's mV scale
+            syn = COBA(tau_exc=4.0, tau_inh=8.0, E_exc=0.0, E_inh=-80.0)
+        return Izhikevich(synapse=syn, detach_reset=True, surrogate=Surrogate("sigmoid", 1.0))
+    # dt = 0.5 ms: at dt = 1 the quadratic term near the 30 mV peak amplifies float rounding ~10x per step
+    return _every_synapse(25, make, 300.0, 1.5, trainable=("d",), dt=1.0)
+
+
+def custom_qif():
+    """The example's user-defined quadratic integrate-and-fire neuron (examples/qif_digits.py)."""
+    net = Network(dt=1.0, seed=26)
+    net.input("x", 6)
+    net.group("h", 7, qif_digits.qif(), trainable=("v_crit",))
+    net.project("x", "h", init=2.0)
+    net.project("h", "h", recurrent=True, init=0.5)
+    net.readout("out", 3, tau=5.0)
+    net.project("h", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def ei_coba_delays():
+    """80/20-style excitatory/inhibitory COBA network under Dale's law, with synaptic delays."""
+    net = Network(dt=1.0, seed=27)
+    net.input("x", 6)
+    syn = COBA(tau_exc=4.0, tau_inh=8.0, E_exc=3.0, E_inh=-1.0)
+    net.group("E", 8, LIF(tau=10.0, synapse=syn, surrogate=Surrogate("sigmoid", 4.0)), dale="exc")
+    net.group("I", 3, LIF(tau=6.0, synapse=syn, surrogate=Surrogate("sigmoid", 4.0)), dale="inh")
+    net.project("x", "E", port="exc", sign="+", init=2.5)
+    net.project("E", "E", recurrent=True, init=0.5, delay=2)
+    net.project("E", "I", init=1.5)
+    net.project("I", "E", recurrent=True, init=1.0, delay=1)
+    net.project("I", "I", recurrent=True, init=0.5)
+    net.readout("out", 2, tau=8.0)
+    net.project("E", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def cuba_dale_delays():
+    """Current-based E/I with signed weights, a delayed input and a delayed feed-forward path."""
+    net = Network(dt=1.0, seed=28)
+    net.input("x", 6)
+    net.group("E", 7, LIF(tau=10.0, synapse=Expon(4.0)), dale="exc")
+    net.group("I", 4, LIF(tau=8.0, synapse=Delta()), dale="inh")
+    net.group("h2", 5, ALIF(tau=8.0, tau_a=20.0, beta=0.3, synapse=Expon(3.0)))
+    net.project("x", "E", init=8.0)
+    net.project("x", "I", init=6.0, delay=2)
+    net.project("E", "I", init=4.0)
+    net.project("I", "E", recurrent=True, init=2.0, delay=2)
+    net.project("E", "h2", init=8.0, delay=1)
+    net.project("I", "h2", init=3.0)
+    net.readout("out", 3, tau=6.0)
+    net.project("h2", "out")
+    net.project("E", "out", delay=3)
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def align_pre():
+    """AlignPre projections, one per presynaptic synapse type: the synaptic state lives on the
+    presynaptic side and the weights multiply its output (an input's, a group's, a recurrent one)."""
+    net = Network(dt=1.0, seed=29)
+    net.input("x", 6)
+    net.group("h", 8, LIF(tau=8.0, synapse=Delta(), surrogate=Surrogate("sigmoid", 4.0)))
+    net.group("h2", 5, ALIF(tau=8.0, tau_a=20.0, beta=0.3, synapse=Delta(), surrogate=Surrogate("arctan", 2.0)))
+    net.project("x", "h", synapse=Expon(3.0), init=4.0)
+    net.project("h", "h", recurrent=True, synapse=DualExp(1.0, 4.0), init=1.0)
+    net.project("h", "h2", synapse=Alpha(2.0), init=6.0)
+    net.readout("out", 3, tau=5.0)
+    net.project("h", "out", synapse=STP(U=0.3, tau_f=20.0, tau_d=50.0, tau=3.0))
+    net.project("h2", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def exact_if():
+    return _one_layer(15, IF(tau=6.0, synapse=Alpha(2.0), surrogate=Surrogate("sigmoid", 3.0)), trainable=("tau",),
+                      init=8.0)
+
+
+def exact_alif():
+    return _one_layer(16, ALIF(tau=8.0, tau_a=15.0, beta=0.4, synapse=DualExp(1.0, 3.0), detach_reset=False,
+                               surrogate=Surrogate("arctan", 2.0)), trainable=("beta", "theta"), init=25.0)
+
+
+def exact_gif():
+    return _one_layer(17, GIF(tau=8.0, tau_I2=10.0, A2=-0.4, synapse=Expon(3.0),
+                              surrogate=Surrogate("fast_sigmoid", 4.0)), bias=True)
+
+
+def exact_izhikevich():
+    return _one_layer(18, Izhikevich(synapse=Expon(2.0), surrogate=Surrogate("sigmoid", 1.0)), trainable=("a", "d"),
+                      init=150.0)
+
+
+def exact_coba():
+    net = Network(dt=1.0, seed=19)
+    net.input("x", 5)
+    net.group("h", 6, LIF(tau=8.0, synapse=COBA(tau_exc=3.0, tau_inh=6.0, E_exc=3.0, E_inh=-1.0),
+                          surrogate=Surrogate("sigmoid", 4.0)), trainable=("tau",))
+    net.project("x", "h", port="exc", sign="+", init=2.0, name="x_exc")
+    net.project("x", "h", port="inh", init=1.0, name="x_inh", bias=True)
+    net.readout("out", 3, tau=0.0)
+    net.project("h", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def exact_qif():
+    return _one_layer(20, qif_digits.qif(), trainable=("v_crit", "tau"), init=4.0)
+
+
 NETWORKS = {f.__name__: f for f in (one_layer_delta, one_layer_expon_hard, recurrent_expon, three_layers,
-                                     shared_input_mse, same_shapes)}
+                                     shared_input_mse, same_shapes, lif_every_synapse, if_every_synapse,
+                                     alif_every_synapse, gif_every_synapse, izhikevich_every_synapse, custom_qif,
+                                     ei_coba_delays, cuba_dale_delays, align_pre)}
 # every neuron variant the frontend accepts, in the setting where D-RTRL must equal BPTT
 EXACT_NETWORKS = {f.__name__: f for f in (exact_delta_soft, exact_expon_hard_attached, exact_refractory,
-                                          exact_triangle_mse)}
+                                          exact_triangle_mse, exact_if, exact_alif, exact_gif, exact_izhikevich,
+                                          exact_coba, exact_qif)}
 NETWORKS.update(EXACT_NETWORKS)

@@ -32,7 +32,9 @@ def test_forward_matches_simulator(compiled, name):
     total_spikes = 0
     for g in net.groups:
         for s, want in rec["states"][g].items():
-            np.testing.assert_allclose(out[f"state.{g}.{s}"], np.asarray(want), rtol=1e-5, atol=1e-5,
+            # 1e-5 of the state's range: Izhikevich's pre-reset v reaches hundreds of mV
+            scale = max(1.0, float(np.max(np.abs(want))))
+            np.testing.assert_allclose(out[f"state.{g}.{s}"], np.asarray(want), rtol=1e-5, atol=1e-5 * scale,
                                        err_msg=f"state {g}.{s}")
         if g in rec["spikes"]:
             np.testing.assert_array_equal(out[f"spikes.{g}"], np.asarray(rec["spikes"][g]), err_msg=f"spikes {g}")

@@ -40,16 +40,16 @@ class OpDecl:
 def _states_match_regions(op, attrs) -> str | None:
     """A group's dynamics take (states..., input, learned params...) and yield states; its spike
     takes (states..., learned params...)."""
-    n, p = len(attrs["states"]), len(attrs.get("params", []))
+    n, p, k = len(attrs["states"]), len(attrs.get("params", [])), len(attrs.get("ports", ["y"]))
     if len(attrs["init"]) != n:
         return f"has {n} states but {len(attrs['init'])} initial values"
-    shapes = {"dynamics": (n + 1 + p, n), "spike": (n + p, 1)}
+    shapes = {"dynamics": (n + k + p, n), "spike": (n + p, 1)}
     for region, name in zip(op.regions, ("dynamics", "spike")):
         block = region.blocks[0]
         args, yielded = shapes[name]
         if len(block.arguments) != args:
             return (f"region {name} takes {len(block.arguments)} arguments, expected {args} "
-                    f"({n} states{' + input' if name == 'dynamics' else ''} + {p} learned parameters)")
+                    f"({n} states{f' + {k} input ports' if name == 'dynamics' else ''} + {p} learned parameters)")
         last = list(block.operations)[-1]
         if last.name != "btc.yield" or len(last.operands) != yielded:
             return f"region {name} must end in btc.yield of {yielded} values"
@@ -73,14 +73,17 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            (_SYM, _SIZE, Attr("binary", "bool")), verify=_positive_size),
     OpDecl("btc.group", "a neuron group: elementwise internal dynamics and spike function",
            (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("model", "str"),
-            Attr("params", "array", optional=True)),
+            Attr("params", "array", optional=True), Attr("ports", "array", optional=True),
+            Attr("driver", "symbol", optional=True)),
            regions=("dynamics", "spike"), verify=_group_verify),
     OpDecl("btc.readout", "a leaky-integrator readout group (no spikes)",
            (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("tau", "float")),
            regions=("dynamics",), verify=_positive_size),
-    OpDecl("btc.projection", "dense interaction y_post += pre @ W (+ b), AlignPost",
+    OpDecl("btc.projection", "dense interaction y_post[port] += pre(t - lag) @ W (+ b), W = sign*|W| if "
+           "sign != 0; lag = delay (+1 if recurrent)",
            (_SYM, Attr("pre", "symbol"), Attr("post", "symbol"), Attr("recurrent", "bool"),
-            Attr("bias", "bool"), Attr("init_scale", "float"))),
+            Attr("bias", "bool"), Attr("init_scale", "float"), Attr("port", "str", optional=True),
+            Attr("sign", "int", optional=True), Attr("delay", "int", optional=True))),
     OpDecl("btc.loss", "per-step loss on a readout, weighted by the step mask",
            (Attr("kind", "str", LOSS_KINDS), Attr("readout", "symbol"))),
     # ---- scalar ops inside elementwise regions
@@ -99,7 +102,8 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            "D-RTRL's per-weight trace of projection `of`) or [batch, size] (every other kind)",
            (_SYM, Attr("kind", "str", TRACE_KINDS), Attr("of", "symbol"), Attr("delay", "int"),
             _SIZE, Attr("num_states", "int"), Attr("decay", "float"), Attr("rows", "int", optional=True),
-            Attr("param", "str", optional=True), Attr("correction", "bool", optional=True))),
+            Attr("param", "str", optional=True), Attr("correction", "bool", optional=True),
+            Attr("port", "str", optional=True))),
     # ---- produced by btc-rewrite-online: one step of the training loop, in order
     OpDecl("btc.schedule", "the per-step update ops of one learning algorithm",
            (Attr("algorithm", "str", ALGORITHMS),), regions=("step",)),

@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import math
 
-from btc.frontend.models import LIF
+from btc.frontend.trace import trace_region
 from btc.frontend.network import Network, Readout
 
 __all__ = ["emit_module"]
 
 
 class _Scalar:
-    """Writes the body of one elementwise region; values are SSA names of f32 scalars."""
+    """Writes the body of one elementwise region by hand; values are SSA names of f32 scalars."""
 
     def __init__(self, args: list[str]):
         self.lines: list[str] = []
@@ -37,33 +37,7 @@ class _Scalar:
         return name
 
     def add(self, a, b): return self.op("arith.addf", a, b)
-    def sub(self, a, b): return self.op("arith.subf", a, b)
     def mul(self, a, b): return self.op("arith.mulf", a, b)
-    def maxf(self, a, b): return self.op("arith.maximumf", a, b)
-    def div(self, a, b): return self.op("arith.divf", a, b)
-
-    def exp(self, a: str) -> str:
-        name = self._new()
-        self.lines.append(f"{name} = math.exp {a} : f32")
-        return name
-
-    def spike(self, x: str, surrogate) -> str:
-        name = self._new()
-        self.lines.append(f'{name} = "btc.spike"({x}) {{surrogate = "{surrogate.kind}", '
-                          f"slope = {_f(surrogate.slope)} : f64}} : (f32) -> f32")
-        return name
-
-    def stop_gradient(self, x: str) -> str:
-        name = self._new()
-        self.lines.append(f'{name} = "btc.stop_gradient"({x}) : (f32) -> f32')
-        return name
-
-    def select_gt(self, a: str, b: str, if_true: str, if_false: str) -> str:
-        cond = self._new()
-        self.lines.append(f"{cond} = arith.cmpf ogt, {a}, {b} : f32")
-        name = self._new()
-        self.lines.append(f"{name} = arith.select {cond}, {if_true}, {if_false} : f32")
-        return name
 
     def region(self, results: list[str]) -> str:
         args = ", ".join(f"{v}: f32" for v in self.args.values())
@@ -73,53 +47,29 @@ class _Scalar:
         return f"{{\n    ^bb0({args}):\n      {body}\n      \"btc.yield\"({yields}) : ({types}) -> ()\n    }}"
 
 
-def _lif_spike(b: _Scalar, n: LIF, states: dict[str, str], trainable: tuple) -> str:
-    if "theta" in trainable:  # a region argument: the learned per-neuron threshold
-        theta = b.args["theta"]
-        x = b.div(b.sub(states["v"], theta), b.sub(theta, b.const(n.v_reset)))
-    else:
-        x = b.mul(b.sub(states["v"], b.const(n.theta)), b.const(1.0 / (n.theta - n.v_reset)))
-    s = b.spike(x, n.surrogate)
-    if "ref" in states:
-        s = b.select_gt(states["ref"], b.const(0.0), b.const(0.0), s)
-    return s
+def port_arg(port: str) -> str:
+    """A port's region argument name (ports and states may share names, arguments may not)."""
+    return f"in_{port}"
 
 
-def _lif_regions(n: LIF, dt: float, trainable: tuple = ()) -> tuple[str, str]:
-    """dynamics(states..., y, learned params...) -> states; spike(states..., learned params...) -> s."""
-    names = n.state_names(dt)
-    b = _Scalar([*names, "y", *trainable])
-    st = {k: b.args[k] for k in names}
-    s_last = _lif_spike(b, n, st, trainable)
-    s_reset = b.stop_gradient(s_last) if n.detach_reset else s_last
-    v = st["v"]
-    if n.reset == "soft":
-        jump = b.sub(b.args["theta"], b.const(n.v_reset)) if "theta" in trainable else b.const(n.theta - n.v_reset)
-        v_r = b.sub(v, b.mul(s_reset, jump))
-    else:
-        v_r = b.add(b.sub(v, b.mul(s_reset, v)), b.mul(s_reset, b.const(n.v_reset)))
-    new = {}
-    current = b.args["y"]
-    if "i" in st:
-        new["i"] = b.add(b.mul(st["i"], b.const(math.exp(-dt / n.synapse.tau))), current)
-        current = new["i"]
-    if "tau" in trainable:
-        decay = b.exp(b.div(b.const(-dt), b.args["tau"]))
-        gain = b.mul(b.const(n.R), b.sub(b.const(1.0), decay))
-    else:
-        decay, gain = b.const(math.exp(-dt / n.tau)), b.const(n.R * (1 - math.exp(-dt / n.tau)))
-    v_new = b.add(b.add(b.const(n.v_rest), b.mul(b.sub(v_r, b.const(n.v_rest)), decay)), b.mul(current, gain))
-    if "ref" in st:
-        zero = b.const(0.0)
-        new["ref"] = b.select_gt(s_last, b.const(0.5), b.const(float(n.refractory_steps(dt))),
-                                 b.maxf(b.sub(st["ref"], b.const(1.0)), zero))
-        v_new = b.select_gt(new["ref"], zero, v_r, v_new)
-    new["v"] = v_new
-    dynamics = b.region([new[k] for k in names])
+def neuron_regions(neuron, dt: float, trainable: tuple, where: str) -> tuple[str, str]:
+    """dynamics(states..., port inputs..., learned params...) -> states;
+    spike(states..., learned params...) -> s; both traced from the neuron's JAX functions."""
+    names = neuron.state_names(dt)
+    ports = neuron.ports
+    S, P = len(names), len(ports)
 
-    sb = _Scalar([*names, *trainable])
-    spike = sb.region([_lif_spike(sb, n, {k: sb.args[k] for k in names}, trainable)])
-    return dynamics, spike
+    def dynamics(*a):
+        st = dict(zip(names, a[:S]))
+        ys = dict(zip(ports, a[S:S + P]))
+        new = neuron.step(dt, st, ys, dict(zip(trainable, a[S + P:])))
+        return tuple(new[n] for n in names)
+
+    def spike(*a):
+        return (neuron.spike(dt, dict(zip(names, a[:S])), dict(zip(trainable, a[S:]))),)
+
+    return (trace_region(dynamics, [*names, *(port_arg(p) for p in ports), *trainable], f"{where} (dynamics)"),
+            trace_region(spike, [*names, *trainable], f"{where} (spike)"))
 
 
 def _readout_region(kappa: float) -> str:
@@ -150,15 +100,19 @@ def emit_module(net: Network, batch: int, chunk: int) -> str:
             ops.append(f'"btc.readout"() ({region}) {{sym_name = "{name}", size = {g.size} : i64, '
                        f'states = ["r"], init = [0.0 : f32], tau = {_f(g.tau)} : f64}} : () -> ()')
             continue
-        dynamics, spike = _lif_regions(g.neuron, net.dt, g.trainable)
+        dynamics, spike = neuron_regions(g.neuron, net.dt, g.trainable, f"group {name!r} ({g.model})")
         states = ", ".join(_attr_str(s) for s in g.neuron.state_names(net.dt))
         init = ", ".join(f"{_f(v)} : f32" for v in g.neuron.initial_state(net.dt))
         params = ", ".join(_attr_str(p) for p in g.trainable)
+        ports = ", ".join(_attr_str(p) for p in g.neuron.ports)
+        driver = f"driver = @{g.driver}, " if g.driver else ""
         ops.append(f'"btc.group"() ({dynamics}, {spike}) {{sym_name = "{name}", size = {g.size} : i64, '
-                   f'states = [{states}], init = [{init}], params = [{params}], model = "lif"}} : () -> ()')
+                   f'states = [{states}], init = [{init}], params = [{params}], ports = [{ports}], {driver}'
+                   f'model = "{g.model}"}} : () -> ()')
     for p in net.projections.values():
         ops.append(f'"btc.projection"() {{sym_name = "{p.name}", pre = @{p.pre}, post = @{p.post}, '
                    f"recurrent = {str(p.recurrent).lower()}, bias = {str(p.bias).lower()}, "
+                   f'port = "{p.port}", sign = {p.sign} : i64, delay = {p.delay} : i64, '
                    f"init_scale = {_f(p.init.scale)} : f64}} : () -> ()")
     ops.append(f'"btc.loss"() {{kind = "{net.loss.kind}", readout = @{net.loss.readout}}} : () -> ()')
     body = "\n  ".join(ops)

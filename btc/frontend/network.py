@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from btc.errors import BtcError
-from btc.frontend.models import LIF
+from btc.frontend.models import LIF, NEURONS, PreSynapse
 
 __all__ = ["Network", "Input", "Group", "Readout", "Projection", "Loss", "Normal", "LOSSES"]
 
@@ -46,12 +46,20 @@ class Input:
 class Group:
     name: str
     size: int
-    neuron: LIF
+    neuron: object  # one of btc.frontend.models.NEURONS
     trainable: tuple[str, ...] = ()  # per-neuron parameters learned with their exact traces
+    dale: str | None = None  # "exc" | "inh": the sign (CUBA) or receptor (COBA) of its outgoing projections
+    driver: str | None = None  # AlignPre synapses: the input or group whose spikes drive it one-to-one
 
     @property
     def params(self) -> tuple[str, ...]:
         return tuple(f"{self.name}.{p}" for p in self.trainable)
+
+    @property
+    def model(self) -> str:
+        if isinstance(self.neuron, PreSynapse):
+            return f"pre_{type(self.neuron.synapse).__name__.lower()}"
+        return getattr(self.neuron, "name", None) or type(self.neuron).__name__.lower()
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ class Readout:
 
 @dataclass(frozen=True)
 class Projection:
-    """`y_post += pre @ W (+ b)`; recurrent projections read the presynaptic spikes of step t-1."""
+    """`y_post[port] += pre(t - lag) @ W (+ b)`; lag = delay (+1 if recurrent: spikes of step t-1).
+    sign = +1/-1 constrains the weights (Dale's law): W = sign * |W_raw|; 0 leaves them free."""
 
     name: str
     pre: str
@@ -75,6 +84,13 @@ class Projection:
     bias: bool
     init: Normal
     weights: np.ndarray | None = None  # explicit initial W, [pre size, post size]
+    port: str = "y"
+    sign: int = 0
+    delay: int = 0  # synaptic delay in whole time steps
+
+    @property
+    def lag(self) -> int:
+        return self.delay + (1 if self.recurrent else 0)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -110,13 +126,17 @@ class Network:
         self.inputs[name] = Input(name, _size("input", name, size), bool(binary))
         return name
 
-    def group(self, name: str, size: int, neuron: LIF | None = None, trainable=()) -> str:
-        """`trainable` names per-neuron parameters to learn (e.g. ("tau", "theta")); each becomes a
-        parameter `<group>.<name>` of shape [size], learned under every algorithm with its exact trace."""
+    def group(self, name: str, size: int, neuron=None, trainable=(), dale: str | None = None) -> str:
+        """`neuron`: LIF (default), IF, ALIF, GIF, Izhikevich or a CustomNeuron. `trainable` names
+        per-neuron parameters to learn (e.g. ("tau", "theta")); each becomes a parameter
+        `<group>.<name>` of shape [size], learned under every algorithm with its exact trace.
+        `dale="exc"|"inh"` makes it an excitatory or inhibitory population (Dale's law): its
+        outgoing weights keep their sign (CUBA targets) or go to the matching receptor (COBA)."""
         self._new_name(name, "group")
         neuron = LIF() if neuron is None else neuron
-        if not isinstance(neuron, LIF):
-            raise BtcError(f"group {name!r}: neuron must be a btc.frontend.LIF, got {type(neuron).__name__}")
+        if not isinstance(neuron, NEURONS):
+            raise BtcError(f"group {name!r}: neuron must be one of {[n.__name__ for n in NEURONS]}, "
+                           f"got {type(neuron).__name__}")
         trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
         for p in trainable:
             if p not in neuron.ELEMENTWISE:
@@ -124,7 +144,12 @@ class Network:
                                f"trainable ones: {list(neuron.ELEMENTWISE)}")
         if len(set(trainable)) != len(trainable):
             raise BtcError(f"group {name!r}: trainable lists a parameter twice: {list(trainable)}")
-        self.groups[name] = Group(name, _size("group", name, size), neuron, trainable)
+        if dale not in (None, "exc", "inh"):
+            raise BtcError(f"group {name!r}: dale must be 'exc', 'inh' or None, got {dale!r}")
+        names = list(neuron.state_names(self.dt)) + list(trainable)
+        if len(set(names)) != len(names):
+            raise BtcError(f"group {name!r}: state and parameter names must differ, got {names}")
+        self.groups[name] = Group(name, _size("group", name, size), neuron, trainable, dale)
         return name
 
     def readout(self, name: str, size: int, tau: float = 10.0) -> str:
@@ -135,7 +160,27 @@ class Network:
         return name
 
     def project(self, pre: str, post: str, *, recurrent: bool = False, bias: bool | None = None,
-                init: Normal | float = 1.0, name: str | None = None, weights=None) -> str:
+                init: Normal | float = 1.0, name: str | None = None, weights=None, port: str | None = None,
+                sign: str | int | None = None, delay: int = 0, synapse=None) -> str:
+        """`port`: the postsynaptic entry point (COBA: "exc" or "inh"); `sign`: "+"/"-" (or +1/-1)
+        keeps every weight of that sign through training; `delay`: whole time steps.
+        `synapse` (Expon, Alpha, DualExp or STP) makes the projection AlignPre: the synaptic state
+        lives on the presynaptic neurons (shared by every projection from `pre` with the same synapse)
+        and the weights multiply its output instead of the spikes."""
+        if synapse is None:
+            return self._project(pre, post, recurrent, bias, init, name, weights, port, sign, delay)
+        if pre not in self.inputs and pre not in self.groups:
+            raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}")
+        before = dict(self.groups)
+        try:  # a refused projection leaves no synapse group behind
+            syn = self._pre_synapse(pre, synapse)
+            return self._project(syn, post, recurrent, bias, init, name or f"{pre}_to_{post}", weights, port, sign,
+                                 delay)
+        except BtcError:
+            self.groups = before
+            raise
+
+    def _project(self, pre, post, recurrent, bias, init, name, weights, port, sign, delay) -> str:
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}; known: "
                            f"{sorted(self.inputs) + sorted(self.groups)}")
@@ -154,6 +199,9 @@ class Network:
         if not isinstance(init, Normal):
             raise BtcError(f"projection {name!r}: init must be a number or btc.frontend.Normal, got {init!r}")
         bias = isinstance(self.groups[post], Readout) if bias is None else bool(bias)
+        port, sign = self._port_and_sign(name, pre, post, port, sign)
+        if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 0:
+            raise BtcError(f"projection {name!r}: delay must be a whole number of steps >= 0, got {delay!r}")
         if weights is not None:
             weights = np.asarray(weights)
             expected = (self.size(pre), self.size(post))
@@ -163,8 +211,53 @@ class Network:
             if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
                 raise BtcError(f"projection {name!r}: weights must be finite numbers")
             weights = weights.astype(np.float32)
-        self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init, weights)
+            if sign and np.any(weights * sign < 0):
+                raise BtcError(f"projection {name!r}: weights= has entries of the wrong sign for sign={sign:+d}")
+        self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init, weights, port, sign,
+                                            int(delay))
         return name
+
+    def _pre_synapse(self, pre: str, synapse) -> str:
+        """The AlignPre synapse group of `pre` with this synapse, created on first use."""
+        neuron = PreSynapse(synapse)
+        for g in self.groups.values():
+            if isinstance(g, Group) and g.driver == pre and g.neuron == neuron:
+                return g.name
+        k = 0
+        while f"{pre}_syn{k}" in self.groups or f"{pre}_syn{k}" in self.inputs:
+            k += 1
+        name = f"{pre}_syn{k}"
+        # the synapse relays its neurons' type (Dale's law)
+        self.groups[name] = Group(name, self.size(pre), neuron, dale=getattr(self.groups.get(pre), "dale", None),
+                                  driver=pre)
+        return name
+
+    def _port_and_sign(self, name: str, pre: str, post: str, port, sign) -> tuple[str, int]:
+        target = self.groups[post]
+        ports = target.neuron.ports if isinstance(target, Group) else ("y",)
+        dale = getattr(self.groups.get(pre), "dale", None)
+        signs = {None: 0, "+": 1, "-": -1, 1: 1, -1: -1, 0: 0}
+        if sign not in signs:
+            raise BtcError(f"projection {name!r}: sign must be '+', '-' or None, got {sign!r}")
+        sign = signs[sign]
+        if dale and dale in ports:  # COBA: the population's receptor; conductances are positive
+            if port not in (None, dale):
+                raise BtcError(f"projection {name!r}: {pre!r} is {dale} (Dale's law) but port={port!r}")
+            port, dale_sign = dale, 1
+        else:
+            dale_sign = {"exc": 1, "inh": -1, None: 0}[dale]
+        if dale and sign and sign != dale_sign:
+            raise BtcError(f"projection {name!r}: {pre!r} is {dale} (Dale's law), so its sign is {dale_sign:+d}, "
+                           f"not {sign:+d}")
+        sign = sign or dale_sign
+        if port is None:
+            if len(ports) > 1:
+                raise BtcError(f"projection {name!r}: {post!r} has several input ports {list(ports)}; choose one "
+                               "with port=")
+            port = ports[0]
+        if port not in ports:
+            raise BtcError(f"projection {name!r}: {post!r} has no port {port!r}; ports: {list(ports)}")
+        return port, sign
 
     def set_loss(self, kind: str, readout: str) -> None:
         if kind not in LOSSES:
@@ -183,8 +276,11 @@ class Network:
 
     def order(self) -> list[str]:
         """Groups in the order one time step computes them (feed-forward edges only)."""
-        deps = {g: {p.pre for p in self.into(g) if not p.recurrent and p.pre in self.groups}
+        deps = {g: {p.pre for p in self.into(g) if p.lag == 0 and p.pre in self.groups}
                 for g in self.groups}
+        for g, grp in self.groups.items():
+            if getattr(grp, "driver", None) in self.groups:
+                deps[g].add(grp.driver)
         done: list[str] = []
         while len(done) < len(deps):
             ready = [g for g in deps if g not in done and deps[g] <= set(done)]
@@ -208,13 +304,15 @@ class Network:
             raise BtcError("network has no input; call net.input(name, size)")
         order = self.order()
         for g in order:
-            if not self.into(g):
+            if not self.into(g) and not getattr(self.groups[g], "driver", None):
                 raise BtcError(f"group {g!r} receives no projection; connect it with net.project(pre, {g!r})")
         reaches_loss = {self.loss.readout}
         grown = True
         while grown:  # to a fixed point: recurrent projections can lead back upstream
             before = len(reaches_loss)
             reaches_loss |= {p.pre for p in self.projections.values() if p.post in reaches_loss}
+            reaches_loss |= {g.driver for g in self.groups.values()
+                             if getattr(g, "driver", None) and g.name in reaches_loss}
             grown = len(reaches_loss) > before
         for g in order:
             if g not in reaches_loss:
@@ -228,12 +326,14 @@ class Network:
             rng = np.random.default_rng([self.seed, index])
             params[f"{p.name}.W"] = (p.weights.copy() if p.weights is not None
                                      else p.init.sample(rng, (self.size(p.pre), self.size(p.post))))
+            if p.sign:  # W = sign * |W_raw|: start from weights of the right sign
+                params[f"{p.name}.W"] = np.abs(params[f"{p.name}.W"]) * p.sign
             if p.bias:
                 params[f"{p.name}.b"] = np.zeros(self.size(p.post), np.float32)
         for g in self.order():
             grp = self.groups[g]
             for p in getattr(grp, "trainable", ()):
-                params[f"{g}.{p}"] = np.full(grp.size, getattr(grp.neuron, p), np.float32)
+                params[f"{g}.{p}"] = np.full(grp.size, grp.neuron.param({}, p), np.float32)
         return params
 
     def readout_decay(self, name: str) -> float:

@@ -10,10 +10,10 @@ import math
 import jax
 import jax.numpy as jnp
 
-from btc.frontend.models import LIF, Surrogate
+from btc.frontend.models import LIF, Delta, Expon, Surrogate
 from btc.frontend.network import Network, Readout
 
-__all__ = ["heaviside", "neuron_step", "spike_of", "elementwise", "initial_state", "run", "loss", "step_loss"]
+__all__ = ["heaviside", "neuron_step", "spike_of", "elementwise", "weight", "presynaptic", "group_step", "initial_state", "run", "loss", "step_loss"]
 
 
 def _surrogate_grad(sg: Surrogate, x):
@@ -45,12 +45,20 @@ def heaviside(x, sg: Surrogate):
     return spike(x)
 
 
-def _param(neuron: LIF, elem: dict | None, name: str):
+def _param(neuron, elem: dict | None, name: str):
     """A per-neuron parameter: the learned vector if the group trains it, else the model's number."""
     return elem[name] if elem and name in elem else getattr(neuron, name)
 
 
-def spike_of(neuron: LIF, dt: float, states: dict, elem: dict | None = None):
+def _hand_written(neuron) -> bool:
+    """LIF with a Delta or Expon synapse is simulated by the code below, written independently of the
+    model's own JAX `step` (which is what the compiler traces); every other neuron runs its `step`."""
+    return type(neuron) is LIF and isinstance(neuron.synapse, (Delta, Expon))
+
+
+def spike_of(neuron, dt: float, states: dict, elem: dict | None = None):
+    if not _hand_written(neuron):
+        return neuron.spike(dt, states, elem or {})
     theta = _param(neuron, elem, "theta")
     s = heaviside((states["v"] - theta) / (theta - neuron.v_reset), neuron.surrogate)
     if "ref" in states:
@@ -58,9 +66,14 @@ def spike_of(neuron: LIF, dt: float, states: dict, elem: dict | None = None):
     return s
 
 
-def neuron_step(neuron: LIF, dt: float, states: dict, y, elem: dict | None = None):
-    """One exponential-Euler step of a LIF group; `states` holds the values of step t-1 and `elem`
-    the group's learned per-neuron parameters (name -> [N]), if any."""
+def neuron_step(neuron, dt: float, states: dict, y, elem: dict | None = None):
+    """One step of a group; `states` holds the values of step t-1, `y` this step's input (a dict
+    port -> input, or one array for a single-port neuron) and `elem` the learned per-neuron
+    parameters (name -> [N]), if any."""
+    ys = y if isinstance(y, dict) else {neuron.ports[0]: y}
+    if not _hand_written(neuron):
+        return neuron.step(dt, states, ys, elem or {})
+    y = ys["y"]
     v = states["v"]
     theta = _param(neuron, elem, "theta")
     s_last = spike_of(neuron, dt, states, elem)
@@ -86,6 +99,15 @@ def neuron_step(neuron: LIF, dt: float, states: dict, y, elem: dict | None = Non
     return {k: new[k] for k in states}
 
 
+def max_lags(net: Network) -> dict:
+    """pre -> the longest lag any projection reads it with (spikes/inputs kept that many steps)."""
+    lags: dict = {}
+    for p in net.projections.values():
+        if p.lag:
+            lags[p.pre] = max(lags.get(p.pre, 0), p.lag)
+    return lags
+
+
 def initial_state(net: Network, batch: int) -> dict:
     state = {}
     for name, g in net.groups.items():
@@ -94,6 +116,9 @@ def initial_state(net: Network, batch: int) -> dict:
         else:
             state[name] = {n: jnp.full((batch, g.size), v, jnp.float32)
                            for n, v in zip(g.neuron.state_names(net.dt), g.neuron.initial_state(net.dt))}
+    # history[pre][k] = its spikes (or input) of step t-1-k, for delayed and recurrent projections
+    state["_history"] = {pre: [jnp.zeros((batch, net.size(pre)), jnp.float32)] * lag
+                         for pre, lag in max_lags(net).items()}
     return state
 
 
@@ -102,38 +127,57 @@ def elementwise(net: Network, params: dict, group: str) -> dict:
     return {p: params[f"{group}.{p}"] for p in getattr(net.groups[group], "trainable", ())}
 
 
-def _spikes(net: Network, params: dict, state: dict) -> dict:
-    return {name: spike_of(g.neuron, net.dt, state[name], elementwise(net, params, name))
-            for name, g in net.groups.items() if not isinstance(g, Readout)}
+def weight(proj, params: dict):
+    """The weights a projection applies: sign * |W_raw| under Dale's law, else W."""
+    W = params[f"{proj.name}.W"]
+    return proj.sign * jnp.abs(W) if proj.sign else W
+
+
+def presynaptic(proj, x_t: dict, spikes: dict, history: dict):
+    """What a projection reads at this step: an input or this step's spikes (lag 0), or the past."""
+    if proj.lag:
+        return history[proj.pre][proj.lag - 1]
+    return x_t[proj.pre] if proj.pre in x_t else spikes[proj.pre]
+
+
+def advance_history(net: Network, history: dict, x_t: dict, spikes: dict) -> dict:
+    return {pre: [x_t[pre] if pre in x_t else spikes[pre]] + old[:-1] for pre, old in history.items()}
+
+
+def group_step(net: Network, name: str, params: dict, state: dict, ys: dict):
+    g = net.groups[name]
+    if isinstance(g, Readout):
+        return {"r": state["r"] * net.readout_decay(name) + ys["y"]}
+    return neuron_step(g.neuron, net.dt, state, ys, elementwise(net, params, name))
 
 
 def step(net: Network, params: dict, state: dict, x_t: dict):
     """Advance every group one step; returns the new state and this step's spikes."""
-    prev_spikes = _spikes(net, params, state)
+    history = state["_history"]
     new_state, spikes = {}, {}
     for name in net.order():
         g = net.groups[name]
-        y = 0.0
+        ports = ("y",) if isinstance(g, Readout) else g.neuron.ports
+        ys = {port: 0.0 for port in ports}
+        if getattr(g, "driver", None):  # an AlignPre synapse, driven one-to-one
+            ys["y"] = x_t[g.driver] if g.driver in x_t else spikes[g.driver]
         for p in net.into(name):
-            pre = x_t[p.pre] if p.pre in net.inputs else (prev_spikes if p.recurrent else spikes)[p.pre]
-            y = y + pre @ params[f"{p.name}.W"]
+            ys[p.port] = ys[p.port] + presynaptic(p, x_t, spikes, history) @ weight(p, params)
             if p.bias:
-                y = y + params[f"{p.name}.b"]
-        if isinstance(g, Readout):
-            new_state[name] = {"r": state[name]["r"] * net.readout_decay(name) + y}
-        else:
-            elem = elementwise(net, params, name)
-            new_state[name] = neuron_step(g.neuron, net.dt, state[name], y, elem)
-            spikes[name] = spike_of(g.neuron, net.dt, new_state[name], elem)
+                ys[p.port] = ys[p.port] + params[f"{p.name}.b"]
+        new_state[name] = group_step(net, name, params, state[name], ys)
+        if not isinstance(g, Readout):
+            spikes[name] = spike_of(g.neuron, net.dt, new_state[name], elementwise(net, params, name))
+    new_state["_history"] = advance_history(net, history, x_t, spikes)
     return new_state, spikes
 
 
-def step_loss(net: Network, r, target, weight):
+def step_loss(net: Network, r, target, w):
     if net.loss.kind == "cross_entropy":
         logp = jax.nn.log_softmax(r, axis=-1)
         nll = -jnp.take_along_axis(logp, target[:, None].astype(jnp.int32), axis=-1)[:, 0]
-        return weight * jnp.mean(nll)
-    return weight * jnp.mean((r - target) ** 2)
+        return w * jnp.mean(nll)
+    return w * jnp.mean((r - target) ** 2)
 
 
 def run(net: Network, params: dict, xs: dict, state: dict | None = None):

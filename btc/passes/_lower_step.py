@@ -44,8 +44,8 @@ class StepLowering:
         self.corrected = [t for t in view.traces.values() if t.kind == "post" and t.correction and t.decay > 0]
         self.layout: list[dict] = []
         self.global_lines: list[str] = []
-        # spikes of step t-1 are carried for every group read recurrently
-        self.rec_groups = [g for g in view.spiking() if view.out_of(g, recurrent=True)]
+        # the past `lag` steps of every input or group some projection reads late (recurrent or delayed)
+        self.histories = view.histories()
         self._declare_globals()
 
     # ---------------------------------------------------------------- globals
@@ -75,8 +75,9 @@ class StepLowering:
             info = v.groups[g]
             for s in info.states:
                 self._global(f"h_{g}_{s}", (B, info.size), "state", f"{g}.{s}")
-        for g in self.rec_groups:
-            self._global(f"spk_{g}", (B, v.groups[g].size), "state", f"{g}.spikes")
+        for pre, lags in self.histories.items():
+            for k in range(lags):
+                self._global(f"hist_{pre}_{k}", (B, v.size(pre)), "state", f"{pre}.past{k + 1}")
         for t in v.traces.values():
             for s in range(t.num_states):
                 self._global(f"tr_{t.name}_{s}", t.shape(B), "trace", f"{t.name}[{s}]")
@@ -86,8 +87,9 @@ class StepLowering:
             for g in v.order:
                 for s in v.groups[g].states:
                     self._global(f"fut_{g}_{s}", (B, v.groups[g].size), "adjoint", f"{g}.{s}")
-            for g in self.rec_groups:
-                self._global(f"futs_{g}", (B, v.groups[g].size), "adjoint", f"{g}.spikes")
+            for g, lags in self.spike_histories().items():
+                for k in range(lags):  # credit for the spikes of step t-k from steps after t
+                    self._global(f"futs_{g}_{k}", (B, v.groups[g].size), "adjoint", f"{g}.spikes-{k}")
 
     def _load(self, fn: Fn, sym: str) -> str:
         shape = next(e["shape"] for e in self.layout if e["global"] == sym)
@@ -99,9 +101,12 @@ class StepLowering:
         shape = next(e["shape"] for e in self.layout if e["global"] == sym)
         fn.emit(f"util.global.store {value}, @{sym} : {tt(*shape)}")
 
+    def spike_histories(self) -> dict[str, int]:
+        return {pre: lags for pre, lags in self.histories.items() if pre in self.v.groups}
+
     def _state_syms(self) -> list[str]:
         syms = [f"h_{g}_{s}" for g in self.v.order for s in self.v.groups[g].states]
-        return syms + [f"spk_{g}" for g in self.rec_groups]
+        return syms + [f"hist_{pre}_{k}" for pre, lags in self.histories.items() for k in range(lags)]
 
     def _trace_syms(self) -> list[str]:
         """Traces and the step counter: everything reset_state zeroes besides the states."""
@@ -111,48 +116,65 @@ class StepLowering:
     # ---------------------------------------------------------------- one forward step
     def _weights(self, fn: Fn) -> tuple[dict, dict]:
         """W[projection], b[projection] and, under "<group>.<param>", learned per-neuron parameters."""
-        return self._split_params([self._load(fn, f"p{i}") for i in range(len(self.params))])
+        return self._split_params([self._load(fn, f"p{i}") for i in range(len(self.params))], fn)
 
-    def _split_params(self, values: list[str]) -> tuple[dict, dict]:
+    def _split_params(self, values: list[str], fn: Fn | None = None) -> tuple[dict, dict]:
+        """W[projection] (the applied weights: sign*|W_raw| under Dale's law), b[projection], and
+        b["<group>.<param>"] for learned per-neuron parameters."""
         W, b = {}, {}
-        for (name, _), value in zip(self.params, values):
+        for (name, shape), value in zip(self.params, values):
             owner, kind = name.rsplit(".", 1)
             if owner in self.v.projections and kind in ("W", "b"):
+                sign = self.v.projections[owner].sign
+                if kind == "W" and sign:
+                    value = fn.map([value], [shape], shape, 1, _signed_abs_body(sign))[0]
                 (W if kind == "W" else b)[owner] = value
             else:
                 b[name] = value
         return W, b
+
+    def _pre_value(self, pre: str, lag: int, xt: dict, cur: dict, st: "Step") -> str:
+        """What a projection reads: this step's input or spikes, or `lag` steps ago from the history."""
+        if lag:
+            return cur[f"hist_{pre}_{lag - 1}"]
+        return xt[pre] if pre in self.v.inputs else st.spk[pre]
 
     def _forward(self, fn: Fn, cur: dict, xt: dict, W: dict, b: dict) -> Step:
         v, B = self.v, self.B
         st = Step({}, {}, {}, {}, {})
         for g in v.order:
             info = v.groups[g]
-            N, S = info.size, info.num_states
-            y = None
-            for p in v.into(g):
-                pre = xt[p.pre] if p.pre in v.inputs else (cur[f"spk_{p.pre}"] if p.recurrent else st.spk[p.pre])
-                y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
-            biases = [b[p.name] for p in v.into(g) if p.bias]
-            if biases:
-                y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, _sum_body)[0]
+            N, S, K = info.size, info.num_states, len(info.ports)
+            ys = []
+            for port in info.ports:
+                y = self._pre_value(info.driver, 0, xt, cur, st) if info.driver else None
+                for p in v.into(g):
+                    if p.port == port:
+                        pre = self._pre_value(p.pre, p.lag, xt, cur, st)
+                        y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
+                biases = [b[p.name] for p in v.biased(g, port)]
+                if biases:
+                    y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, _sum_body)[0]
+                ys.append(y or fn.full((B, N), 0.0))
             deriv = v.derivatives[g]
             P = len(info.params)
             elem = [b[f"{g}.{q}"] for q in info.params]
 
-            def body(fn, a, deriv=deriv, S=S, P=P, readout=info.readout):
-                lines, ys = block_body(fn, deriv.regions[0].blocks[0], a)
+            def body(fn, a, deriv=deriv, S=S, K=K, readout=info.readout):
+                lines, out = block_body(fn, deriv.regions[0].blocks[0], a)
                 if not readout:  # the spike of the new state, with the same learned parameters
-                    more, spike = block_body(fn, deriv.regions[1].blocks[0], ys[:S] + a[S + 1:])
-                    lines, ys = lines + more, ys + spike
-                return lines, ys
+                    more, spike = block_body(fn, deriv.regions[1].blocks[0], out[:S] + a[S + K:])
+                    lines, out = lines + more, out + spike
+                return lines, out
 
-            n_step = S + S * S + S + S * P
+            n_step = S + S * S + K * S + S * P
             n_out = n_step + (0 if info.readout else 1 + S + P)
-            res = fn.map([cur[f"h_{g}_{s}"] for s in info.states] + [y] + elem,
-                         [(B, N)] * (S + 1) + [(N,)] * P, (B, N), n_out, body)
-            st.h[g], st.D[g], st.Df[g] = res[:S], res[S:S + S * S], res[S + S * S:2 * S + S * S]
-            st.Dp[g] = [res[2 * S + S * S + j * S:2 * S + S * S + (j + 1) * S] for j in range(P)]
+            res = fn.map([cur[f"h_{g}_{s}"] for s in info.states] + ys + elem,
+                         [(B, N)] * (S + K) + [(N,)] * P, (B, N), n_out, body)
+            st.h[g], st.D[g] = res[:S], res[S:S + S * S]
+            st.Df[g] = {port: res[S + S * S + k * S:S + S * S + (k + 1) * S] for k, port in enumerate(info.ports)}
+            base = S + S * S + K * S
+            st.Dp[g] = [res[base + j * S:base + (j + 1) * S] for j in range(P)]
             if not info.readout:
                 st.spk[g], st.dsdh[g] = res[n_step], res[n_step + 1:n_step + 1 + S]
                 st.dsdp[g] = res[n_step + 1 + S:]
@@ -220,26 +242,30 @@ class StepLowering:
     # ---------------------------------------------------------------- within-step backward
     def _backward(self, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | None = None,
                   fut_s: dict | None = None) -> tuple[dict, dict]:
-        """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g] = dL/dy_g^t;
-        self.a_s[g] = dL/ds_g^t, which learned spike parameters (the threshold) need."""
+        """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g][port] =
+        dL/dy_{g,port}^t; self.a_s[g] = dL/ds_g^t, which learned spike parameters (the threshold) need."""
         v, B = self.v, self.B
         a_h, a_y = {}, {}
         self.a_s = {}
         for g in reversed(v.order):
             info = v.groups[g]
-            N, S = info.size, info.num_states
+            N, S, K = info.size, info.num_states, len(info.ports)
             extra = fut[g] if fut else []
+            Df = [d for port in info.ports for d in st.Df[g][port]]
             if info.readout:
-                ins = [dLdr] + st.Df[g] + extra
+                ins = [dLdr] + Df + extra
             else:
                 a_s = (fut_s or {}).get(g)
-                for p in v.out_of(g, recurrent=False):
-                    a_s = fn.matmul_bt(a_y[p.post], W[p.name], B, N, v.size(p.post), acc=a_s)
+                for p in v.out_of(g, lag=0):
+                    a_s = fn.matmul_bt(a_y[p.post][p.port], W[p.name], B, N, v.size(p.post), acc=a_s)
+                for syn in v.driven_by(g):  # one-to-one into its AlignPre synapses
+                    a_s = a_y[syn]["y"] if a_s is None else fn.map([a_s, a_y[syn]["y"]], [(B, N)] * 2, (B, N), 1,
+                                                                   _sum_body)[0]
                 a_s = a_s or fn.full((B, N), 0.0)
                 self.a_s[g] = a_s
-                ins = [a_s] + st.dsdh[g] + st.Df[g] + extra
+                ins = [a_s] + st.dsdh[g] + Df + extra
 
-            def body(fn, a, S=S, readout=info.readout, has_fut=bool(extra)):
+            def body(fn, a, S=S, K=K, readout=info.readout, has_fut=bool(extra)):
                 lines, hs = [], []
                 for s in range(S):
                     if readout:
@@ -253,11 +279,10 @@ class StepLowering:
                         base = tot
                     hs.append(base)
                 df0 = 1 if readout else 1 + S
-                ay = _dot(fn, lines, hs, a[df0:df0 + S])
-                return lines, hs + [ay]
+                return lines, hs + [_dot(fn, lines, hs, a[df0 + k * S:df0 + (k + 1) * S]) for k in range(K)]
 
-            res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + 1, body)
-            a_h[g], a_y[g] = res[:S], res[S]
+            res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + K, body)
+            a_h[g], a_y[g] = res[:S], dict(zip(info.ports, res[S:]))
         return a_h, a_y
 
     # ---------------------------------------------------------------- time loops
@@ -324,10 +349,8 @@ class StepLowering:
         return ", ".join(args)
 
     def _source_value(self, key: str, xt: dict, cur: dict, st: Step) -> str:
-        pre, delay = key.split("@")
-        if pre in self.v.inputs:
-            return xt[pre]
-        return cur[f"spk_{pre}"] if delay == "1" else st.spk[pre]
+        pre, lag = key.split("@")
+        return self._pre_value(pre, int(lag), xt, cur, st)
 
 
 
@@ -393,6 +416,18 @@ def _dot_body(fn: Fn, a):
     lines: list[str] = []
     half = len(a) // 2
     return lines, [_dot(fn, lines, a[:half], a[half:])]
+
+
+def _signed_abs_body(sign: int):
+    """sign*|w|: Dale's law keeps every applied weight of one sign."""
+    def body(fn: Fn, a):
+        m = fn.name("r")
+        lines = [f"{m} = math.absf {a[0]} : f32"]
+        if sign > 0:
+            return lines, [m]
+        n = fn.name("r")
+        return lines + [f"{n} = arith.negf {m} : f32"], [n]
+    return body
 
 
 def _fma_body(fn: Fn, a):

@@ -14,9 +14,9 @@ from btc.dialect import attrs_of, btc_ops
 __all__ = ["ModelView", "GroupInfo", "ProjectionInfo", "TraceInfo", "source_key"]
 
 
-def source_key(pre: str, delay: int) -> str:
-    """A distinct presynaptic signal: an input, or a group's spikes of this (0) or the last (1) step."""
-    return f"{pre}@{delay}"
+def source_key(pre: str, lag: int) -> str:
+    """A distinct presynaptic signal: an input or a group's spikes, `lag` steps ago (0: this step)."""
+    return f"{pre}@{lag}"
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class GroupInfo:
     readout: bool
     op: object
     params: tuple[str, ...] = ()  # learned per-neuron parameters: extra region arguments
+    ports: tuple[str, ...] = ("y",)  # input entry points, each its own region argument
+    driver: str | None = None  # AlignPre synapse: port "y" is this input's or group's spikes, one-to-one
 
     @property
     def num_states(self) -> int:
@@ -41,10 +43,17 @@ class ProjectionInfo:
     post: str
     recurrent: bool
     bias: bool
+    port: str = "y"
+    sign: int = 0  # Dale's law: W = sign*|W_raw|
+    delay: int = 0
+
+    @property
+    def lag(self) -> int:
+        return self.delay + (1 if self.recurrent else 0)
 
     @property
     def source(self) -> str:
-        return source_key(self.pre, 1 if self.recurrent else 0)
+        return source_key(self.pre, self.lag)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class TraceInfo:
     rows: int = 0  # dense (D-RTRL) traces: the presynaptic size; 0 for [batch, size] traces
     param: str = ""  # elem traces: the learned parameter
     correction: bool = False  # post traces: divide by 1 - decay^(k+1), k = steps since reset
+    port: str = "y"  # post and bias traces: the entry point whose Df drives them
 
     def shape(self, batch: int) -> tuple[int, ...]:
         """One state's tensor shape; the trace holds num_states of them."""
@@ -88,10 +98,12 @@ class ModelView:
             elif op.name in ("btc.group", "btc.readout"):
                 self.groups[a["sym_name"]] = GroupInfo(a["sym_name"], a["size"], tuple(a["states"]),
                                                        tuple(a["init"]), op.name == "btc.readout", op,
-                                                       tuple(a.get("params", ())))
+                                                       tuple(a.get("params", ())), tuple(a.get("ports", ("y",))),
+                                                       a.get("driver"))
             elif op.name == "btc.projection":
                 self.projections[a["sym_name"]] = ProjectionInfo(a["sym_name"], a["pre"], a["post"],
-                                                                 a["recurrent"], a["bias"])
+                                                                 a["recurrent"], a["bias"], a.get("port", "y"),
+                                                                 a.get("sign", 0), a.get("delay", 0))
             elif op.name == "btc.loss":
                 self.loss = a
             elif op.name == "btc.derivatives":
@@ -99,7 +111,8 @@ class ModelView:
             elif op.name == "btc.trace":
                 self.traces[a["sym_name"]] = TraceInfo(a["sym_name"], a["kind"], a["of"], a["delay"],
                                                        a["size"], a["num_states"], a["decay"], a.get("rows", 0),
-                                                       a.get("param", ""), a.get("correction", False))
+                                                       a.get("param", ""), a.get("correction", False),
+                                                       a.get("port", "y"))
             elif op.name == "btc.schedule":
                 self.schedule = op
         attrs = module.operation.attributes
@@ -114,8 +127,20 @@ class ModelView:
     def into(self, group: str) -> list[ProjectionInfo]:
         return [p for p in self.projections.values() if p.post == group]
 
-    def out_of(self, group: str, recurrent: bool) -> list[ProjectionInfo]:
-        return [p for p in self.projections.values() if p.pre == group and p.recurrent == recurrent]
+    def out_of(self, group: str, lag: int) -> list[ProjectionInfo]:
+        return [p for p in self.projections.values() if p.pre == group and p.lag == lag]
+
+    def driven_by(self, pre: str) -> list[str]:
+        """The AlignPre synapse groups that `pre`'s spikes drive."""
+        return [g for g, info in self.groups.items() if info.driver == pre]
+
+    def histories(self) -> dict[str, int]:
+        """pre -> how many past steps of it some projection reads (its longest lag)."""
+        out: dict[str, int] = {}
+        for p in self.projections.values():
+            if p.lag:
+                out[p.pre] = max(out.get(p.pre, 0), p.lag)
+        return out
 
     def sources(self) -> list[str]:
         """Distinct presynaptic signals, in first-use order."""
@@ -128,8 +153,8 @@ class ModelView:
     def spiking(self) -> list[str]:
         return [g for g in self.order if not self.groups[g].readout]
 
-    def biased(self, group: str) -> list[ProjectionInfo]:
-        return [p for p in self.into(group) if p.bias]
+    def biased(self, group: str, port: str | None = None) -> list[ProjectionInfo]:
+        return [p for p in self.into(group) if p.bias and port in (None, p.port)]
 
     def readout(self) -> GroupInfo:
         return self.groups[self.loss["readout"]]

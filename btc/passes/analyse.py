@@ -18,7 +18,10 @@ __all__ = ["AnalysePass", "step_order"]
 
 def step_order(view: ModelView) -> list[str]:
     """Groups in dependency order over same-step (feed-forward) projections."""
-    deps = {g: {p.pre for p in view.into(g) if not p.recurrent and p.pre in view.groups} for g in view.groups}
+    deps = {g: {p.pre for p in view.into(g) if p.lag == 0 and p.pre in view.groups} for g in view.groups}
+    for g, info in view.groups.items():
+        if info.driver in view.groups:
+            deps[g].add(info.driver)
     order: list[str] = []
     while len(order) < len(deps):
         ready = [g for g in deps if g not in order and deps[g] <= set(order)]

@@ -1,7 +1,8 @@
 """btc-derive-jacobians: reads each group's elementwise regions; produces one `btc.derivatives` op
 per group whose regions compute, by forward-mode AD of the region's arith/math ops:
 
-  step(h..., y, p...) -> h'...,  D[s][s'] = dh'_s/dh_s' (row-major, S*S),  Df[s] = dh'_s/dy (S),
+  step(h..., y_port..., p...) -> h'...,  D[s][s'] = dh'_s/dh_s' (row-major, S*S),
+                         Df[k][s] = dh'_s/dy_k (S per input port k),
                          Dp[j][s] = dh'_s/dp_j (S per learned per-neuron parameter p_j)
   spike(h..., p...)   -> s,      ds/dh_s (S), ds/dp_j (1 per p_j)     (empty region for a readout)
 
@@ -82,7 +83,8 @@ def _surrogate_grad(b: _Builder, kind: str, slope: float, x):
 def _tangent(b: _Builder, op, ins, res, dins, where: str):
     """Tangent of one scalar op's result given its operands' tangents (None means zero)."""
     name = op.name
-    if name in ("arith.constant", "arith.cmpf", "btc.stop_gradient", "arith.uitofp", "arith.sitofp"):
+    if name in ("arith.constant", "arith.cmpf", "arith.cmpi", "arith.andi", "arith.ori", "arith.xori",
+                "btc.stop_gradient", "arith.uitofp", "arith.sitofp"):
         return None
     if all(d is None for d in dins):
         return None
@@ -170,23 +172,23 @@ class DeriveJacobiansPass:
         with module.context, ir.Location.unknown():
             f32 = ir.F32Type.get()
             for g in view.groups.values():
-                S, P = g.num_states, len(g.params)
+                S, P, K = g.num_states, len(g.params), len(g.ports)
                 deriv = ir.Operation.create(
                     "btc.derivatives", attributes={
                         "group": ir.FlatSymbolRefAttr.get(g.name),
                         "num_states": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), S)},
                     regions=2, loc=ir.Location.unknown(), ip=ir.InsertionPoint(module.body))
                 b = _Builder()
-                step_block = deriv.regions[0].blocks.append(*([f32] * (S + 1 + P)))
+                step_block = deriv.regions[0].blocks.append(*([f32] * (S + K + P)))
                 with ir.InsertionPoint(step_block):
                     where = f"group @{g.name} (dynamics)"
                     h_new, tans = differentiate_block(g.op.regions[0].blocks[0], step_block,
-                                                      list(range(S + 1 + P)), where)
-                    # tans[k][s] = dh'_s/d arg_k: D[s][s'] = tans[s'][s], Df[s] = tans[S][s],
-                    # Dp[j][s] = tans[S+1+j][s]
+                                                      list(range(S + K + P)), where)
+                    # tans[k][s] = dh'_s/d arg_k: D[s][s'] = tans[s'][s], Df[port k][s] = tans[S+k][s],
+                    # Dp[j][s] = tans[S+K+j][s]
                     D = [_or_zero(b, tans[sp][s]) for s in range(S) for sp in range(S)]
-                    Df = [_or_zero(b, tans[S][s]) for s in range(S)]
-                    Dp = [_or_zero(b, tans[S + 1 + j][s]) for j in range(P) for s in range(S)]
+                    Df = [_or_zero(b, tans[S + k][s]) for k in range(K) for s in range(S)]
+                    Dp = [_or_zero(b, tans[S + K + j][s]) for j in range(P) for s in range(S)]
                     ir.Operation.create("btc.yield", operands=h_new + D + Df + Dp)
                 if not g.readout:
                     spike_block = deriv.regions[1].blocks.append(*([f32] * (S + P)))

@@ -47,13 +47,13 @@ def tape_entries(view: ModelView) -> list[tuple[str, tuple]]:
     for g in view.order:
         info = view.groups[g]
         S, N = info.num_states, info.size
-        names = [f"D{k}" for k in range(S * S)] + [f"Df{s}" for s in range(S)]
+        names = [f"D{k}" for k in range(S * S)] + [f"Df{k}_{s}" for k in range(len(info.ports)) for s in range(S)]
         names += [f"Dp{j}_{s}" for j in range(len(info.params)) for s in range(S)]
         names += [] if info.readout else [f"dsdh{s}" for s in range(S)] + [f"dsdp{j}" for j in range(len(info.params))]
         entries += [(f"{g}.{n}", (B, N)) for n in names]
     for key in view.sources():
-        pre = key.split("@")[0]
-        if pre not in view.inputs:
+        pre, lag = key.split("@")
+        if pre not in view.inputs or lag != "0":  # this step's input is passed to the backward step again
             entries.append((f"src.{key}", (B, view.size(pre))))
     return entries
 
@@ -84,13 +84,15 @@ class _Lowering(StepLowering):
     def _load_states(self, fn: Fn) -> dict:
         return {s: self._load(fn, s) for s in self._state_syms()}
 
-    def _next_states(self, st: Step) -> dict:
+    def _next_states(self, st: Step, cur: dict, xt: dict) -> dict:
         nxt = {}
         for g in self.v.order:
             for s, val in zip(self.v.groups[g].states, st.h[g]):
                 nxt[f"h_{g}_{s}"] = val
-        for g in self.rec_groups:
-            nxt[f"spk_{g}"] = st.spk[g]
+        for pre, lags in self.histories.items():  # shift: the newest becomes past step 1
+            for k in reversed(range(1, lags)):
+                nxt[f"hist_{pre}_{k}"] = cur[f"hist_{pre}_{k - 1}"]
+            nxt[f"hist_{pre}_0"] = xt[pre] if pre in self.v.inputs else st.spk[pre]
         return nxt
 
     # ---------------------------------------------------------------- pp-prop: the whole chunk in-module
@@ -112,7 +114,7 @@ class _Lowering(StepLowering):
         def step(t, cur):
             nonlocal W, b
             if continual:
-                W, b = self._params_of(cur)
+                W, b = self._params_of(fn, cur)
             xt = self._inputs_at(fn, t)
             st = self._forward(fn, cur, xt, W, b)
             w = self._step_weight(fn, t)
@@ -121,7 +123,7 @@ class _Lowering(StepLowering):
             mask_t = fn.name("mt")
             fn.emit(f"{mask_t} = tensor.extract %mask[{t}] : {tt(self.K)}")
             rsum = fn.map([cur["rsum"], r], [(B, C)] * 2, (B, C), 1, _weighted_add_body(mask_t))[0]
-            nxt = dict(cur, loss=loss, rsum=rsum, **self._next_states(st))
+            nxt = dict(cur, loss=loss, rsum=rsum, **self._next_states(st, cur, xt))
             self._online_updates(fn, st, dLdr, W, xt, cur, nxt)
             if continual:
                 self._maybe_update(fn, t, nxt)
@@ -133,9 +135,9 @@ class _Lowering(StepLowering):
         args = self._signature(True) + (f", %lr: {tt()}, %valid: {tt(dtype='i32')}" if continual else "")
         return self._func("train_chunk", args, [tt(), tt(B, C)], fn, [out["loss"], out["rsum"]])
 
-    def _params_of(self, cur: dict) -> tuple[dict, dict]:
+    def _params_of(self, fn: Fn, cur: dict) -> tuple[dict, dict]:
         """_weights, from carried values instead of globals."""
-        return self._split_params([cur[f"p{i}"] for i in range(len(self.params))])
+        return self._split_params([cur[f"p{i}"] for i in range(len(self.params))], fn)
 
     def _online_updates(self, fn: Fn, st: Step, dLdr: str, W: dict, xt: dict, cur: dict, nxt: dict):
         """One step of the schedule: traces, then gradients, reading this step's forward values."""
@@ -159,7 +161,7 @@ class _Lowering(StepLowering):
                 S, N = t.num_states, t.size
                 old = [cur[f"tr_{t.name}_{s}"] for s in range(S)]
                 exact = op != "btc.update_post_trace"
-                drive = st.Dp[g][v.groups[g].params.index(t.param)] if t.kind == "elem" else st.Df[g]
+                drive = st.Dp[g][v.groups[g].params.index(t.param)] if t.kind == "elem" else st.Df[g][t.port]
                 res = fn.map(st.D[g] + drive + old + a_h[g], [(B, N)] * (S * S + 3 * S), (B, N), S + 1,
                              _post_trace_body(S, 1.0 if exact else t.decay, exact, inv_corr.get(t.name)))
                 for s in range(S):
@@ -168,7 +170,7 @@ class _Lowering(StepLowering):
             elif op == "btc.update_dense_trace":
                 t, p = v.traces[a["trace"]], v.projections[a["projection"]]
                 x = self._source_value(p.source, xt, cur, st)
-                new = _dense_trace_update(fn, st.D[p.post], st.Df[p.post], x,
+                new = _dense_trace_update(fn, st.D[p.post], st.Df[p.post][p.port], x,
                                           [cur[f"tr_{t.name}_{s}"] for s in range(t.num_states)], B, t.rows, t.size)
                 for s, value in enumerate(new):
                     nxt[f"tr_{t.name}_{s}"] = value
@@ -226,19 +228,21 @@ class _Lowering(StepLowering):
         st = self._forward(fn, cur, xt, W, b)
         r = st.h[self.v.readout().name][0]
         dLdr, loss = self._loss(fn, r, self._target_at(fn, None), self._step_weight(fn, None), fn.full((), 0.0))
-        for sym, val in self._next_states(st).items():
+        for sym, val in self._next_states(st, cur, xt).items():
             self._store(fn, val, sym)
         tape = {"dLdr": dLdr}
         for g in self.v.order:
             S = self.v.groups[g].num_states
             tape.update({f"{g}.D{k}": st.D[g][k] for k in range(S * S)})
-            tape.update({f"{g}.Df{s}": st.Df[g][s] for s in range(S)})
+            tape.update({f"{g}.Df{k}_{s}": st.Df[g][port][s] for k, port in enumerate(self.v.groups[g].ports)
+                         for s in range(S)})
             tape.update({f"{g}.dsdh{s}": v for s, v in enumerate(st.dsdh.get(g, []))})
             tape.update({f"{g}.Dp{j}_{s}": v for j, vs in enumerate(st.Dp[g]) for s, v in enumerate(vs)})
             tape.update({f"{g}.dsdp{j}": v for j, v in enumerate(st.dsdp.get(g, []))})
-        for key in self.v.sources():
-            tape[f"src.{key}"] = self._source_value(key, xt, cur, st)
         entries = tape_entries(self.v)
+        for name, _ in entries:
+            if name.startswith("src."):
+                tape[name] = self._source_value(name[4:], xt, cur, st)
         return self._func("bptt_forward_step", self._signature(True, per_step=True),
                           [tt(), tt(self.B, self.C)] + [tt(*shape) for _, shape in entries], fn,
                           [loss, r] + [tape[name] for name, _ in entries])
@@ -247,7 +251,8 @@ class _Lowering(StepLowering):
         return self._setter("bptt_begin_backward", [(e["global"], 0.0) for e in self.layout if e["role"] == "adjoint"])
 
     def bptt_backward_step(self) -> str:
-        """a_h^t = within-step signal + D^{t+1,T} a_h^{t+1} (+ recurrent spike credit from t+1)."""
+        """a_h^t = within-step signal + D^{t+1,T} a_h^{t+1} (+ spike credit from later steps, which
+        reach back `lag` steps through recurrent or delayed projections)."""
         v, B = self.v, self.B
         fn = Fn()
         W, _ = self._weights(fn)
@@ -257,24 +262,24 @@ class _Lowering(StepLowering):
         for g in v.order:
             S = v.groups[g].num_states
             st.D[g] = [tape[f"{g}.D{k}"] for k in range(S * S)]
-            st.Df[g] = [tape[f"{g}.Df{s}"] for s in range(S)]
+            st.Df[g] = {port: [tape[f"{g}.Df{k}_{s}"] for s in range(S)] for k, port in enumerate(v.groups[g].ports)}
             st.dsdh[g] = [tape[f"{g}.dsdh{s}"] for s in range(S)] if not v.groups[g].readout else []
             P = len(v.groups[g].params)
             st.Dp[g] = [[tape[f"{g}.Dp{j}_{s}"] for s in range(S)] for j in range(P)]
             st.dsdp[g] = [tape[f"{g}.dsdp{j}"] for j in range(P)] if not v.groups[g].readout else []
         fut = {g: [self._load(fn, f"fut_{g}_{s}") for s in v.groups[g].states] for g in v.order}
-        fut_s = {g: self._load(fn, f"futs_{g}") for g in self.rec_groups}
-        a_h, a_y = self._backward(fn, st, tape["dLdr"], W, fut, fut_s)
+        pending = {g: [self._load(fn, f"futs_{g}_{k}") for k in range(lags)]
+                   for g, lags in self.spike_histories().items()}
+        a_h, a_y = self._backward(fn, st, tape["dLdr"], W, fut, {g: q[0] for g, q in pending.items()})
         xt = self._inputs_at(fn, None)
         for p in v.projections.values():
-            pre = p.source.split("@")[0]
-            x = xt[pre] if pre in v.inputs else tape[f"src.{p.source}"]
+            x = tape.get(f"src.{p.source}") or xt[p.pre]
             i = self._param_index(f"{p.name}.W")
-            self._store(fn, fn.matmul_at(x, a_y[p.post], B, v.size(pre), v.size(p.post), self._load(fn, f"g{i}")),
-                        f"g{i}")
+            a = a_y[p.post][p.port]
+            self._store(fn, fn.matmul_at(x, a, B, v.size(p.pre), v.size(p.post), self._load(fn, f"g{i}")), f"g{i}")
             if p.bias:
                 j = self._param_index(f"{p.name}.b")
-                self._store(fn, fn.sum_rows(a_y[p.post], B, v.size(p.post), self._load(fn, f"g{j}")), f"g{j}")
+                self._store(fn, fn.sum_rows(a, B, v.size(p.post), self._load(fn, f"g{j}")), f"g{j}")
         for g in v.order:  # learned per-neuron parameters: this step's local derivatives
             S, N = v.groups[g].num_states, v.groups[g].size
             for j, q in enumerate(v.groups[g].params):
@@ -289,11 +294,13 @@ class _Lowering(StepLowering):
             res = fn.map(st.D[g] + a_h[g], [(B, N)] * (S * S + S), (B, N), S, _transpose_apply_body(S))
             for s, name in enumerate(v.groups[g].states):
                 self._store(fn, res[s], f"fut_{g}_{name}")
-        for g in self.rec_groups:
-            acc = None
-            for p in v.out_of(g, recurrent=True):
-                acc = fn.matmul_bt(a_y[p.post], W[p.name], B, v.groups[g].size, v.size(p.post), acc=acc)
-            self._store(fn, acc, f"futs_{g}")
+        for g, queue in pending.items():  # credit for s^{t-1-k}: what was pending for it, plus step t's
+            N = v.groups[g].size
+            for k in range(len(queue)):
+                acc = queue[k + 1] if k + 1 < len(queue) else None
+                for p in v.out_of(g, lag=k + 1):
+                    acc = fn.matmul_bt(a_y[p.post][p.port], W[p.name], B, N, v.size(p.post), acc=acc)
+                self._store(fn, acc or fn.full((B, N), 0.0), f"futs_{g}_{k}")
         args = self._signature(False, per_step=True)
         args += "".join(f", {tape[name]}: {tt(*shape)}" for name, shape in entries)
         return self._func("bptt_backward_step", args, [], fn, [])
@@ -309,9 +316,10 @@ class _Lowering(StepLowering):
         carry.append(("rseq", fn.empty((K, B, C)), tt(K, B, C)))  # small: [K, B, classes]
 
         def step(t, cur):
-            st = self._forward(fn, cur, self._inputs_at(fn, t), W, b)
+            xt = self._inputs_at(fn, t)
+            st = self._forward(fn, cur, xt, W, b)
             rseq = fn.insert_t(st.h[self.v.readout().name][0], cur["rseq"], t, (B, C))
-            return dict(cur, rseq=rseq, **self._next_states(st))
+            return dict(cur, rseq=rseq, **self._next_states(st, cur, xt))
 
         out = self._loop(fn, carry, step)
         for s in states:
@@ -323,8 +331,9 @@ class _Lowering(StepLowering):
         v, B = self.v, self.B
         fn = Fn()
         W, b = self._weights(fn)
-        st = self._forward(fn, self._load_states(fn), self._inputs_at(fn, None), W, b)
-        for sym, val in self._next_states(st).items():
+        cur, xt = self._load_states(fn), self._inputs_at(fn, None)
+        st = self._forward(fn, cur, xt, W, b)
+        for sym, val in self._next_states(st, cur, xt).items():
             self._store(fn, val, sym)
         values = [st.h[v.readout().name][0]] + [st.spk[g] for g in v.spiking()]
         types = [tt(B, self.C)] + [tt(B, v.groups[g].size) for g in v.spiking()]
@@ -357,9 +366,11 @@ class _Lowering(StepLowering):
     def params_io(self) -> list[str]:
         out = []
         types = [tt(*shape) for _, shape in self.params]
-        for fname, prefix in (("get_params", "p"), ("get_grads", "g")):
-            fn = Fn()
-            out.append(self._func(fname, "", types, fn, [self._load(fn, f"{prefix}{i}") for i in range(len(types))]))
+        fn = Fn()
+        out.append(self._func("get_params", "", types, fn, [self._load(fn, f"p{i}") for i in range(len(types))]))
+        fn = Fn()
+        grads = self._raw_grads(fn, {k: self._load(fn, k) for i in range(len(types)) for k in (f"p{i}", f"g{i}")})
+        out.append(self._func("get_grads", "", types, fn, grads))
         fn = Fn()
         for i in range(len(types)):
             self._store(fn, f"%a{i}", f"p{i}")
@@ -391,7 +402,8 @@ class _Lowering(StepLowering):
         """One optimizer step on values (not globals): clip the global gradient norm, Adam or SGD with
         decoupled weight decay, count the step, zero the gradients."""
         b1, b2 = self.betas
-        scale = self._clip_scale(fn, [vals[f"g{i}"] for i in range(len(self.params))]) if self.grad_clip else None
+        raw = self._raw_grads(fn, vals)
+        scale = self._clip_scale(fn, raw) if self.grad_clip else None
         k0, k = fn.name("k"), fn.name("k")
         fn.emit(f"{k0} = tensor.extract {vals['opt_step']}[] : {tt()}")
         fn.emit(f"{k} = arith.addf {k0}, {fn.const(1.0)} : f32")
@@ -400,7 +412,7 @@ class _Lowering(StepLowering):
         fn.emit(f"{c2} = math.powf {fn.const(b2)}, {k} : f32")
         out = {}
         for i, (_, shape) in enumerate(self.params):
-            p, g = vals[f"p{i}"], vals[f"g{i}"]
+            p, g = vals[f"p{i}"], raw[i]
             if self.optimizer == "sgd":
                 out[f"p{i}"] = fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr, scale, self.weight_decay))[0]
             else:
@@ -408,10 +420,21 @@ class _Lowering(StepLowering):
                              _adam_body(lr, b1, b2, self.eps, c1, c2, scale, self.weight_decay))
                 out[f"p{i}"], out[f"m{i}"], out[f"u{i}"] = new
             # zero from the gradient's own values: a shared zero fill would alias the buffers
-            out[f"g{i}"] = fn.map([g], [shape], shape, 1, _constant_like_body(0.0))[0]
+            out[f"g{i}"] = fn.map([vals[f"g{i}"]], [shape], shape, 1, _constant_like_body(0.0))[0]
         kt = fn.name("kt")
         fn.emit(f"{kt} = tensor.from_elements {k} : {tt()}")
         out["opt_step"] = kt
+        return out
+
+    def _raw_grads(self, fn: Fn, vals: dict) -> list[str]:
+        """The gradient by each stored parameter. Gradients accumulate by the applied weights; under
+        Dale's law (W = sign*|W_raw|) the one by W_raw is sign*sgn(W_raw) times that."""
+        out = []
+        for i, (name, shape) in enumerate(self.params):
+            owner, kind = name.rsplit(".", 1)
+            sign = self.v.projections[owner].sign if kind == "W" and owner in self.v.projections else 0
+            g = vals[f"g{i}"]
+            out.append(fn.map([g, vals[f"p{i}"]], [shape] * 2, shape, 1, _chain_sign_body(sign))[0] if sign else g)
         return out
 
     def _clip_scale(self, fn: Fn, grads: list[str]) -> str:
@@ -490,6 +513,18 @@ def _constant_like_body(value: float):
         return [f"{c0} = arith.constant 0.0 : f32", f"{m} = arith.mulf {a[0]}, {c0} : f32",
                 f"{z} = arith.maxnumf {m}, {c0} : f32", f"{c} = arith.constant {value:.9e} : f32",
                 f"{r} = arith.addf {z}, {c} : f32"], [r]
+    return body
+
+
+def _chain_sign_body(sign: int):
+    """g * sign * sgn(w)."""
+    def body(fn: Fn, a):
+        z, pos, neg, fp, fn_, sg, out = (fn.name("r") for _ in range(7))
+        return [f"{z} = arith.constant 0.0 : f32", f"{pos} = arith.cmpf ogt, {a[1]}, {z} : f32",
+                f"{neg} = arith.cmpf olt, {a[1]}, {z} : f32", f"{fp} = arith.uitofp {pos} : i1 to f32",
+                f"{fn_} = arith.uitofp {neg} : i1 to f32", f"{sg} = arith.subf {fp}, {fn_} : f32",
+                f"{out} = arith.mulf {a[0]}, {sg} : f32"] + ([] if sign > 0 else [f"{out}n = arith.negf {out} : f32"]), \
+            [out if sign > 0 else f"{out}n"]
     return body
 
 

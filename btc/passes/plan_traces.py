@@ -15,9 +15,17 @@ from iree.compiler import ir
 from btc.errors import BtcError
 from btc.passes._view import ModelView, TraceInfo
 
-__all__ = ["PlanTracesPass", "ONLINE_ALGORITHMS"]
+__all__ = ["PlanTracesPass", "ONLINE_ALGORITHMS", "post_trace_name", "bias_trace_name"]
 
 ONLINE_ALGORITHMS = ("pp-prop", "d-rtrl")
+
+
+def post_trace_name(group: str, port: str) -> str:
+    return f"eps_f_{group}" if port == "y" else f"eps_f_{group}_{port}"
+
+
+def bias_trace_name(group: str, port: str) -> str:
+    return f"e_b_{group}" if port == "y" else f"e_b_{group}_{port}"
 
 
 def _i64(v: int):
@@ -53,6 +61,8 @@ class PlanTracesPass:
                     attrs["param"] = ir.StringAttr.get(t.param)
                 if t.kind == "post":
                     attrs["correction"] = ir.BoolAttr.get(t.correction)
+                if t.kind in ("post", "bias"):
+                    attrs["port"] = ir.StringAttr.get(t.port)
                 ir.Operation.create("btc.trace", attributes=attrs, ip=ir.InsertionPoint(module.body))
 
     # ---------------------------------------------------------------- per-projection choice
@@ -108,20 +118,23 @@ class PlanTracesPass:
         pp = [view.projections[p] for p in view.projections if chosen[p] == "pp-prop"]
         for src in view.sources():
             if any(p.source == src for p in pp):
-                pre, delay = src.split("@")
-                traces.append(TraceInfo(f"eps_x_{pre}_{delay}", "pre", pre, int(delay), view.size(pre), 1,
+                pre, lag = src.split("@")
+                traces.append(TraceInfo(f"eps_x_{pre}_{lag}", "pre", pre, int(lag), view.size(pre), 1,
                                         self.decay_pre))
         for g in view.order:
             info = view.groups[g]
-            if any(p.post == g for p in pp):
-                traces.append(TraceInfo(f"eps_f_{g}", "post", g, 0, info.size, info.num_states, self.decay_post,
-                                        correction=self.correction))
+            for port in info.ports:
+                if any(p.post == g and p.port == port for p in pp):
+                    traces.append(TraceInfo(post_trace_name(g, port), "post", g, 0, info.size, info.num_states,
+                                            self.decay_post, correction=self.correction, port=port))
             for p in view.into(g):
                 if chosen[p.name] == "d-rtrl":
                     traces.append(TraceInfo(f"e_W_{p.name}", "dense", p.name, 0, info.size, info.num_states, 1.0,
                                             rows=view.size(p.pre)))
-            if view.biased(g):
-                traces.append(TraceInfo(f"e_b_{g}", "bias", g, 0, info.size, info.num_states, 1.0))
+            for port in info.ports:
+                if view.biased(g, port):
+                    traces.append(TraceInfo(bias_trace_name(g, port), "bias", g, 0, info.size, info.num_states, 1.0,
+                                            port=port))
             for q in info.params:
                 traces.append(TraceInfo(f"e_p_{g}_{q}", "elem", g, 0, info.size, info.num_states, 1.0, param=q))
         return traces

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from btc.passes._view import ModelView
+from btc.passes._view import ModelView, source_key
+from btc.passes.plan_traces import bias_trace_name, post_trace_name
 
 __all__ = ["RewriteOnlinePass"]
 
@@ -47,14 +48,15 @@ class RewriteOnlinePass:
     def _online(view: ModelView, stmt) -> None:
         for g in reversed(view.order):
             stmt("btc.learning_signal", group=g)
-        pre_traces = {(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
+        pre_traces = {source_key(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
         for name in pre_traces.values():
             stmt("btc.update_pre_trace", trace=name)
         for g in view.order:
-            if f"eps_f_{g}" in view.traces:
-                stmt("btc.update_post_trace", trace=f"eps_f_{g}", group=g)
-            if view.biased(g):
-                stmt("btc.update_bias_trace", trace=f"e_b_{g}", group=g)
+            for port in view.groups[g].ports:
+                if post_trace_name(g, port) in view.traces:
+                    stmt("btc.update_post_trace", trace=post_trace_name(g, port), group=g)
+                if view.biased(g, port):
+                    stmt("btc.update_bias_trace", trace=bias_trace_name(g, port), group=g)
             for q in view.groups[g].params:
                 stmt("btc.update_elem_trace", trace=f"e_p_{g}_{q}", group=g)
                 stmt("btc.accumulate_elem_grad", trace=f"e_p_{g}_{q}", group=g)
@@ -64,7 +66,7 @@ class RewriteOnlinePass:
                     stmt("btc.update_dense_trace", trace=dense.name, projection=p.name)
                     stmt("btc.accumulate_dense_grad", projection=p.name, trace=dense.name)
                 else:
-                    stmt("btc.accumulate_grad", projection=p.name,
-                         pre_trace=pre_traces[(p.pre, 1 if p.recurrent else 0)], post_trace=f"eps_f_{g}")
+                    stmt("btc.accumulate_grad", projection=p.name, pre_trace=pre_traces[p.source],
+                         post_trace=post_trace_name(g, p.port))
                 if p.bias:
-                    stmt("btc.accumulate_bias_grad", projection=p.name, trace=f"e_b_{g}")
+                    stmt("btc.accumulate_bias_grad", projection=p.name, trace=bias_trace_name(g, p.port))

@@ -32,6 +32,15 @@ class VerifyPass:
                 raise BtcError(f"btc.projection {p.name}: pre @{p.pre} is a readout, which has no spikes")
             if p.recurrent and p.pre in view.inputs:
                 raise BtcError(f"btc.projection {p.name}: an input cannot be read recurrently")
-        for g in view.groups:
-            if not view.into(g):
+            if p.port not in view.groups[p.post].ports:
+                raise BtcError(f"btc.projection {p.name}: @{p.post} has no port {p.port!r}; "
+                               f"ports: {list(view.groups[p.post].ports)}")
+            if p.sign not in (-1, 0, 1) or p.delay < 0:
+                raise BtcError(f"btc.projection {p.name}: sign must be -1, 0 or 1 and delay >= 0, "
+                               f"got sign {p.sign}, delay {p.delay}")
+        for g, info in view.groups.items():
+            if info.driver and view.size(info.driver) != info.size:
+                raise BtcError(f"btc group {g}: driven one-to-one by @{info.driver} of size "
+                               f"{view.size(info.driver)}, but has {info.size} neurons")
+            if not view.into(g) and not info.driver:
                 raise BtcError(f"btc group {g}: no projection feeds it")

@@ -113,6 +113,17 @@ class Model:
         return dict(zip(self.param_names, self._call("get_params")))
 
     @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """The weights each projection applies, projection -> [pre, post]: sign*|W| under Dale's law
+        (the stored parameter is W), else W itself."""
+        params = self.params
+        out = {}
+        for name, p in self.manifest["projections"].items():
+            W = params[f"{name}.W"]
+            out[name] = p["sign"] * np.abs(W) if p["sign"] else W
+        return out
+
+    @property
     def grads(self) -> dict[str, np.ndarray]:
         """Gradients accumulated since the last update (sum over the sequence, mean over the batch)."""
         return dict(zip(self.param_names, self._call("get_grads")))

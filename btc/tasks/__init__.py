@@ -3,7 +3,9 @@
 Imports only numpy (and scikit-learn for its bundled digits), so trained artifacts can be driven
 without the compiler.
 """
+from btc.tasks.cue import CueAccumulationTask
 from btc.tasks.digits import DigitsTask
+from btc.tasks.dms import DelayedMatchTask
 from btc.tasks.train import TASKS, evaluate, get_task, train
 
-__all__ = ["DigitsTask", "TASKS", "get_task", "train", "evaluate"]
+__all__ = ["DigitsTask", "CueAccumulationTask", "DelayedMatchTask", "TASKS", "get_task", "train", "evaluate"]

@@ -7,11 +7,13 @@ from typing import Callable
 import numpy as np
 
 from btc.errors import BtcError
+from btc.tasks.cue import CueAccumulationTask
 from btc.tasks.digits import DigitsTask
+from btc.tasks.dms import DelayedMatchTask
 
 __all__ = ["TASKS", "get_task", "train", "evaluate"]
 
-TASKS = {"digits": DigitsTask}
+TASKS = {"digits": DigitsTask, "cue": CueAccumulationTask, "dms": DelayedMatchTask}
 
 
 def get_task(name: str, **kwargs):

@@ -13,6 +13,7 @@ import sys
 import click
 
 from btc.errors import BtcError
+from btc.tasks.train import TASKS
 
 __all__ = ["main"]
 
@@ -154,7 +155,9 @@ def _print_trace_plan(m: dict, steps: int) -> None:
 
 @main.command("train")
 @click.argument("artifact", type=click.Path())
-@click.option("--task", type=click.Choice(["digits"]), default="digits", show_default=True)
+@click.option("--task", type=click.Choice(sorted(TASKS)),
+              default="digits", show_default=True,
+              help="digits: --steps per sample; cue, dms: length set by the task's timing")
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--steps", type=click.IntRange(1), default=40, show_default=True, help="time steps per sample")
@@ -170,7 +173,7 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
         if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
             raise BtcError(f"checkpoint directory {os.path.dirname(os.path.abspath(checkpoint))!r} does not exist")
         model = load(artifact)
-        data = get_task(task, steps=steps)
+        data = get_task(task, steps=steps) if task == "digits" else get_task(task)
         per_epoch = len(data.train_y) // model.batch
         with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})",
                                file=sys.stderr) as bar:
