@@ -1,20 +1,22 @@
 """Evidence accumulation (cue accumulation) with an 80 % excitatory / 20 % inhibitory network of
-conductance-based (COBA) adaptive LIF neurons under Dale's law.
+conductance-based (COBA) neurons under Dale's law.
 
-    btc compile examples/ei_coba_cue.py --batch 64 --chunk 50 -o build/cue
-    btc train build/cue --task cue --epochs 30 --lr 0.005
+    btc compile examples/ei_coba_cue.py --batch 64 --chunk 50 --decay 0.999 --grad-clip 1.0 -o build/cue
+    btc train build/cue --task cue --epochs 30 --lr 0.003
 
-Seven 100 ms cues (left or right) then a 1 s delay; the network must say, in the 150 ms recall
-window, which side had more cues. The memory across the delay is the excitatory neurons' spike-
-triggered threshold adaptation (tau_a = 2 s); inhibitory neurons are plain LIF.
+Seven 100 ms cues (left or right), a 1 s delay, then a 150 ms recall window in which the network must
+say which side had more cues (btc.tasks.CueAccumulationTask). Excitatory neurons are adaptive LIF
+(tau_a = 2 s), inhibitory ones plain LIF; every recurrent weight keeps its sign. The readout is a slow
+leaky integrator (tau 2 s) of the excitatory spikes, so the evidence it needs is the cue-evoked activity
+itself; pp-prop's traces must then span the trial, hence a decay of 0.999 (a rank of about 2000).
 """
 from btc.frontend import ALIF, COBA, LIF, Network, Surrogate
 
 DT = 1.0
 
 
-def build(n_exc: int = 80, n_inh: int = 20, dt: float = DT, seed: int = 0, input_scale: float = 4.0,
-          recurrent_scale: float = 1.0) -> Network:
+def build(n_exc: int = 80, n_inh: int = 20, dt: float = DT, seed: int = 0, input_scale: float = 3.0,
+          recurrent_scale: float = 0.5, readout_tau: float = 2000.0, readout_scale: float = 0.05) -> Network:
     syn = COBA(tau_exc=5.0, tau_inh=10.0, E_exc=3.0, E_inh=-1.0)
     sg = Surrogate("fast_sigmoid", 5.0)
     net = Network(dt=dt, seed=seed)
@@ -26,7 +28,7 @@ def build(n_exc: int = 80, n_inh: int = 20, dt: float = DT, seed: int = 0, input
     for pre in ("E", "I"):
         for post in ("E", "I"):
             net.project(pre, post, recurrent=True, init=recurrent_scale)
-    net.readout("out", 2, tau=20.0)
-    net.project("E", "out")
+    net.readout("out", 2, tau=readout_tau)
+    net.project("E", "out", init=readout_scale)
     net.set_loss("cross_entropy", "out")
     return net

@@ -49,7 +49,7 @@ def test_inspect_prints_the_trace_plan_next_to_bptt(tmp_path):
         assert t["bytes"] == sum(b for name, b in buffers.items() if name.startswith(t["name"] + "["))
         assert f"trace {t['name']:<24}" in result.output and f"{t['bytes']:>14,} B" in result.output
     assert plan["trace_bytes"] == sum(buffers.values())
-    assert f"total traces {plan['trace_bytes']:>31,} B" in result.output
+    assert f"total traces {plan['trace_bytes']:>58,} B" in result.output
     per_step = manifest["bptt_tape_bytes_per_step"]
     assert f"BPTT would hold {per_step:,} B per time step: T=5,000 -> {per_step * 5000:,} B" in result.output
     assert "algorithm=hybrid decay_pre=0.9 decay_post=0.9" in manifest["pipeline"]
@@ -101,4 +101,11 @@ def test_compile_accepts_a_model_file_with_dataclasses(tmp_path):
                      "from btc.frontend.zoo import recurrent_lif\n\n@dataclass\nclass Size:\n    hidden: int = 16\n\n"
                      "def build():\n    return recurrent_lif(inputs=64, hidden=Size().hidden, classes=10)\n")
     result = CliRunner().invoke(main, ["compile", str(model), "--batch", "4", "--chunk", "5", "-o", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("example", ["lif_digits.py", "qif_digits.py", "ei_coba_cue.py", "alif_dms.py"])
+def test_every_example_compiles(example, tmp_path):
+    result = CliRunner().invoke(main, ["compile", os.path.join(os.path.dirname(EXAMPLE), example), "--batch", "2",
+                                       "--chunk", "5", "-o", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output

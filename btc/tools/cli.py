@@ -147,8 +147,8 @@ def _print_trace_plan(m: dict, steps: int) -> None:
             click.echo(f"  projection {proj:<20} {alg}")
         for t in plan["traces"]:
             shape = "x".join(str(d) for d in t["shape"])
-            click.echo(f"  trace {t['name']:<24} {t['kind']:<6} [{shape}] {t['bytes']:>14,} B")
-        click.echo(f"  total traces {plan['trace_bytes']:>31,} B, whatever the sequence length")
+            click.echo(f"  trace {t['name']:<24} {t['kind']:<6} {'[' + shape + ']':<18} {t['bytes']:>14,} B")
+        click.echo(f"  total traces {plan['trace_bytes']:>58,} B, whatever the sequence length")
     click.echo(f"BPTT would hold {per_step:,} B per time step: T={steps:,} -> {per_step * steps:,} B "
                f"({per_step * steps / 2**20:,.1f} MiB)" + (", held by the runtime" if m["algorithm"] == "bptt" else ""))
 
