@@ -185,8 +185,11 @@ def _signatures(net, options: CompileOptions, params: list, tape: list) -> dict:
 def _runtime_driver(net, options: CompileOptions) -> str:
     """local-task (all cores) pays ~100 us per dispatch and wins only on big matmuls. BPTT stays on
     local-sync: with local-task its per-step calls held 3.4x the memory and crashed at exit."""
+    from btc.backends import get_backend
     from btc.passes.lower_to_linalg import LARGE_STEP_MACS
 
+    if options.target != "llvm-cpu":
+        return get_backend(options.target).DRIVER
     macs = sum(options.batch * net.size(p.pre) * net.size(p.post) for p in net.projections.values())
     return "local-task" if macs >= LARGE_STEP_MACS and options.algorithm == "pp-prop" else "local-sync"
 

@@ -16,12 +16,15 @@ DT = 1.0
 
 
 def build(n_exc: int = 80, n_inh: int = 20, dt: float = DT, seed: int = 0, input_scale: float = 3.0,
-          recurrent_scale: float = 0.5, readout_tau: float = 2000.0, readout_scale: float = 0.05) -> Network:
+          recurrent_scale: float = 0.5, readout_tau: float = 2000.0, readout_scale: float = 0.05,
+          adaptive: bool = True) -> Network:
     syn = COBA(tau_exc=5.0, tau_inh=10.0, E_exc=3.0, E_inh=-1.0)
     sg = Surrogate("fast_sigmoid", 5.0)
     net = Network(dt=dt, seed=seed)
     net.input("x", 100)  # left cues, right cues, recall, noise: 25 channels each
-    net.group("E", n_exc, ALIF(tau=20.0, tau_a=2000.0, beta=0.01, synapse=syn, surrogate=sg), dale="exc")
+    exc = (ALIF(tau=20.0, tau_a=2000.0, beta=0.01, synapse=syn, surrogate=sg) if adaptive
+           else LIF(tau=20.0, synapse=syn, surrogate=sg))
+    net.group("E", n_exc, exc, dale="exc")
     net.group("I", n_inh, LIF(tau=10.0, synapse=syn, surrogate=sg), dale="inh")
     net.project("x", "E", port="exc", sign="+", init=input_scale)
     net.project("x", "I", port="exc", sign="+", init=input_scale)

@@ -132,3 +132,13 @@ def test_stream_accepts_binary_spike_trains(compiled):
     for k, g in model.grads.items():
         np.testing.assert_allclose(as_bool[k], g, rtol=1e-6, atol=1e-7)
     model.zero_grads()
+
+
+def test_cuda_target_compiles_without_a_gpu(tmp_path):
+    """--target cuda needs no GPU to compile; the manifest names IREE's cuda driver."""
+    from btc.driver import CompileOptions, compile_network
+
+    m = compile_network(NETWORKS["recurrent_expon"](), CompileOptions(batch=3, chunk=5, target="cuda"),
+                        str(tmp_path / "a"))
+    assert m["driver"] == "cuda" and m["target"] == "cuda"
+    assert (tmp_path / "a" / "model.vmfb").stat().st_size > 0

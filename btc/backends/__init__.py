@@ -11,7 +11,7 @@ from btc.errors import BtcError
 
 __all__ = ["TARGETS", "get_backend", "compile_module"]
 
-TARGETS = {"llvm-cpu": "llvm_cpu"}
+TARGETS = {"llvm-cpu": "llvm_cpu", "cuda": "cuda"}
 
 
 def get_backend(target: str):

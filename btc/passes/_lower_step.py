@@ -185,7 +185,6 @@ class StepLowering:
         """(dL_t/dr, acc + L_t) for readout r[B,C], this step's target and weight w (mask / count)."""
         B, C = self.B, self.C
         m2, m1 = "affine_map<(d0, d1) -> (d0, d1)>", "affine_map<(d0, d1) -> (d0)>"
-        m0 = "affine_map<(d0, d1) -> ()>"
         if not self.ce:
             def grad_body(a):
                 d, g2, g = fn.name("r"), fn.name("r"), fn.name("r")
@@ -199,7 +198,7 @@ class StepLowering:
 
             ins = [(r, m2, tt(B, C)), (target, m2, tt(B, C))]
             grad = fn.generic(ins, [(fn.empty((B, C)), m2, tt(B, C))], ["parallel"] * 2, grad_body)[0]
-            return grad, fn.generic(ins, [(acc, m0, tt())], ["reduction"] * 2, loss_body)[0]
+            return grad, self._total(fn, ins, loss_body, acc)
 
         def max_body(a):
             s = fn.name("r")
@@ -237,7 +236,21 @@ class StepLowering:
                             f"{c} = arith.mulf {wd}, {oh} : f32", f"{s} = arith.addf {a[4]}, {c} : f32"], [s]
 
         grad = fn.generic(ins, [(fn.empty((B, C)), m2, tt(B, C))], ["parallel"] * 2, grad_body)[0]
-        return grad, fn.generic(ins, [(acc, m0, tt())], ["reduction"] * 2, loss_body)[0]
+        return grad, self._total(fn, ins, loss_body, acc)
+
+    def _total(self, fn: Fn, ins: list, body, acc: str) -> str:
+        """acc + the sum over [B, C] of body's terms, as a per-row reduction then a sum over rows:
+        IREE's CUDA codegen failed to distribute the one-step 2-D reduction to a scalar."""
+        B = self.B
+        m1 = "affine_map<(d0, d1) -> (d0)>"
+        rows = fn.generic(ins, [(fn.full((B,), 0.0), m1, tt(B))], ["parallel", "reduction"], body)[0]
+
+        def add(a):
+            n = fn.name("r")
+            return [f"{n} = arith.addf {a[1]}, {a[0]} : f32"], [n]
+
+        return fn.generic([(rows, "affine_map<(d0) -> (d0)>", tt(B))], [(acc, "affine_map<(d0) -> ()>", tt())],
+                          ["reduction"], add)[0]
 
     # ---------------------------------------------------------------- within-step backward
     def _backward(self, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | None = None,
