@@ -98,7 +98,7 @@ class CompileOptions:
             if self.algorithm == "bptt":
                 raise BtcError("update_every needs an online algorithm; BPTT's gradient exists only after the sequence")
         if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
-                                           or not self.grad_clip > 0):
+                                           or not 0 < self.grad_clip < float("inf")):
             raise BtcError(f"grad_clip must be a positive gradient norm, got {self.grad_clip!r}")
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
                 or not 0.0 <= self.weight_decay < 1.0:

@@ -130,14 +130,16 @@ def test_bias_correction_counts_time_steps_whatever_the_chunk(compiled):
 
 
 def _adam_reference(p, g, lr, clip, wd, b1=0.9, b2=0.999, eps=1e-8):
-    """One AdamW step from zero moments, after clipping the global norm of all gradients."""
+    """One AdamW step from zero moments, after clipping the global norm of all gradients; the decay
+    applies to weights, not to biases."""
     norm = np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in g.values()))
     scale = clip / max(norm, clip)
     out = {}
     for k in p:
         gk = g[k] * scale
         m, u = (1 - b1) * gk, (1 - b2) * gk * gk
-        out[k] = p[k] - lr * ((m / (1 - b1)) / (np.sqrt(u / (1 - b2)) + eps) + wd * p[k])
+        decay = wd if k.endswith(".W") else 0.0  # weights only
+        out[k] = p[k] - lr * ((m / (1 - b1)) / (np.sqrt(u / (1 - b2)) + eps) + decay * p[k])
     return out
 
 

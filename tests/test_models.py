@@ -114,3 +114,56 @@ def test_rejected_combinations_say_why():
     with pytest.raises(BtcError, match="step must return a dict of the states"):
         bad = CustomNeuron(lambda s, i, p: {"w": s["v"]}, lambda s, p: s["v"], states={"v": 0.0})
         bad.step(1.0, {"v": 0.0}, {"y": 0.0}, {})
+
+
+def test_a_hidden_custom_derivative_is_refused(tmp_path):
+    """A hand-written jax.custom_jvp spike would be inlined as its forward step (derivative 0)."""
+    import jax
+
+    @jax.custom_jvp
+    def step_fn(x):
+        return (x > 0).astype(jnp.float32)
+
+    step_fn.defjvp(lambda p, t: (step_fn(p[0]), t[0] / (1 + jnp.abs(p[0])) ** 2))
+    neuron = CustomNeuron(lambda s, i, p: {"v": s["v"] * 0.9 + i["y"] - step_fn(s["v"] - 1.0)},
+                          lambda s, p: step_fn(s["v"] - 1.0), states={"v": 0.0}, name="mine")
+    net = Network()
+    net.input("x", 3)
+    net.group("h", 4, neuron)
+    net.project("x", "h")
+    net.readout("out", 2)
+    net.project("h", "out")
+    net.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match=r"has a custom derivative \(jax.custom_jvp\) that btc cannot see"):
+        compile_network(net, CompileOptions(batch=2, chunk=3), str(tmp_path / "a"))
+
+
+def test_align_pre_refusals_leave_the_network_unchanged():
+    from btc.frontend import Expon
+
+    net = Network()
+    net.input("x", 3)
+    net.group("h", 4, LIF())
+    net.readout("out", 2)
+    with pytest.raises(BtcError, match="a readout emits no spikes and cannot drive a synapse"):
+        net.project("out", "h", synapse=Expon(), recurrent=True)
+    with pytest.raises(BtcError, match="sign must be"):
+        net.project("x", "h", synapse=Expon(), sign="plus")
+    with pytest.raises(Exception):
+        net.project("x", "h", synapse=Expon(), weights=[[1.0], [1.0, 2.0]])
+    assert set(net.groups) == {"h", "out"}
+
+
+def test_colliding_trace_names_are_refused(tmp_path):
+    net = Network()
+    net.input("x", 3)
+    net.group("E", 4, LIF(synapse=COBA()))
+    net.group("E_exc", 4, LIF())
+    net.project("x", "E", port="exc", sign="+")
+    net.project("x", "E_exc")
+    net.readout("out", 2)
+    net.project("E", "out")
+    net.project("E_exc", "out")
+    net.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match=r"trace names \['eps_f_E_exc'\] are produced twice"):
+        compile_network(net, CompileOptions(batch=2, chunk=3), str(tmp_path / "a"))

@@ -171,12 +171,14 @@ class Network:
             return self._project(pre, post, recurrent, bias, init, name, weights, port, sign, delay)
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}")
+        if isinstance(self.groups.get(pre), Readout):
+            raise BtcError(f"projection {pre}->{post}: a readout emits no spikes and cannot drive a synapse")
         before = dict(self.groups)
         try:  # a refused projection leaves no synapse group behind
             syn = self._pre_synapse(pre, synapse)
             return self._project(syn, post, recurrent, bias, init, name or f"{pre}_to_{post}", weights, port, sign,
                                  delay)
-        except BtcError:
+        except Exception:
             self.groups = before
             raise
 

@@ -68,6 +68,8 @@ _UNARY = {"exp": "math.exp", "log": "math.log", "tanh": "math.tanh", "abs": "mat
           "neg": "arith.negf"}
 _COMPARE = {"gt": "ogt", "lt": "olt", "ge": "oge", "le": "ole", "eq": "oeq", "ne": "une"}
 _LOGIC = {"and": "arith.andi", "or": "arith.ori"}
+# custom_jvp functions whose custom derivative equals their primal's (so inlining the primal is exact)
+_SAME_DERIVATIVE = ("relu",)
 SUPPORTED_PRIMITIVES = tuple(sorted(
     list(_BINARY) + list(_UNARY) + list(_COMPARE) + list(_LOGIC) +
     ["not", "integer_pow", "square", "logistic", "rsqrt", "select_n", "convert_element_type", "stop_gradient",
@@ -167,6 +169,8 @@ def _translate_eqn(body: _Body, eqn, prim: str, ins: list[str]) -> list[str]:
     if prim == "select_n":
         if len(ins) != 3 or not _is_bool(eqn.invars[0].aval):
             raise BtcError(f"{body.where}: select_n with {len(ins) - 1} cases is not supported (use jnp.where)")
+        if _is_bool(eqn.outvars[0].aval):
+            raise BtcError(f"{body.where}: jnp.where between booleans is not supported; select floats")
         return [body.emit(f"arith.select {ins[0]}, {ins[2]}, {ins[1]} : f32")]
     if prim == "convert_element_type":
         src, dst = eqn.invars[0].aval.dtype, eqn.params["new_dtype"]
@@ -190,8 +194,10 @@ def _translate_eqn(body: _Body, eqn, prim: str, ins: list[str]) -> list[str]:
             kind, slope = name[len(_SPIKE_PREFIX):].split("__")
             return [body.emit(f'"btc.spike"({ins[0]}) {{surrogate = "{kind}", slope = {float(slope):.17e} : f64}} '
                               ": (f32) -> f32")]
-        # any other custom derivative (e.g. jax.nn.relu): its primal has the same derivative
-        return _translate(body, closed.jaxpr, closed.consts, ins)
+        if name in _SAME_DERIVATIVE:  # its primal's derivative is the custom one
+            return _translate(body, closed.jaxpr, closed.consts, ins)
+        raise BtcError(f"{body.where}: {name or 'a function'} has a custom derivative (jax.custom_jvp) that btc "
+                       "cannot see; write spikes with btc.frontend.spike_fn(x, Surrogate(...))")
     raise BtcError(f"{body.where}: the JAX primitive {prim!r} is not supported in neuron dynamics; "
                    f"supported: {', '.join(SUPPORTED_PRIMITIVES)}")
 

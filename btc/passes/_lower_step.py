@@ -50,6 +50,8 @@ class StepLowering:
 
     # ---------------------------------------------------------------- globals
     def _global(self, sym: str, shape: tuple, role: str, label: str) -> None:
+        if any(e["global"] == sym for e in self.layout):
+            raise BtcError(f"two buffers would both be called @{sym} ({label}); rename a group, state or parameter")
         # Each global starts from a different splat: IREE 3.13 lets globals with equal initial values
         # share one buffer, and an in-place update of one then shows up in the other. The values are
         # never read: the runtime runs set_params, reset_state, zero_grads and reset_optimizer at load.

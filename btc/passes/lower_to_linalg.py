@@ -413,11 +413,13 @@ class _Lowering(StepLowering):
         out = {}
         for i, (_, shape) in enumerate(self.params):
             p, g = vals[f"p{i}"], raw[i]
+            # weight decay applies to weights only: it would drag thresholds and time constants to 0
+            wd = self.weight_decay if self.params[i][0].endswith(".W") else 0.0
             if self.optimizer == "sgd":
-                out[f"p{i}"] = fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr, scale, self.weight_decay))[0]
+                out[f"p{i}"] = fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr, scale, wd))[0]
             else:
                 new = fn.map([p, g, vals[f"m{i}"], vals[f"u{i}"]], [shape] * 4, shape, 3,
-                             _adam_body(lr, b1, b2, self.eps, c1, c2, scale, self.weight_decay))
+                             _adam_body(lr, b1, b2, self.eps, c1, c2, scale, wd))
                 out[f"p{i}"], out[f"m{i}"], out[f"u{i}"] = new
             # zero from the gradient's own values: a shared zero fill would alias the buffers
             out[f"g{i}"] = fn.map([vals[f"g{i}"]], [shape], shape, 1, _constant_like_body(0.0))[0]
@@ -517,14 +519,14 @@ def _constant_like_body(value: float):
 
 
 def _chain_sign_body(sign: int):
-    """g * sign * sgn(w)."""
+    """g * sign * sgn(w), with sgn(0) = +1 (one side of |w|'s derivative), so a weight at exactly 0
+    still learns instead of staying there."""
     def body(fn: Fn, a):
-        z, pos, neg, fp, fn_, sg, out = (fn.name("r") for _ in range(7))
-        return [f"{z} = arith.constant 0.0 : f32", f"{pos} = arith.cmpf ogt, {a[1]}, {z} : f32",
-                f"{neg} = arith.cmpf olt, {a[1]}, {z} : f32", f"{fp} = arith.uitofp {pos} : i1 to f32",
-                f"{fn_} = arith.uitofp {neg} : i1 to f32", f"{sg} = arith.subf {fp}, {fn_} : f32",
-                f"{out} = arith.mulf {a[0]}, {sg} : f32"] + ([] if sign > 0 else [f"{out}n = arith.negf {out} : f32"]), \
-            [out if sign > 0 else f"{out}n"]
+        z, neg, one, mone, sg, out = (fn.name("r") for _ in range(6))
+        lines = [f"{z} = arith.constant 0.0 : f32", f"{neg} = arith.cmpf olt, {a[1]}, {z} : f32",
+                 f"{one} = arith.constant {float(sign):.1f} : f32", f"{mone} = arith.constant {float(-sign):.1f} : f32",
+                 f"{sg} = arith.select {neg}, {mone}, {one} : f32", f"{out} = arith.mulf {a[0]}, {sg} : f32"]
+        return lines, [out]
     return body
 
 

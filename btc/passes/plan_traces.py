@@ -50,8 +50,14 @@ class PlanTracesPass:
             return
         view = ModelView(module)
         chosen = self._choose(view)
+        traces = self._traces(view, chosen)
+        names = [t.name for t in traces]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:  # e.g. group E with port exc and group E_exc with port y
+            raise BtcError(f"trace names {clash} are produced twice by these group, port and parameter names; "
+                           "rename a group")
         with module.context, ir.Location.unknown():
-            for t in self._traces(view, chosen):
+            for t in traces:
                 attrs = {"sym_name": ir.StringAttr.get(t.name), "kind": ir.StringAttr.get(t.kind),
                          "of": ir.FlatSymbolRefAttr.get(t.of), "delay": _i64(t.delay), "size": _i64(t.size),
                          "num_states": _i64(t.num_states), "decay": ir.FloatAttr.get(ir.F64Type.get(), t.decay)}

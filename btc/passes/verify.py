@@ -39,6 +39,8 @@ class VerifyPass:
                 raise BtcError(f"btc.projection {p.name}: sign must be -1, 0 or 1 and delay >= 0, "
                                f"got sign {p.sign}, delay {p.delay}")
         for g, info in view.groups.items():
+            if info.driver in view.groups and view.groups[info.driver].readout:
+                raise BtcError(f"btc group {g}: driven by @{info.driver}, a readout, which has no spikes")
             if info.driver and view.size(info.driver) != info.size:
                 raise BtcError(f"btc group {g}: driven one-to-one by @{info.driver} of size "
                                f"{view.size(info.driver)}, but has {info.size} neurons")

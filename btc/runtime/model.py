@@ -117,10 +117,12 @@ class Model:
         """The weights each projection applies, projection -> [pre, post]: sign*|W| under Dale's law
         (the stored parameter is W), else W itself."""
         params = self.params
+        projections = self.manifest.get("projections") or {
+            n[:-2]: {} for n in params if n.endswith(".W")}  # artifacts from before Dale's law
         out = {}
-        for name, p in self.manifest["projections"].items():
+        for name, p in projections.items():
             W = params[f"{name}.W"]
-            out[name] = p["sign"] * np.abs(W) if p["sign"] else W
+            out[name] = p["sign"] * np.abs(W) if p.get("sign") else W
         return out
 
     @property
