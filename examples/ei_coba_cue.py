@@ -1,8 +1,8 @@
 """Evidence accumulation (cue accumulation) with an 80 % excitatory / 20 % inhibitory network of
 conductance-based (COBA) neurons under Dale's law.
 
-    btc compile examples/ei_coba_cue.py --batch 64 --chunk 50 --decay 0.999 --grad-clip 1.0 -o build/cue
-    btc train build/cue --task cue --epochs 30 --lr 0.003
+    btc compile examples/ei_coba_cue.py --batch 64 --chunk 50 --decay 0.999 -o build/cue
+    btc train build/cue --task cue --epochs 50 --lr 0.001
 
 Seven 100 ms cues (left or right), a 1 s delay, then a 150 ms recall window in which the network must
 say which side had more cues (btc.tasks.CueAccumulationTask). Excitatory neurons are adaptive LIF
