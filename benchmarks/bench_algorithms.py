@@ -51,7 +51,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import signal
 import statistics
 import subprocess
@@ -61,21 +60,11 @@ import time
 
 ALGORITHMS = ("pp-prop", "d-rtrl", "bptt")
 BASELINE = "pp-prop"
-I, C = 100, 10
-P_SPIKE = 0.1
-LR = 1e-3
-MARK = "BENCH_RESULT "
 GRAD = {"N": 64, "B": 8, "T": 100}
 
-
-def build(N: int):
-    from btc.frontend.zoo import recurrent_lif
-
-    return recurrent_lif(inputs=I, hidden=N, classes=C)
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+# the network, the timing loop and the child-process protocol are bench_train.py's
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_train import C, I, LR, MARK, P_SPIKE, _parse, _time_runs, build, peak_rss_mib  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- compile process
@@ -98,27 +87,6 @@ def compile_main(alg: str, N: int, B: int, K: int, out_dir: str) -> None:
 
 
 # ----------------------------------------------------------------------------- one configuration
-def _time_runs(run, warmup: int, repeats: int, budget: float) -> dict:
-    """`warmup` untimed runs, then up to `repeats` timed ones, fewer when a run is slow (as many as
-    fit in `budget` seconds, at least one); when the warm-up alone took longer than `budget`, its
-    time is the measurement (warmup_only)."""
-    warm = []
-    for _ in range(warmup):
-        t0 = time.perf_counter()
-        run()
-        warm.append(time.perf_counter() - t0)
-    if warm and warm[-1] > budget:
-        return {"times": warm[-1:], "warmup_s": warm, "warmup_only": True}
-    if warm:
-        repeats = max(1, min(repeats, int(budget // max(warm[-1], 1e-9))))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return {"times": times, "warmup_s": warm, "warmup_only": False}
-
-
 def one_main(art: str, T: int, warmup: int, repeats: int, budget: float, driver: str | None) -> None:
     import numpy as np
 
@@ -188,13 +156,6 @@ def grad_main(out_root: str) -> None:
 
 
 # ----------------------------------------------------------------------------- parent
-def _parse(stdout: str) -> dict:
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    raise RuntimeError("no result line in the child's output")
-
-
 def _child(args_list: list[str], timeout: float) -> tuple[str, dict | None, str]:
     """Run this script with `args_list` in a fresh process (own session: on timeout the whole group,
     and nothing else, is killed). Returns (status, parsed result or None, stderr tail)."""

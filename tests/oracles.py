@@ -5,7 +5,6 @@ Nothing here reads btc's IR or passes.
 """
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -136,11 +135,6 @@ def online_grads(net: Network, params: dict, x: np.ndarray, target, mask, alpha:
         new["_history"] = sim.advance_history(net, state["_history"], x_t, spikes)
         state = new
     return grads
-
-
-def pp_prop_grads(net: Network, params: dict, x: np.ndarray, target, mask, alpha: float) -> dict:
-    """pp-prop without bias correction (the form the core tests use)."""
-    return online_grads(net, params, x, target, mask, alpha)
 
 
 def cosine(a: dict, b: dict) -> float:

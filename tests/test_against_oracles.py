@@ -76,6 +76,6 @@ def test_pp_prop_is_not_bptt(compiled):
     """Guards the oracle comparison above: the two algorithms must differ on a recurrent net."""
     net = NETWORKS["recurrent_expon"]()
     x, target, mask = sequence(net, BATCH, STEPS)
-    pp = oracles.pp_prop_grads(net, net.init_params(), x, target, mask, alpha=0.8)
+    pp = oracles.online_grads(net, net.init_params(), x, target, mask, alpha=0.8)
     bp = oracles.bptt_grads(net, net.init_params(), x, target, mask)
     assert max(_rel_err(pp, bp).values()) > 1e-2

@@ -7,7 +7,6 @@ import pytest
 
 import oracles
 from btc.driver import CompileOptions, compile_network
-from btc.runtime import load
 from data import sequence
 from nets import EXACT_NETWORKS, NETWORKS
 

@@ -6,45 +6,11 @@ dialect's `btc.spike` and `btc.stop_gradient`, so that passes can differentiate 
 from __future__ import annotations
 
 import json
-import math
 
 from btc.frontend.trace import trace_region
 from btc.frontend.network import Network, Readout
 
 __all__ = ["emit_module"]
-
-
-class _Scalar:
-    """Writes the body of one elementwise region by hand; values are SSA names of f32 scalars."""
-
-    def __init__(self, args: list[str]):
-        self.lines: list[str] = []
-        self.args = {a: f"%{a}" for a in args}
-        self._n = 0
-
-    def _new(self) -> str:
-        self._n += 1
-        return f"%t{self._n}"
-
-    def const(self, value: float) -> str:
-        name = self._new()
-        self.lines.append(f"{name} = arith.constant {_f(value)} : f32")
-        return name
-
-    def op(self, kind: str, *operands: str) -> str:
-        name = self._new()
-        self.lines.append(f"{name} = {kind} {', '.join(operands)} : f32")
-        return name
-
-    def add(self, a, b): return self.op("arith.addf", a, b)
-    def mul(self, a, b): return self.op("arith.mulf", a, b)
-
-    def region(self, results: list[str]) -> str:
-        args = ", ".join(f"{v}: f32" for v in self.args.values())
-        body = "\n      ".join(self.lines)
-        yields = ", ".join(results)
-        types = ", ".join("f32" for _ in results)
-        return f"{{\n    ^bb0({args}):\n      {body}\n      \"btc.yield\"({yields}) : ({types}) -> ()\n    }}"
 
 
 def port_arg(port: str) -> str:
@@ -73,8 +39,8 @@ def neuron_regions(neuron, dt: float, trainable: tuple, where: str) -> tuple[str
 
 
 def _readout_region(kappa: float) -> str:
-    b = _Scalar(["r", "y"])
-    return b.region([b.add(b.mul(b.args["r"], b.const(kappa)), b.args["y"])])
+    """r' = kappa*r + y, traced like any neuron's dynamics."""
+    return trace_region(lambda r, y: (r * kappa + y,), ["r", "y"], "readout")
 
 
 def _f(value: float) -> str:
