@@ -43,15 +43,17 @@ def test_verify_rejects_a_malformed_op():
     EXERCISED.add("btc-verify")
 
 
-def test_analyse_orders_groups_and_counts_consumers():
+def test_analyse_orders_groups_and_marks_binary_signals():
     _, module = _module("three_layers", upto="btc-analyse")
     order = [ir.StringAttr(a).value for a in ir.ArrayAttr(module.operation.attributes["btc.order"])]
     assert order == ["h1", "h2", "h3", "out"]
-    consumers = {attrs_of(op)["sym_name"]: attrs_of(op)["btc.consumers"] for op in _ops(module, "btc.group")}
-    assert consumers == {"h1": 2, "h2": 2, "h3": 2}
+    binary = {attrs_of(op)["sym_name"]: attrs_of(op)["btc.binary"] for op in _ops(module, "btc.group")}
+    assert binary == {"h1": True, "h2": True, "h3": True}
+    (readout,) = _ops(module, "btc.readout")
+    assert attrs_of(readout)["btc.binary"] is False
     _, module = _module("shared_input_mse", upto="btc-analyse")
     (x,) = _ops(module, "btc.input")
-    assert attrs_of(x)["btc.consumers"] == 2 and attrs_of(x)["btc.binary"] is True
+    assert attrs_of(x)["btc.binary"] is True
 
 
 @pytest.mark.parametrize("name", sorted(NETWORKS))

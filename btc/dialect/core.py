@@ -1,16 +1,17 @@
 """Context, parsing, attribute access and the op verifier for the `btc` dialect.
 
-Ops are built and parsed as unregistered ops; `verify_op` checks each against its declaration in
-`ops.py`, so a malformed op is reported by name before any pass relies on it.
+Ops are built (`typed.py`) and parsed as unregistered ops; `verify_op` checks each against its
+declaration in `ops.py`, so a malformed op is reported by name before any pass relies on it.
 """
 from __future__ import annotations
 
 from iree.compiler import ir
 
 from btc.dialect.ops import OPS
+from btc.dialect.typed import attribute_problem, read_attribute, typed
 from btc.errors import BtcError
 
-__all__ = ["new_context", "parse_module", "attrs_of", "verify_op", "verify_module", "btc_ops",
+__all__ = ["new_context", "parse_module", "attrs_of", "attribute_value", "verify_op", "verify_module", "btc_ops",
            "symbol_table"]
 
 
@@ -28,30 +29,25 @@ def parse_module(text: str, ctx: ir.Context | None = None) -> ir.Module:
         raise BtcError(f"could not parse btc module: {e}") from None
 
 
-def _value(attr: ir.Attribute):
-    if isinstance(attr, ir.BoolAttr):
-        return attr.value
-    if isinstance(attr, ir.IntegerAttr):
-        return attr.value
-    if isinstance(attr, ir.FloatAttr):
-        return attr.value
-    if isinstance(attr, ir.StringAttr):
-        return attr.value
-    if isinstance(attr, ir.FlatSymbolRefAttr):
+def attribute_value(attr: ir.Attribute):
+    """A Python value of an attribute: bool, int, float, str (symbols as their names), list, dict
+    (an MLIR dictionary, keys sorted), None (unit); any other attribute is returned as it is."""
+    if isinstance(attr, ir.UnitAttr):
+        return None
+    if isinstance(attr, (ir.BoolAttr, ir.IntegerAttr, ir.FloatAttr, ir.StringAttr, ir.FlatSymbolRefAttr)):
         return attr.value
     if isinstance(attr, ir.ArrayAttr):
-        return [_value(a) for a in attr]
+        return [attribute_value(a) for a in attr]
+    if isinstance(attr, ir.DictAttr):
+        return {attr[i].name: attribute_value(attr[i].attr) for i in range(len(attr))}
     return attr
 
 
-_KIND_TYPES = {"str": ir.StringAttr, "int": ir.IntegerAttr, "float": ir.FloatAttr, "bool": ir.BoolAttr,
-               "symbol": ir.FlatSymbolRefAttr, "array": ir.ArrayAttr}
-
-
 def attrs_of(op) -> dict:
-    """The op's attributes as Python values (symbols as their names)."""
+    """All of the op's attributes, declared or not, as Python values (symbols as their names, arrays
+    as lists); a btc op's declared attributes read better through its typed wrapper (`typed(op)`)."""
     op = op.operation
-    return {name: _value(op.attributes[name]) for name in op.attributes}
+    return {name: attribute_value(op.attributes[name]) for name in op.attributes}
 
 
 def _describe(op) -> str:
@@ -73,13 +69,12 @@ def verify_op(op) -> None:
                 continue
             raise BtcError(f"{where}: missing attribute {a.name!r} ({a.kind})")
         attr = op.attributes[a.name]
-        # BoolAttr is a subclass-less IntegerAttr in the bindings: test bool first
-        ok = isinstance(attr, ir.BoolAttr) if a.kind == "bool" else (
-            isinstance(attr, _KIND_TYPES[a.kind]) and not (a.kind == "int" and isinstance(attr, ir.BoolAttr)))
-        if not ok:
-            raise BtcError(f"{where}: attribute {a.name!r} must be {a.kind}, got {attr}")
-        if a.choices and _value(attr) not in a.choices:
-            raise BtcError(f"{where}: attribute {a.name!r} is {_value(attr)!r}; expected one of {list(a.choices)}")
+        problem = attribute_problem(a.kind, attr, a.element)
+        if problem:
+            raise BtcError(f"{where}: attribute {a.name!r} {problem}")
+        value = read_attribute(a.kind, attr, a.element)
+        if a.choices and value not in a.choices:
+            raise BtcError(f"{where}: attribute {a.name!r} is {value!r}; expected one of {list(a.choices)}")
     if decl.operands is not None and len(op.operands) != decl.operands:
         raise BtcError(f"{where}: takes {decl.operands} operands, got {len(op.operands)}")
     if len(op.results) != decl.results:
@@ -87,7 +82,7 @@ def verify_op(op) -> None:
     if len(op.regions) != len(decl.regions):
         raise BtcError(f"{where}: has {len(decl.regions)} regions {list(decl.regions)}, got {len(op.regions)}")
     if decl.verify is not None:
-        problem = decl.verify(op, attrs_of(op))
+        problem = decl.verify(typed(op))
         if problem:
             raise BtcError(f"{where}: {problem}")
 
@@ -101,7 +96,10 @@ def symbol_table(module: ir.Module) -> dict[str, ir.Operation]:
     table = {}
     for op in btc_ops(module):
         if "sym_name" in op.attributes:
-            table[ir.StringAttr(op.attributes["sym_name"]).value] = op
+            name = ir.StringAttr(op.attributes["sym_name"]).value
+            if name in table:
+                raise BtcError(f"two ops define the symbol @{name}: {table[name].name} and {op.name}")
+            table[name] = op
     return table
 
 

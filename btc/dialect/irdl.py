@@ -1,7 +1,9 @@
 """The IRDL description of the `btc` dialect, generated from the declarations in `ops.py`.
 
-IRDL (as in IREE 3.13) cannot mark an op as a terminator, so `btc.yield` is described but region
-bodies are checked with it renamed (see `verify_with_iree_opt`); btc's own verifier checks yields.
+Each required attribute is constrained to its kind (`#builtin.string`, `#builtin.integer`, ...) and,
+for string choices, to the listed values; operands and results are f32. IRDL (as in IREE 3.13) has
+no optional attributes and cannot mark an op as a terminator, so optional attributes are left to
+btc's own verifier, and region bodies are checked with `btc.yield` renamed (see `verify_with_iree_opt`).
 """
 from __future__ import annotations
 
@@ -9,12 +11,26 @@ import os
 import subprocess
 import tempfile
 
-from btc.dialect.ops import OPS
+from btc.dialect.ops import OPS, Attr
 from btc.errors import BtcError
 
 __all__ = ["irdl_text", "verify_with_iree_opt", "UNVERIFIED_TERMINATOR"]
 
 UNVERIFIED_TERMINATOR = "btc_unverified.yield"
+
+# attribute kind -> the IRDL base attribute of its values (bool is an i1 integer: listed by value)
+_BASES = {"str": "#builtin.string", "int": "#builtin.integer", "float": "#builtin.float", "f32": "#builtin.float",
+          "symbol": "#builtin.symbol_ref", "array": "#builtin.array"}
+
+
+def _attr_constraint(a: Attr) -> list[str]:
+    """IRDL lines defining %a_<name>, the constraint on attribute `a`'s values."""
+    if a.kind == "bool" or a.choices:
+        values = ("true", "false") if a.kind == "bool" else [f'"{c}"' for c in a.choices]
+        names = [f"%a_{a.name}_{i}" for i in range(len(values))]
+        lines = [f"    {n} = irdl.is {v}" for n, v in zip(names, values)]
+        return lines + [f"    %a_{a.name} = irdl.any_of({', '.join(names)})"]
+    return [f'    %a_{a.name} = irdl.base "{_BASES[a.kind]}"']
 
 
 def irdl_text() -> str:
@@ -30,11 +46,12 @@ def irdl_text() -> str:
             lines.append("    irdl.operands(" + ", ".join(f"x{i}: %f32" for i in range(decl.operands)) + ")")
         if decl.results:
             lines.append("    irdl.results(" + ", ".join(f"r{i}: %f32" for i in range(decl.results)) + ")")
-        if decl.attrs:
+        required = [a for a in decl.attrs if not a.optional]
+        if required:
             # one constraint value per attribute: a shared value would unify their types
-            for a in decl.attrs:
-                lines.append(f"    %a_{a.name} = irdl.any")
-            pairs = ", ".join(f'"{a.name}" = %a_{a.name}' for a in decl.attrs if not a.optional)
+            for a in required:
+                lines += _attr_constraint(a)
+            pairs = ", ".join(f'"{a.name}" = %a_{a.name}' for a in required)
             lines.append(f"    irdl.attributes {{{pairs}}}")
         if decl.regions:
             for r in decl.regions:

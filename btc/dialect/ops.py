@@ -1,6 +1,7 @@
 """Every `btc` op, declared once: operands, results, attributes, regions and an optional verifier.
 
-The verifier (`verify_op`), the IRDL description (`irdl.py`) and the passes all read `OPS`.
+The verifier (`verify_op`), the IRDL description (`irdl.py`) and the typed builders and accessors
+(`typed.py`: `TraceOp.build(...)`, `TraceOp(op).decay`) are generated from `OPS`.
 btc ops are unregistered in IREE's MLIR context (IRDL cannot be loaded from Python there), so
 this table is the dialect.
 """
@@ -9,20 +10,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS"]
+from btc.algorithm import Algorithm
+from btc.dialect.surrogates import SURROGATE_RULES
 
-SURROGATE_KINDS = ("sigmoid", "fast_sigmoid", "arctan", "triangle")
+__all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS", "ATTR_KINDS"]
+
+SURROGATE_KINDS = tuple(SURROGATE_RULES)
 TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
-ALGORITHMS = ("pp-prop", "d-rtrl", "hybrid", "bptt")
+ALGORITHMS = tuple(a.value for a in Algorithm)
 LOSS_KINDS = ("cross_entropy", "mse")
+# an attribute's kind: str -> StringAttr, int -> i64, float -> f64, f32 -> f32 (array elements),
+# bool -> BoolAttr, symbol -> FlatSymbolRefAttr, array -> ArrayAttr of `element`
+ATTR_KINDS = ("str", "int", "float", "f32", "bool", "symbol", "array")
 
 
 @dataclass(frozen=True)
 class Attr:
     name: str
-    kind: str  # str | int | float | bool | symbol | array
+    kind: str  # one of ATTR_KINDS
     choices: tuple = ()
     optional: bool = False
+    default: object = None  # what an absent optional attribute means
+    element: str | None = None  # arrays: the kind of every element
+
+    def __post_init__(self):
+        assert self.kind in ATTR_KINDS and (self.kind == "array") == (self.element is not None), self
 
 
 @dataclass(frozen=True)
@@ -34,17 +46,17 @@ class OpDecl:
     results: int = 0
     regions: tuple[str, ...] = ()
     where: str = "module"  # where it may appear: module | region | schedule, or several joined by "|"
-    verify: Callable | None = field(default=None, compare=False)
+    verify: Callable | None = field(default=None, compare=False)  # (typed op) -> problem or None
 
 
-def _states_match_regions(op, attrs) -> str | None:
+def _states_match_regions(group) -> str | None:
     """A group's dynamics take (states..., input, learned params...) and yield states; its spike
     takes (states..., learned params...)."""
-    n, p, k = len(attrs["states"]), len(attrs.get("params", [])), len(attrs.get("ports", ["y"]))
-    if len(attrs["init"]) != n:
-        return f"has {n} states but {len(attrs['init'])} initial values"
+    n, p, k = len(group.states), len(group.params), len(group.ports)
+    if len(group.init) != n:
+        return f"has {n} states but {len(group.init)} initial values"
     shapes = {"dynamics": (n + k + p, n), "spike": (n + p, 1)}
-    for region, name in zip(op.regions, ("dynamics", "spike")):
+    for region, name in zip(group.regions, ("dynamics", "spike")):
         block = region.blocks[0]
         args, yielded = shapes[name]
         if len(block.arguments) != args:
@@ -56,34 +68,37 @@ def _states_match_regions(op, attrs) -> str | None:
     return None
 
 
-def _positive_size(op, attrs) -> str | None:
-    return None if attrs["size"] > 0 else f"size must be positive, got {attrs['size']}"
+def _positive_size(op) -> str | None:
+    return None if op.size > 0 else f"size must be positive, got {op.size}"
 
 
-def _group_verify(op, attrs):
-    return _positive_size(op, attrs) or _states_match_regions(op, attrs)
+def _group_verify(group) -> str | None:
+    return _positive_size(group) or _states_match_regions(group)
 
 
 _SYM = Attr("sym_name", "str")
 _SIZE = Attr("size", "int")
+_STATES = Attr("states", "array", element="str")
+_INIT = Attr("init", "array", element="f32")
 
 OPS: dict[str, OpDecl] = {d.name: d for d in [
     # ---- the model, as the frontend emits it
     OpDecl("btc.input", "an external input of `size` channels per batch row",
            (_SYM, _SIZE, Attr("binary", "bool")), verify=_positive_size),
     OpDecl("btc.group", "a neuron group: elementwise internal dynamics and spike function",
-           (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("model", "str"),
-            Attr("params", "array", optional=True), Attr("ports", "array", optional=True),
-            Attr("driver", "symbol", optional=True)),
+           (_SYM, _SIZE, _STATES, _INIT, Attr("model", "str"),
+            Attr("params", "array", optional=True, default=(), element="str"),
+            Attr("ports", "array", optional=True, default=("y",), element="str"),
+            Attr("driven_by", "symbol", optional=True)),
            regions=("dynamics", "spike"), verify=_group_verify),
     OpDecl("btc.readout", "a leaky-integrator readout group (no spikes)",
-           (_SYM, _SIZE, Attr("states", "array"), Attr("init", "array"), Attr("tau", "float")),
+           (_SYM, _SIZE, _STATES, _INIT),
            regions=("dynamics",), verify=_positive_size),
     OpDecl("btc.projection", "dense interaction y_post[port] += pre(t - lag) @ W (+ b), W = sign*|W| if "
            "sign != 0; lag = delay (+1 if recurrent)",
            (_SYM, Attr("pre", "symbol"), Attr("post", "symbol"), Attr("recurrent", "bool"),
-            Attr("bias", "bool"), Attr("init_scale", "float"), Attr("port", "str", optional=True),
-            Attr("sign", "int", optional=True), Attr("delay", "int", optional=True))),
+            Attr("bias", "bool"), Attr("port", "str", optional=True, default="y"),
+            Attr("sign", "int", optional=True, default=0), Attr("delay", "int", optional=True, default=0))),
     OpDecl("btc.loss", "per-step loss on a readout, weighted by the step mask",
            (Attr("kind", "str", LOSS_KINDS), Attr("readout", "symbol"))),
     # ---- scalar ops inside elementwise regions
@@ -101,9 +116,9 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
     OpDecl("btc.trace", "an online trace buffer: num_states tensors of [batch, rows, size] (dense: "
            "D-RTRL's per-weight trace of projection `of`) or [batch, size] (every other kind)",
            (_SYM, Attr("kind", "str", TRACE_KINDS), Attr("of", "symbol"), Attr("delay", "int"),
-            _SIZE, Attr("num_states", "int"), Attr("decay", "float"), Attr("rows", "int", optional=True),
-            Attr("param", "str", optional=True), Attr("correction", "bool", optional=True),
-            Attr("port", "str", optional=True))),
+            _SIZE, Attr("num_states", "int"), Attr("decay", "float"), Attr("rows", "int", optional=True, default=0),
+            Attr("param", "str", optional=True, default=""), Attr("correction", "bool", optional=True, default=False),
+            Attr("port", "str", optional=True, default="y"))),
     # ---- produced by btc-rewrite-online: one step of the training loop, in order
     OpDecl("btc.schedule", "the per-step update ops of one learning algorithm",
            (Attr("algorithm", "str", ALGORITHMS),), regions=("step",)),

@@ -1,16 +1,17 @@
-"""Network -> `btc` dialect module (MLIR text, parsed by `btc.dialect.parse_module`).
+"""Network -> `btc` dialect module, built with the typed op builders of `btc.dialect`.
 
 Each neuron's internal dynamics become an elementwise region of f32 arith/math ops plus the
 dialect's `btc.spike` and `btc.stop_gradient`, so that passes can differentiate them.
 """
 from __future__ import annotations
 
-import json
+from iree.compiler import ir
 
-from btc.frontend.trace import trace_region
+from btc.dialect import GroupOp, InputOp, LossOp, ProjectionOp, ReadoutOp, make_attribute, new_context
 from btc.frontend.network import Network, Readout
+from btc.frontend.trace import trace_region
 
-__all__ = ["emit_module"]
+__all__ = ["build_module", "emit_module"]
 
 
 def port_arg(port: str) -> str:
@@ -18,9 +19,9 @@ def port_arg(port: str) -> str:
     return f"in_{port}"
 
 
-def neuron_regions(neuron, dt: float, trainable: tuple, where: str) -> tuple[str, str]:
-    """dynamics(states..., port inputs..., learned params...) -> states;
-    spike(states..., learned params...) -> s; both traced from the neuron's JAX functions."""
+def neuron_regions(neuron, dt: float, trainable: tuple, where: str) -> tuple:
+    """Fillers of the two regions dynamics(states..., port inputs..., learned params...) -> states
+    and spike(states..., learned params...) -> s, both traced from the neuron's JAX functions."""
     names = neuron.state_names(dt)
     ports = neuron.ports
     S, P = len(names), len(ports)
@@ -34,53 +35,44 @@ def neuron_regions(neuron, dt: float, trainable: tuple, where: str) -> tuple[str
     def spike(*a):
         return (neuron.spike(dt, dict(zip(names, a[:S])), dict(zip(trainable, a[S:]))),)
 
-    return (trace_region(dynamics, [*names, *(port_arg(p) for p in ports), *trainable], f"{where} (dynamics)"),
-            trace_region(spike, [*names, *trainable], f"{where} (spike)"))
+    dynamics_args = [*names, *(port_arg(p) for p in ports), *trainable]
+    return (lambda region: trace_region(dynamics, dynamics_args, f"{where} (dynamics)", region),
+            lambda region: trace_region(spike, [*names, *trainable], f"{where} (spike)", region))
 
 
-def _readout_region(kappa: float) -> str:
+def _readout_region(kappa: float):
     """r' = kappa*r + y, traced like any neuron's dynamics."""
-    return trace_region(lambda r, y: (r * kappa + y,), ["r", "y"], "readout")
+    return lambda region: trace_region(lambda r, y: (r * kappa + y,), ["r", "y"], "readout", region)
 
 
-def _f(value: float) -> str:
-    """A float literal MLIR parses exactly (it needs the '.' that repr drops in 1e-05)."""
-    return f"{float(value):.17e}"
-
-
-def _attr_str(value) -> str:
-    return json.dumps(value)
+def build_module(net: Network, batch: int, chunk: int, ctx: ir.Context | None = None) -> ir.Module:
+    """The network as a `btc` dialect module in `ctx` (a new btc context if None)."""
+    net.check()
+    with (ctx or new_context()), ir.Location.unknown():
+        module = ir.Module.create()
+        module.operation.attributes["btc.batch"] = make_attribute("int", batch)
+        module.operation.attributes["btc.chunk"] = make_attribute("int", chunk)
+        with ir.InsertionPoint(module.body):
+            for i in net.inputs.values():
+                InputOp.build(sym_name=i.name, size=i.size, binary=i.binary)
+            for name in net.order():
+                g = net.groups[name]
+                if isinstance(g, Readout):
+                    ReadoutOp.build(regions=[_readout_region(net.readout_decay(name))], sym_name=name,
+                                    size=g.size, states=["r"], init=[0.0])
+                    continue
+                GroupOp.build(regions=neuron_regions(g.neuron, net.dt, g.trainable, f"group {name!r} ({g.model})"),
+                              sym_name=name, size=g.size, states=list(g.neuron.state_names(net.dt)),
+                              init=[float(v) for v in g.neuron.initial_state(net.dt)], params=list(g.trainable),
+                              ports=list(g.neuron.ports), driven_by=g.driven_by, model=g.model)
+            for p in net.projections.values():
+                ProjectionOp.build(sym_name=p.name, pre=p.pre, post=p.post, recurrent=p.recurrent, bias=p.bias,
+                                   port=p.port, sign=p.sign, delay=p.delay)
+            LossOp.build(kind=net.loss.kind, readout=net.loss.readout)
+    return module
 
 
 def emit_module(net: Network, batch: int, chunk: int) -> str:
-    """The network as `btc` dialect text; the caller parses it in a btc context."""
-    net.check()
-    ops = []
-    for i in net.inputs.values():
-        ops.append(f'"btc.input"() {{sym_name = "{i.name}", size = {i.size} : i64, '
-                   f"binary = {str(i.binary).lower()}}} : () -> ()")
-    for name in net.order():
-        g = net.groups[name]
-        if isinstance(g, Readout):
-            region = _readout_region(net.readout_decay(name))
-            ops.append(f'"btc.readout"() ({region}) {{sym_name = "{name}", size = {g.size} : i64, '
-                       f'states = ["r"], init = [0.0 : f32], tau = {_f(g.tau)} : f64}} : () -> ()')
-            continue
-        dynamics, spike = neuron_regions(g.neuron, net.dt, g.trainable, f"group {name!r} ({g.model})")
-        states = ", ".join(_attr_str(s) for s in g.neuron.state_names(net.dt))
-        init = ", ".join(f"{_f(v)} : f32" for v in g.neuron.initial_state(net.dt))
-        params = ", ".join(_attr_str(p) for p in g.trainable)
-        ports = ", ".join(_attr_str(p) for p in g.neuron.ports)
-        driver = f"driver = @{g.driver}, " if g.driver else ""
-        ops.append(f'"btc.group"() ({dynamics}, {spike}) {{sym_name = "{name}", size = {g.size} : i64, '
-                   f'states = [{states}], init = [{init}], params = [{params}], ports = [{ports}], {driver}'
-                   f'model = "{g.model}"}} : () -> ()')
-    for p in net.projections.values():
-        ops.append(f'"btc.projection"() {{sym_name = "{p.name}", pre = @{p.pre}, post = @{p.post}, '
-                   f"recurrent = {str(p.recurrent).lower()}, bias = {str(p.bias).lower()}, "
-                   f'port = "{p.port}", sign = {p.sign} : i64, delay = {p.delay} : i64, '
-                   f"init_scale = {_f(p.init.scale)} : f64}} : () -> ()")
-    ops.append(f'"btc.loss"() {{kind = "{net.loss.kind}", readout = @{net.loss.readout}}} : () -> ()')
-    body = "\n  ".join(ops)
-    return (f"module attributes {{btc.batch = {batch} : i64, btc.chunk = {chunk} : i64, "
-            f"btc.dt = {_f(net.dt)} : f64, btc.seed = {net.seed} : i64}} {{\n  {body}\n}}\n")
+    """The network as `btc` dialect text (region values named t1, t2, ... in traced order); the
+    caller parses it in a btc context."""
+    return build_module(net, batch, chunk).operation.get_asm(use_name_loc_as_prefix=True)

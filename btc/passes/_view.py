@@ -1,7 +1,7 @@
 """A read-only Python view of a btc module's model ops, shared by the passes.
 
-Passes communicate only through the IR; this module reads the IR (ops and the attributes earlier
-passes attached) into small records so each pass does not re-walk attributes by hand.
+Passes communicate only through the IR; this module reads the IR (ops, through their typed
+wrappers, and the module attributes earlier passes attached) into small records.
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from btc.dialect import attrs_of, btc_ops
+from btc.dialect import btc_ops, read_attribute, typed
+from btc.errors import BtcError
 
 __all__ = ["ModelView", "GroupInfo", "ProjectionInfo", "TraceInfo", "source_key"]
 
@@ -29,7 +30,7 @@ class GroupInfo:
     op: object
     params: tuple[str, ...] = ()  # learned per-neuron parameters: extra region arguments
     ports: tuple[str, ...] = ("y",)  # input entry points, each its own region argument
-    driver: str | None = None  # AlignPre synapse: port "y" is this input's or group's spikes, one-to-one
+    driven_by: str | None = None  # AlignPre synapse: port "y" is this input's or group's spikes, one-to-one
 
     @property
     def num_states(self) -> int:
@@ -92,33 +93,34 @@ class ModelView:
         self.schedule = None
         self.loss: dict | None = None
         for op in btc_ops(module):
-            a = attrs_of(op)
+            w = typed(op)
             if op.name == "btc.input":
-                self.inputs[a["sym_name"]] = a
-            elif op.name in ("btc.group", "btc.readout"):
-                self.groups[a["sym_name"]] = GroupInfo(a["sym_name"], a["size"], tuple(a["states"]),
-                                                       tuple(a["init"]), op.name == "btc.readout", op,
-                                                       tuple(a.get("params", ())), tuple(a.get("ports", ("y",))),
-                                                       a.get("driver"))
+                self.inputs[w.sym_name] = {"sym_name": w.sym_name, "size": w.size, "binary": w.binary}
+            elif op.name == "btc.group":
+                self.groups[w.sym_name] = GroupInfo(w.sym_name, w.size, w.states, w.init, False, op, w.params,
+                                                    w.ports, w.driven_by)
+            elif op.name == "btc.readout":
+                self.groups[w.sym_name] = GroupInfo(w.sym_name, w.size, w.states, w.init, True, op)
             elif op.name == "btc.projection":
-                self.projections[a["sym_name"]] = ProjectionInfo(a["sym_name"], a["pre"], a["post"],
-                                                                 a["recurrent"], a["bias"], a.get("port", "y"),
-                                                                 a.get("sign", 0), a.get("delay", 0))
+                self.projections[w.sym_name] = ProjectionInfo(w.sym_name, w.pre, w.post, w.recurrent, w.bias,
+                                                              w.port, w.sign, w.delay)
             elif op.name == "btc.loss":
-                self.loss = a
+                self.loss = {"kind": w.kind, "readout": w.readout}
             elif op.name == "btc.derivatives":
-                self.derivatives[a["group"]] = op
+                self.derivatives[w.group] = op
             elif op.name == "btc.trace":
-                self.traces[a["sym_name"]] = TraceInfo(a["sym_name"], a["kind"], a["of"], a["delay"],
-                                                       a["size"], a["num_states"], a["decay"], a.get("rows", 0),
-                                                       a.get("param", ""), a.get("correction", False),
-                                                       a.get("port", "y"))
+                self.traces[w.sym_name] = TraceInfo(w.sym_name, w.kind, w.of, w.delay, w.size, w.num_states,
+                                                    w.decay, w.rows, w.param, w.correction, w.port)
             elif op.name == "btc.schedule":
                 self.schedule = op
         attrs = module.operation.attributes
-        self.batch = ir.IntegerAttr(attrs["btc.batch"]).value
-        self.chunk = ir.IntegerAttr(attrs["btc.chunk"]).value
-        self.order: list[str] = ([ir.StringAttr(a).value for a in ir.ArrayAttr(attrs["btc.order"])]
+        missing = [a for a in ("btc.batch", "btc.chunk") if a not in attrs]
+        if missing:
+            raise BtcError(f"the module has no {' or '.join(missing)} attribute (the compiled batch and chunk "
+                           "sizes, set by the frontend)")
+        self.batch = read_attribute("int", attrs["btc.batch"])
+        self.chunk = read_attribute("int", attrs["btc.chunk"])
+        self.order: list[str] = (list(read_attribute("array", attrs["btc.order"], "str"))
                                  if "btc.order" in attrs else list(self.groups))
 
     def size(self, name: str) -> int:
@@ -132,7 +134,7 @@ class ModelView:
 
     def driven_by(self, pre: str) -> list[str]:
         """The AlignPre synapse groups that `pre`'s spikes drive."""
-        return [g for g, info in self.groups.items() if info.driver == pre]
+        return [g for g, info in self.groups.items() if info.driven_by == pre]
 
     def histories(self) -> dict[str, int]:
         """pre -> how many past steps of it some projection reads (its longest lag)."""

@@ -6,17 +6,18 @@ per group whose regions compute, by forward-mode AD of the region's arith/math o
                          Dp[j][s] = dh'_s/dp_j (S per learned per-neuron parameter p_j)
   spike(h..., p...)   -> s,      ds/dh_s (S), ds/dp_j (1 per p_j)     (empty region for a readout)
 
-The surrogate derivative of `btc.spike` is expanded into arith/math ops here, so the lowering
-only ever sees upstream ops plus the forward `btc.spike`/`btc.stop_gradient`.
+The surrogate derivative of `btc.spike` (its rule in `btc.dialect.surrogates`, evaluated with this
+pass's op builder) is expanded into arith/math ops here, so the lowering only ever sees upstream ops
+plus the forward `btc.spike`/`btc.stop_gradient`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from btc.dialect import attrs_of
+from btc.dialect import DerivativesOp, SpikeOp, YieldOp
+from btc.dialect.surrogates import surrogate_rule
 from btc.errors import BtcError
 from btc.passes._view import ModelView
 
@@ -24,7 +25,7 @@ __all__ = ["DeriveJacobiansPass", "differentiate_block"]
 
 
 class _Builder:
-    """Creates f32 scalar ops at the current insertion point."""
+    """Creates f32 scalar ops at the current insertion point; also the surrogate rules' math namespace."""
 
     def __init__(self):
         self.f32 = ir.F32Type.get()
@@ -52,6 +53,15 @@ class _Builder:
     def neg(self, a):
         return self.op("arith.negf", a)
 
+    def exp(self, a):
+        return self.op("math.exp", a)
+
+    def abs(self, a):
+        return self.op("math.absf", a)
+
+    def max(self, a, b):
+        return self.op("arith.maximumf", a, b)
+
     def select_ge(self, a, b, if_true, if_false):
         pred = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), 3)  # oge
         cond = ir.Operation.create("arith.cmpf", results=[ir.IntegerType.get_signless(1)],
@@ -60,24 +70,6 @@ class _Builder:
 
     def select(self, cond, a, b):
         return self.op("arith.select", cond, a, b)
-
-
-def _surrogate_grad(b: _Builder, kind: str, slope: float, x):
-    """d/dx of the surrogate; must match btc.frontend.simulate._surrogate_grad."""
-    if kind == "sigmoid":
-        z = b.div(b.const(1.0), b.add(b.const(1.0), b.op("math.exp", b.mul(b.const(-slope), x))))
-        return b.mul(b.const(slope), b.mul(z, b.sub(b.const(1.0), z)))
-    absx = b.op("math.absf", x)
-    if kind == "fast_sigmoid":
-        d = b.add(b.mul(b.const(slope), absx), b.const(1.0))
-        return b.div(b.const(1.0), b.mul(d, d))
-    if kind == "arctan":
-        u = b.mul(b.const(math.pi / 2 * slope), x)
-        return b.div(b.const(slope / 2), b.add(b.const(1.0), b.mul(u, u)))
-    if kind == "triangle":
-        r = b.sub(b.const(1.0), b.mul(absx, b.const(1.0 / slope)))
-        return b.mul(b.op("arith.maximumf", r, b.const(0.0)), b.const(1.0 / slope))
-    raise BtcError(f"btc.spike: no derivative rule for surrogate {kind!r}")
 
 
 def _tangent(b: _Builder, op, ins, res, dins, where: str):
@@ -148,8 +140,8 @@ def differentiate_block(src: ir.Block, dst: ir.Block, seeds: list[int], where: s
         res = clone.results[0]
         grad = None
         if op.name == "btc.spike":
-            a = attrs_of(op)
-            grad = _surrogate_grad(b, a["surrogate"], a["slope"], ins[0])
+            spike = SpikeOp(op)
+            grad = surrogate_rule(spike.surrogate).derivative(b, spike.slope, ins[0])
         for tan in tangents:
             dins = [tan.get(v) for v in ins]
             if op.name == "btc.spike":
@@ -169,15 +161,13 @@ class DeriveJacobiansPass:
 
     def run(self, module) -> None:
         view = ModelView(module)
+        if view.derivatives:
+            raise BtcError("the module already has btc.derivatives ops: btc-derive-jacobians runs once")
         with module.context, ir.Location.unknown():
             f32 = ir.F32Type.get()
             for g in view.groups.values():
                 S, P, K = g.num_states, len(g.params), len(g.ports)
-                deriv = ir.Operation.create(
-                    "btc.derivatives", attributes={
-                        "group": ir.FlatSymbolRefAttr.get(g.name),
-                        "num_states": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), S)},
-                    regions=2, loc=ir.Location.unknown(), ip=ir.InsertionPoint(module.body))
+                deriv = DerivativesOp.build(group=g.name, num_states=S, ip=ir.InsertionPoint(module.body))
                 b = _Builder()
                 step_block = deriv.regions[0].blocks.append(*([f32] * (S + K + P)))
                 with ir.InsertionPoint(step_block):
@@ -189,10 +179,10 @@ class DeriveJacobiansPass:
                     D = [_or_zero(b, tans[sp][s]) for s in range(S) for sp in range(S)]
                     Df = [_or_zero(b, tans[S + k][s]) for k in range(K) for s in range(S)]
                     Dp = [_or_zero(b, tans[S + K + j][s]) for j in range(P) for s in range(S)]
-                    ir.Operation.create("btc.yield", operands=h_new + D + Df + Dp)
+                    YieldOp.build(*h_new, *D, *Df, *Dp)
                 if not g.readout:
                     spike_block = deriv.regions[1].blocks.append(*([f32] * (S + P)))
                     with ir.InsertionPoint(spike_block):
                         (s,), tans = differentiate_block(g.op.regions[1].blocks[0], spike_block,
                                                          list(range(S + P)), f"group @{g.name} (spike)")
-                        ir.Operation.create("btc.yield", operands=[s] + [_or_zero(b, t[0]) for t in tans])
+                        YieldOp.build(s, *[_or_zero(b, t[0]) for t in tans])

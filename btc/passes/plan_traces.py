@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
+from btc.algorithm import ONLINE, Algorithm
+from btc.dialect import TraceOp
 from btc.errors import BtcError
 from btc.passes._view import ModelView, TraceInfo
 
-__all__ = ["PlanTracesPass", "ONLINE_ALGORITHMS", "post_trace_name", "bias_trace_name"]
-
-ONLINE_ALGORITHMS = ("pp-prop", "d-rtrl")
+__all__ = ["PlanTracesPass", "post_trace_name", "bias_trace_name"]
 
 
 def post_trace_name(group: str, port: str) -> str:
@@ -28,27 +28,28 @@ def bias_trace_name(group: str, port: str) -> str:
     return f"e_b_{group}" if port == "y" else f"e_b_{group}_{port}"
 
 
-def _i64(v: int):
-    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), v)
-
-
 @dataclass(frozen=True)
 class PlanTracesPass:
     name = "btc-plan-traces"
-    algorithm: str = "pp-prop"  # pp-prop | d-rtrl | hybrid | bptt
+    algorithm: Algorithm = Algorithm.PP_PROP  # or its spelling, e.g. "hybrid"
     decay_pre: float = 0.9
     decay_post: float = 0.9
     correction: bool = True  # pp-prop's bias correction of eps_f, counted in time steps
     budget: int = 0  # hybrid: bytes all traces may use (0: D-RTRL wherever it is no larger than pp-prop)
     overrides: tuple = ()  # ("projection=algorithm", ...): a user's choice, which every rule respects
 
+    def __post_init__(self):
+        object.__setattr__(self, "algorithm", Algorithm.parse(self.algorithm))
+
     def run(self, module) -> None:
         for name, value in (("decay_pre", self.decay_pre), ("decay_post", self.decay_post)):
             if not 0.0 <= value < 1.0:
                 raise BtcError(f"pp-prop {name} must be in [0, 1), got {value}")
-        if self.algorithm == "bptt":
+        if not self.algorithm.online:
             return
         view = ModelView(module)
+        if view.traces:
+            raise BtcError("the module already has btc.trace ops: btc-plan-traces runs once")
         chosen = self._choose(view)
         traces = self._traces(view, chosen)
         names = [t.name for t in traces]
@@ -56,41 +57,33 @@ class PlanTracesPass:
         if clash:  # e.g. group E with port exc and group E_exc with port y
             raise BtcError(f"trace names {clash} are produced twice by these group, port and parameter names; "
                            "rename a group")
-        with module.context, ir.Location.unknown():
-            for t in traces:
-                attrs = {"sym_name": ir.StringAttr.get(t.name), "kind": ir.StringAttr.get(t.kind),
-                         "of": ir.FlatSymbolRefAttr.get(t.of), "delay": _i64(t.delay), "size": _i64(t.size),
-                         "num_states": _i64(t.num_states), "decay": ir.FloatAttr.get(ir.F64Type.get(), t.decay)}
-                if t.rows:
-                    attrs["rows"] = _i64(t.rows)
-                if t.param:
-                    attrs["param"] = ir.StringAttr.get(t.param)
-                if t.kind == "post":
-                    attrs["correction"] = ir.BoolAttr.get(t.correction)
-                if t.kind in ("post", "bias"):
-                    attrs["port"] = ir.StringAttr.get(t.port)
-                ir.Operation.create("btc.trace", attributes=attrs, ip=ir.InsertionPoint(module.body))
+        with module.context, ir.Location.unknown(), ir.InsertionPoint(module.body):
+            for t in traces:  # attributes that do not apply to the kind are left out (None)
+                TraceOp.build(sym_name=t.name, kind=t.kind, of=t.of, delay=t.delay, size=t.size,
+                              num_states=t.num_states, decay=t.decay, rows=t.rows or None, param=t.param or None,
+                              correction=t.correction if t.kind == "post" else None,
+                              port=t.port if t.kind in ("post", "bias") else None)
 
     # ---------------------------------------------------------------- per-projection choice
-    def _overrides(self, view: ModelView) -> dict[str, str]:
+    def _overrides(self, view: ModelView) -> dict[str, Algorithm]:
         out = {}
         for item in self.overrides:
             proj, _, alg = item.partition("=")
             if proj not in view.projections:
                 raise BtcError(f"per-projection algorithm {item!r}: no projection {proj!r}; "
                                f"projections: {sorted(view.projections)}")
-            if alg not in ONLINE_ALGORITHMS:
-                raise BtcError(f"per-projection algorithm {item!r}: {alg!r} is not one of {list(ONLINE_ALGORITHMS)}")
-            out[proj] = alg
+            if alg not in ONLINE:
+                raise BtcError(f"per-projection algorithm {item!r}: {alg!r} is not one of "
+                               f"{[a.value for a in ONLINE]}")
+            out[proj] = Algorithm(alg)
         return out
 
-    def _choose(self, view: ModelView) -> dict[str, str]:
+    def _choose(self, view: ModelView) -> dict[str, Algorithm]:
         fixed = self._overrides(view)
-        if self.algorithm in ONLINE_ALGORITHMS:
+        if self.algorithm in ONLINE:
             return {p: fixed.get(p, self.algorithm) for p in view.projections}
-        if self.algorithm != "hybrid":
-            raise BtcError(f"unknown algorithm {self.algorithm!r}")
-        chosen = {p: fixed.get(p, "pp-prop") for p in view.projections}
+        assert self.algorithm is Algorithm.HYBRID, self.algorithm  # bptt plans nothing
+        chosen = {p: fixed.get(p, Algorithm.PP_PROP) for p in view.projections}
         free = sorted((p for p in view.projections if p not in fixed), key=lambda p: self._dense_bytes(view, p))
         if not self.budget:
             # D-RTRL where its trace is no larger than the pp-prop pair this projection alone would need
@@ -98,14 +91,14 @@ class PlanTracesPass:
                 info = view.projections[p]
                 pair = 4 * view.batch * (view.size(info.pre) + view.size(info.post) * view.groups[info.post].num_states)
                 if self._dense_bytes(view, p) <= pair:
-                    chosen[p] = "d-rtrl"
+                    chosen[p] = Algorithm.D_RTRL
             return chosen
         total = self._total(view, chosen)
         if total > self.budget:
             raise BtcError(f"trace memory budget {self.budget:,} B is below what the plan needs with every "
                            f"free projection on pp-prop: {total:,} B")
         for p in free:  # cheapest exact traces first, while the whole plan fits the budget
-            trial = dict(chosen, **{p: "d-rtrl"})
+            trial = dict(chosen, **{p: Algorithm.D_RTRL})
             if self._total(view, trial) <= self.budget:
                 chosen = trial
         return chosen
@@ -115,13 +108,13 @@ class PlanTracesPass:
         p = view.projections[proj]
         return 4 * view.batch * view.size(p.pre) * view.size(p.post) * view.groups[p.post].num_states
 
-    def _total(self, view: ModelView, chosen: dict[str, str]) -> int:
+    def _total(self, view: ModelView, chosen: dict[str, Algorithm]) -> int:
         return sum(t.bytes(view.batch) for t in self._traces(view, chosen))
 
     # ---------------------------------------------------------------- the traces of a choice
-    def _traces(self, view: ModelView, chosen: dict[str, str]) -> list[TraceInfo]:
+    def _traces(self, view: ModelView, chosen: dict[str, Algorithm]) -> list[TraceInfo]:
         traces = []
-        pp = [view.projections[p] for p in view.projections if chosen[p] == "pp-prop"]
+        pp = [view.projections[p] for p in view.projections if chosen[p] is Algorithm.PP_PROP]
         for src in view.sources():
             if any(p.source == src for p in pp):
                 pre, lag = src.split("@")
@@ -134,7 +127,7 @@ class PlanTracesPass:
                     traces.append(TraceInfo(post_trace_name(g, port), "post", g, 0, info.size, info.num_states,
                                             self.decay_post, correction=self.correction, port=port))
             for p in view.into(g):
-                if chosen[p.name] == "d-rtrl":
+                if chosen[p.name] is Algorithm.D_RTRL:
                     traces.append(TraceInfo(f"e_W_{p.name}", "dense", p.name, 0, info.size, info.num_states, 1.0,
                                             rows=view.size(p.pre)))
             for port in info.ports:

@@ -12,61 +12,61 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
+from btc.algorithm import Algorithm
+from btc.dialect import (AccumulateBiasGradOp, AccumulateDenseGradOp, AccumulateElemGradOp, AccumulateGradOp,
+                         BpttBackwardOp, LearningSignalOp, ScheduleOp, UpdateBiasTraceOp, UpdateDenseTraceOp,
+                         UpdateElemTraceOp, UpdatePostTraceOp, UpdatePreTraceOp, YieldOp)
+from btc.errors import BtcError
 from btc.passes._view import ModelView, source_key
 from btc.passes.plan_traces import bias_trace_name, post_trace_name
 
 __all__ = ["RewriteOnlinePass"]
 
 
-def _sym(name: str):
-    return ir.FlatSymbolRefAttr.get(name)
-
-
 @dataclass(frozen=True)
 class RewriteOnlinePass:
     name = "btc-rewrite-online"
-    algorithm: str = "pp-prop"
+    algorithm: Algorithm = Algorithm.PP_PROP  # or its spelling, e.g. "bptt"
+
+    def __post_init__(self):
+        object.__setattr__(self, "algorithm", Algorithm.parse(self.algorithm))
 
     def run(self, module) -> None:
         view = ModelView(module)
+        if view.schedule is not None:
+            raise BtcError("the module already has a btc.schedule: btc-rewrite-online runs once")
         with module.context, ir.Location.unknown():
-            schedule = ir.Operation.create("btc.schedule",
-                                           attributes={"algorithm": ir.StringAttr.get(self.algorithm)},
-                                           regions=1, ip=ir.InsertionPoint(module.body))
-            block = schedule.regions[0].blocks.append()
-            with ir.InsertionPoint(block):
-                def stmt(name, **attrs):
-                    ir.Operation.create(name, attributes={k: _sym(v) for k, v in attrs.items()})
-
-                if self.algorithm == "bptt":
-                    stmt("btc.bptt_backward")
+            schedule = ScheduleOp.build(algorithm=self.algorithm, ip=ir.InsertionPoint(module.body))
+            with ir.InsertionPoint(schedule.regions[0].blocks.append()):
+                if self.algorithm.online:
+                    self._online(view)
                 else:
-                    self._online(view, stmt)
-                ir.Operation.create("btc.yield")  # IRDL-registered regions need a terminator
+                    BpttBackwardOp.build()
+                YieldOp.build()  # IRDL-registered regions need a terminator
 
     @staticmethod
-    def _online(view: ModelView, stmt) -> None:
+    def _online(view: ModelView) -> None:
         for g in reversed(view.order):
-            stmt("btc.learning_signal", group=g)
+            LearningSignalOp.build(group=g)
         pre_traces = {source_key(t.of, t.delay): t.name for t in view.traces.values() if t.kind == "pre"}
         for name in pre_traces.values():
-            stmt("btc.update_pre_trace", trace=name)
+            UpdatePreTraceOp.build(trace=name)
         for g in view.order:
             for port in view.groups[g].ports:
                 if post_trace_name(g, port) in view.traces:
-                    stmt("btc.update_post_trace", trace=post_trace_name(g, port), group=g)
+                    UpdatePostTraceOp.build(trace=post_trace_name(g, port), group=g)
                 if view.biased(g, port):
-                    stmt("btc.update_bias_trace", trace=bias_trace_name(g, port), group=g)
+                    UpdateBiasTraceOp.build(trace=bias_trace_name(g, port), group=g)
             for q in view.groups[g].params:
-                stmt("btc.update_elem_trace", trace=f"e_p_{g}_{q}", group=g)
-                stmt("btc.accumulate_elem_grad", trace=f"e_p_{g}_{q}", group=g)
+                UpdateElemTraceOp.build(trace=f"e_p_{g}_{q}", group=g)
+                AccumulateElemGradOp.build(trace=f"e_p_{g}_{q}", group=g)
             for p in view.into(g):
                 dense = view.dense_trace(p.name)
                 if dense:
-                    stmt("btc.update_dense_trace", trace=dense.name, projection=p.name)
-                    stmt("btc.accumulate_dense_grad", projection=p.name, trace=dense.name)
+                    UpdateDenseTraceOp.build(trace=dense.name, projection=p.name)
+                    AccumulateDenseGradOp.build(projection=p.name, trace=dense.name)
                 else:
-                    stmt("btc.accumulate_grad", projection=p.name, pre_trace=pre_traces[p.source],
-                         post_trace=post_trace_name(g, p.port))
+                    AccumulateGradOp.build(projection=p.name, pre_trace=pre_traces[p.source],
+                                           post_trace=post_trace_name(g, p.port))
                 if p.bias:
-                    stmt("btc.accumulate_bias_grad", projection=p.name, trace=bias_trace_name(g, p.port))
+                    AccumulateBiasGradOp.build(projection=p.name, trace=bias_trace_name(g, p.port))

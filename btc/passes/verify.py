@@ -39,10 +39,10 @@ class VerifyPass:
                 raise BtcError(f"btc.projection {p.name}: sign must be -1, 0 or 1 and delay >= 0, "
                                f"got sign {p.sign}, delay {p.delay}")
         for g, info in view.groups.items():
-            if info.driver in view.groups and view.groups[info.driver].readout:
-                raise BtcError(f"btc group {g}: driven by @{info.driver}, a readout, which has no spikes")
-            if info.driver and view.size(info.driver) != info.size:
-                raise BtcError(f"btc group {g}: driven one-to-one by @{info.driver} of size "
-                               f"{view.size(info.driver)}, but has {info.size} neurons")
-            if not view.into(g) and not info.driver:
+            if info.driven_by in view.groups and view.groups[info.driven_by].readout:
+                raise BtcError(f"btc group {g}: driven by @{info.driven_by}, a readout, which has no spikes")
+            if info.driven_by and view.size(info.driven_by) != info.size:
+                raise BtcError(f"btc group {g}: driven one-to-one by @{info.driven_by} of size "
+                               f"{view.size(info.driven_by)}, but has {info.size} neurons")
+            if not view.into(g) and not info.driven_by:
                 raise BtcError(f"btc group {g}: no projection feeds it")
