@@ -6,10 +6,10 @@ Part 1 (always): for every algorithm and hidden size N, network recurrent_lif(10
 (100 Bernoulli(0.1) inputs -> N recurrent LIF neurons -> 10-way leaky readout, per-step
 cross-entropy on one label per sequence), batch B, chunk K, sequences of T steps, Adam lr 1e-3.
 Reported per (algorithm, N):
-  trace bytes     manifest["trace_plan"]["trace_bytes"]: all online eligibility traces (0 for BPTT)
-  module bytes    sum of manifest["memory_bytes"]: every buffer the module holds (params, grads,
+  trace bytes     manifest["abi"]["trace_plan"]["trace_bytes"]: all online eligibility traces (0 for BPTT)
+  module bytes    sum of manifest["abi"]["memory_bytes"]: every buffer the module holds (params, grads,
                   Adam moments, states, traces, ...)
-  BPTT tape (T)   manifest["bptt_tape_bytes_per_step"] * T: what BPTT keeps for this T (for the bptt
+  BPTT tape (T)   manifest["abi"]["bptt_tape_bytes_per_step"] * T: what BPTT keeps for this T (for the bptt
                   row it is its real tape, held by the runtime; for the others what BPTT would need)
   s/seq, us/step  median wall time of model.train_sequence(x, labels, mask, lr) (forward, gradient,
                   optimizer update) after --warmup untimed sequences; compile excluded
@@ -73,17 +73,17 @@ def compile_main(alg: str, N: int, B: int, K: int, out_dir: str) -> None:
 
     t0 = time.perf_counter()
     m = compile_network(build(N), CompileOptions(algorithm=alg, batch=B, chunk=K), out_dir)
-    plan = m["trace_plan"]
+    plan = m["abi"]["trace_plan"]
     print(MARK + json.dumps({
         "compile_s": time.perf_counter() - t0,
         "trace_bytes": plan["trace_bytes"],
         "traces": {t["name"]: {"kind": t["kind"], "of": t["of"], "shape": t["shape"], "bytes": t["bytes"]}
                    for t in plan["traces"]},
         "projections": plan["projections"],
-        "memory_bytes": m["memory_bytes"],
-        "module_bytes": sum(m["memory_bytes"].values()),
-        "bptt_tape_bytes_per_step": m["bptt_tape_bytes_per_step"],
-        "artifact_driver": m["driver"]}), flush=True)
+        "memory_bytes": m["abi"]["memory_bytes"],
+        "module_bytes": sum(m["abi"]["memory_bytes"].values()),
+        "bptt_tape_bytes_per_step": m["abi"]["bptt_tape_bytes_per_step"],
+        "artifact_driver": m["hal_driver"]}), flush=True)
 
 
 # ----------------------------------------------------------------------------- one configuration
@@ -93,7 +93,7 @@ def one_main(art: str, T: int, warmup: int, repeats: int, budget: float, driver:
     import btc.runtime as rt
 
     t0 = time.perf_counter()
-    model = rt.load(art, driver=driver)
+    model = rt.load(art, hal_driver=driver)
     B = model.batch
     rng = np.random.default_rng(0)
     x = (rng.random((T, B, I), dtype=np.float32) < P_SPIKE).astype(np.float32)
@@ -107,7 +107,7 @@ def one_main(art: str, T: int, warmup: int, repeats: int, budget: float, driver:
     res = _time_runs(run, warmup, repeats, budget)
     sec = statistics.median(res["times"])
     res.update(status="ok", sec_per_seq=sec, us_per_step=sec / T * 1e6, rss_setup_mib=rss_setup,
-               peak_rss_mib=peak_rss_mib(), driver=driver or model.manifest.get("driver"),
+               peak_rss_mib=peak_rss_mib(), driver=driver or model.manifest["hal_driver"],
                child_wall_s=time.perf_counter() - t0)
     print(MARK + json.dumps(res), flush=True)
 

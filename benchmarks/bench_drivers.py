@@ -46,13 +46,13 @@ def main():
             manifest = compile_network(recurrent_lif(100, n, 10), CompileOptions(batch=batch, chunk=steps), out)
             rows = {}
             for driver in ("local-sync", "local-task"):
-                model = load(out, driver=driver)
+                model = load(out, hal_driver=driver)
                 train = per_step(lambda: model.train_sequence(x, target), steps)
                 infer = per_step(lambda: model.infer_sequence(x), steps)
                 rows[driver] = train
                 print(f"{n:>6} {driver:>11} {train:>14.0f} {infer:>14.0f}")
             print(f"{n:>6} local-task/local-sync train time: {rows['local-task'] / rows['local-sync']:.2f} "
-                  f"(compiled default: {manifest['driver']})")
+                  f"(compiled default: {manifest['hal_driver']})")
 
 
 if __name__ == "__main__":

@@ -71,8 +71,8 @@ def compile_main(method: str, N: int, T: int, out_dir: str) -> None:
     manifest = compile_network(build(N), CompileOptions(algorithm=algorithm, batch=B, chunk=chunk,
                                                         decay=0.9, optimizer="adam"), out_dir)
     print(MARK + json.dumps({"compile_s": time.perf_counter() - t0,
-                             "memory_bytes": manifest.get("memory_bytes", {}),
-                             "bptt_tape_bytes_per_step": manifest.get("bptt_tape_bytes_per_step")}), flush=True)
+                             "memory_bytes": manifest["abi"]["memory_bytes"],
+                             "bptt_tape_bytes_per_step": manifest["abi"]["bptt_tape_bytes_per_step"]}), flush=True)
 
 
 # ----------------------------------------------------------------------------- one configuration
@@ -110,12 +110,12 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
 
         import btc.runtime as rt
 
-        model = rt.load(art, driver=os.environ.get("BENCH_BTC_DRIVER") or None)
+        model = rt.load(art, hal_driver=os.environ.get("BENCH_BTC_DRIVER") or None)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, C, size=B).astype(np.int32)
     rss_setup = peak_rss_mib()
     res = {k: info.get(k) for k in ("compile_s", "memory_bytes", "bptt_tape_bytes_per_step")}
-    res["driver"] = os.environ.get("BENCH_BTC_DRIVER") or model.manifest.get("driver")
+    res["driver"] = os.environ.get("BENCH_BTC_DRIVER") or model.manifest["hal_driver"]
 
     if method == "btc-pp-prop":
         if T % K:

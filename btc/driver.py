@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from btc.algorithm import Algorithm
 from btc.errors import BtcError
+from btc.runtime.model import MANIFEST_FORMAT  # what the runtime reads is what the compiler writes
 
-__all__ = ["CompileOptions", "ALGORITHMS", "compile_network", "lower_network", "MANIFEST_VERSION"]
-
-ALGORITHMS = ("pp-prop", "d-rtrl", "hybrid", "bptt")
-MANIFEST_VERSION = 1
+__all__ = ["CompileOptions", "compile_network", "lower_network"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class CompileOptions:
       gradient-norm clip; `weight_decay`: decoupled (AdamW-style) decay per update.
     target: a backend name."""
 
-    algorithm: str = "pp-prop"
+    algorithm: Algorithm | str = Algorithm.PP_PROP
     batch: int = 32
     chunk: int = 100
     decay: float = 0.9
@@ -62,10 +61,9 @@ class CompileOptions:
 
     def check(self) -> None:
         from btc.backends import TARGETS
-        from btc.passes.lower_to_linalg import OPTIMIZERS
+        from btc.passes.lowering import OPTIMIZERS
 
-        if self.algorithm not in ALGORITHMS:
-            raise BtcError(f"unknown algorithm {self.algorithm!r}; expected one of {list(ALGORITHMS)}")
+        algorithm = Algorithm.parse(self.algorithm)
         for name in ("batch", "chunk"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -81,13 +79,13 @@ class CompileOptions:
         if not isinstance(self.bias_correction, bool):
             raise BtcError(f"bias_correction must be True or False, got {self.bias_correction!r}")
         if self.trace_memory_budget is not None:
-            if self.algorithm != "hybrid":
-                raise BtcError(f"trace_memory_budget applies to algorithm 'hybrid', not {self.algorithm!r}")
+            if algorithm is not Algorithm.HYBRID:
+                raise BtcError(f"trace_memory_budget applies to algorithm 'hybrid', not {algorithm.value!r}")
             if isinstance(self.trace_memory_budget, bool) or not isinstance(self.trace_memory_budget, int) \
                     or self.trace_memory_budget <= 0:
                 raise BtcError(f"trace_memory_budget must be a positive number of bytes, got {self.trace_memory_budget!r}")
         if self.projection_algorithms:
-            if self.algorithm == "bptt":
+            if algorithm is Algorithm.BPTT:
                 raise BtcError("projection_algorithms choose between online algorithms; BPTT has no per-projection choice")
             if not isinstance(self.projection_algorithms, dict):
                 raise BtcError(f"projection_algorithms must be a dict projection -> algorithm, got "
@@ -95,7 +93,7 @@ class CompileOptions:
         if self.update_every is not None:
             if isinstance(self.update_every, bool) or not isinstance(self.update_every, int) or self.update_every < 1:
                 raise BtcError(f"update_every must be a positive number of time steps, got {self.update_every!r}")
-            if self.algorithm == "bptt":
+            if algorithm is Algorithm.BPTT:
                 raise BtcError("update_every needs an online algorithm; BPTT's gradient exists only after the sequence")
         if self.grad_clip is not None and (isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
                                            or not 0 < self.grad_clip < float("inf")):
@@ -114,7 +112,7 @@ class CompileOptions:
         pre, post = self.alphas()
         overrides = tuple(f"{k}={v}" for k, v in sorted((self.projection_algorithms or {}).items()))
         return default_pipeline(
-            self.algorithm,
+            Algorithm.parse(self.algorithm).value,
             plan={"decay_pre": pre, "decay_post": post, "correction": self.bias_correction,
                   "budget": self.trace_memory_budget or 0, "overrides": overrides},
             lowering={"optimizer": self.optimizer, "update_every": self.update_every or 0,
@@ -134,64 +132,17 @@ def lower_network(net, options: CompileOptions, dump_dir: str | None = None):
     return module, pipeline_text(passes)
 
 
-def _signatures(net, options: CompileOptions, params: list, tape: list) -> dict:
-    K, B = options.chunk, options.batch
-    C = net.groups[net.loss.readout].size
-
-    def arg(name, shape, dtype="float32"):
-        return {"name": name, "shape": list(shape), "dtype": dtype}
-
-    def inputs(*lead):
-        return [arg(f"x_{i.name}", (*lead, B, i.size)) for i in net.inputs.values()]
-
-    def target(*lead):
-        if net.loss.kind == "cross_entropy":
-            return arg("target", (*lead, B), "int32")
-        return arg("target", (*lead, B, C))
-
-    record = [arg("readout", (B, C))]
-    record += [arg(f"spikes.{g}", (B, net.size(g))) for g in net.order() if hasattr(net.groups[g], "neuron")]
-    for g in net.order():
-        grp = net.groups[g]
-        names = grp.neuron.state_names(net.dt) if hasattr(grp, "neuron") else ("r",)
-        record += [arg(f"state.{g}.{s}", (B, grp.size)) for s in names]
-    param_sigs = [arg(n, s) for n, s in params]
-    tape_sigs = [arg(f"tape.{e['name']}", e["shape"]) for e in tape]
-    if options.algorithm == "bptt":
-        training = {
-            "bptt_forward_step": {"inputs": inputs() + [target(), arg("mask", ())],
-                                  "outputs": [arg("loss", ()), arg("readout", (B, C))] + tape_sigs},
-            "bptt_begin_backward": {"inputs": [], "outputs": []},
-            "bptt_backward_step": {"inputs": inputs() + tape_sigs, "outputs": []},
-        }
-    else:
-        schedule = [arg("lr", ()), arg("valid", (), "int32")] if options.update_every else []
-        training = {"train_chunk": {"inputs": inputs(K) + [target(K), arg("mask", (K,))] + schedule,
-                                    "outputs": [arg("loss", ()), arg("readout_sum", (B, C))]}}
-    return {
-        **training,
-        "infer_chunk": {"inputs": inputs(K), "outputs": [arg("readout", (K, B, C))]},
-        "record_step": {"inputs": inputs(), "outputs": record},
-        "reset_state": {"inputs": [], "outputs": []},
-        "zero_grads": {"inputs": [], "outputs": []},
-        "reset_optimizer": {"inputs": [], "outputs": []},
-        "apply_update": {"inputs": [arg("lr", ())], "outputs": []},
-        "get_params": {"inputs": [], "outputs": param_sigs},
-        "get_grads": {"inputs": [], "outputs": param_sigs},
-        "set_params": {"inputs": param_sigs, "outputs": []},
-    }
-
-
-def _runtime_driver(net, options: CompileOptions) -> str:
-    """local-task (all cores) pays ~100 us per dispatch and wins only on big matmuls. BPTT stays on
-    local-sync: with local-task its per-step calls held 3.4x the memory and crashed at exit."""
+def _hal_driver(abi, options: CompileOptions) -> str:
+    """The IREE runtime driver the artifact asks for. local-task (all cores) pays ~100 us per
+    dispatch and wins only on big matmuls. BPTT stays on local-sync: with local-task its per-step
+    calls held 3.4x the memory and crashed at exit."""
     from btc.backends import get_backend
-    from btc.passes.lower_to_linalg import LARGE_STEP_MACS
+    from btc.passes.lowering import LARGE_STEP_MACS
 
     if options.target != "llvm-cpu":
-        return get_backend(options.target).DRIVER
-    macs = sum(options.batch * net.size(p.pre) * net.size(p.post) for p in net.projections.values())
-    return "local-task" if macs >= LARGE_STEP_MACS and options.algorithm == "pp-prop" else "local-sync"
+        return get_backend(options.target).HAL_DRIVER
+    pp_prop = Algorithm.parse(abi.algorithm) is Algorithm.PP_PROP
+    return "local-task" if abi.step_macs >= LARGE_STEP_MACS and pp_prop else "local-sync"
 
 
 def _sha256(path: str) -> str:
@@ -208,7 +159,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     import iree.compiler
 
     import btc
-    from btc.backends import compile_module
+    from btc.backends import compile_module, save_temps_dir
 
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -218,14 +169,26 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     options.check()
     net.check()
     params = net.init_params()  # before compiling: a bad initialiser fails fast
-    module, pipeline = lower_network(net, options, dump_dir)
-    from iree.compiler import ir
+    temps = save_temps_dir()  # BTC_SAVE_TEMPS: the IR after every pass, the pipeline, IREE's input and flags
+    dump_dir = dump_dir or (os.path.join(temps, "passes") if temps else None)
+    try:
+        module, pipeline = lower_network(net, options, dump_dir)
+    except BtcError as e:
+        if temps:
+            raise BtcError(f"{e}\n(the IR after every pass that ran is in {dump_dir})") from None
+        raise
+    if temps:
+        with open(os.path.join(temps, "pipeline.txt"), "w") as f:
+            f.write(pipeline + "\n")
+    # from here on the dialect module is the source of truth, not the frontend Network
+    from btc.passes.lowering import Abi
 
-    layout = json.loads(ir.StringAttr(module.operation.attributes["btc.layout"]).value)
-    plan = json.loads(ir.StringAttr(module.operation.attributes["btc.plan"]).value)
-    tape = json.loads(ir.StringAttr(module.operation.attributes["btc.tape"]).value)
-    vmfb = compile_module(str(module), options.target)
-    param_list = [(n, tuple(a.shape)) for n, a in params.items()]
+    abi = Abi.from_module(module)
+    want = [(p["name"], tuple(p["shape"])) for p in abi.params]
+    got = [(n, tuple(a.shape)) for n, a in params.items()]
+    if got != want:
+        raise BtcError(f"internal: the network's initial parameters {got} do not match the module's {want}")
+    vmfb = compile_module(str(module), options.target, temps=temps)
 
     parent = os.path.dirname(out_dir)
     os.makedirs(parent, exist_ok=True)
@@ -235,33 +198,15 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             f.write(vmfb)
         np.savez(os.path.join(tmp, "init_params.npz"), **params)
         manifest = {
-            "format": MANIFEST_VERSION,
+            "format": MANIFEST_FORMAT,
             "btc_version": btc.__version__,
             "iree_version": getattr(iree.compiler, "__version__", None) or _iree_version(),
-            "algorithm": options.algorithm,
-            "options": asdict(options),
+            "options": {k: (v.value if isinstance(v, Algorithm) else v) for k, v in asdict(options).items()},
             "target": options.target,
-            "driver": _runtime_driver(net, options),
+            "hal_driver": _hal_driver(abi, options),
             "pipeline": pipeline,
             "model_source": model_source,
-            "batch": options.batch,
-            "chunk": options.chunk,
-            "loss": net.loss.kind,
-            "readout": net.loss.readout,
-            "inputs": {i.name: {"size": i.size, "binary": i.binary} for i in net.inputs.values()},
-            "groups": {g: {"size": net.size(g), "model": getattr(net.groups[g], "model", "readout"),
-                           "dale": getattr(net.groups[g], "dale", None)} for g in net.order()},
-            "projections": {p.name: {"pre": p.pre, "post": p.post, "port": p.port, "sign": p.sign, "delay": p.delay,
-                                     "recurrent": p.recurrent} for p in net.projections.values()},
-            "params": [{"name": n, "shape": list(s), "dtype": "float32"} for n, s in param_list],
-            "num_classes": net.size(net.loss.readout),
-            "functions": _signatures(net, options, param_list, tape),
-            "layout": layout,
-            "trace_plan": plan,
-            "update_every": options.update_every,
-            "bptt_tape_bytes_per_step": ir.IntegerAttr(module.operation.attributes["btc.bptt_step_bytes"]).value,
-            "memory_bytes": {role: sum(e["bytes"] for e in layout if e["role"] == role)
-                             for role in sorted({e["role"] for e in layout})},
+            "abi": {**abi.to_dict(), "memory_bytes": abi.memory_bytes},
             "files": {name: _sha256(os.path.join(tmp, name)) for name in ("model.vmfb", "init_params.npz")},
         }
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()

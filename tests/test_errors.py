@@ -129,7 +129,7 @@ def test_compile_entry_point_names_unknown_options(tmp_path):
     with pytest.raises(BtcError, match=r"unknown compile option\(s\) \['chunks'\]; expected some of \['algorithm'"):
         btc.compile(NETWORKS["one_layer_delta"](), str(tmp_path / "a"), chunks=4)
     manifest = btc.compile(NETWORKS["one_layer_delta"](), str(tmp_path / "b"), batch=2, chunk=4)
-    assert manifest["batch"] == 2 and (tmp_path / "b" / "model.vmfb").exists()
+    assert manifest["abi"]["batch"] == 2 and (tmp_path / "b" / "model.vmfb").exists()
 
 
 def test_never_replaces_a_directory_that_only_looks_like_an_artifact(tmp_path):

@@ -94,12 +94,12 @@ def test_checkpoint_round_trip_is_atomic(compiled, tmp_path):
 def test_manifest_describes_every_buffer(compiled):
     model = compiled("shared_input_mse", "pp-prop", 5)
     m = model.manifest
-    assert m["algorithm"] == "pp-prop" and m["target"] == "llvm-cpu" and m["iree_version"].startswith("3.13")
-    for e in m["layout"]:
+    assert m["abi"]["algorithm"] == "pp-prop" and m["target"] == "llvm-cpu" and m["iree_version"].startswith("3.13")
+    for e in m["abi"]["layout"]:
         assert e["bytes"] == 4 * int(np.prod(e["shape"]))
-    traces = {e["name"]: e["shape"] for e in m["layout"] if e["role"] == "trace"}
+    traces = {e["name"]: e["shape"] for e in m["abi"]["layout"] if e["role"] == "trace"}
     assert traces["eps_x_x_0[0]"] == [3, 6] and traces["eps_f_a[1]"] == [3, 7]
-    assert m["memory_bytes"]["trace"] == sum(4 * int(np.prod(s)) for s in traces.values())
+    assert m["abi"]["memory_bytes"]["trace"] == sum(4 * int(np.prod(s)) for s in traces.values())
     assert len(m["content_hash"]) == 64 and os.path.basename(m["pipeline"].split(",")[0]) == "btc-verify"
 
 
@@ -140,5 +140,5 @@ def test_cuda_target_compiles_without_a_gpu(tmp_path):
 
     m = compile_network(NETWORKS["recurrent_expon"](), CompileOptions(batch=3, chunk=5, target="cuda"),
                         str(tmp_path / "a"))
-    assert m["driver"] == "cuda" and m["target"] == "cuda"
+    assert m["hal_driver"] == "cuda" and m["target"] == "cuda"
     assert (tmp_path / "a" / "model.vmfb").stat().st_size > 0

@@ -1,6 +1,7 @@
 """A loaded btc artifact: validated inputs in, chunks through the compiled time loop, numpy out.
 
-Imports only numpy, IREE's runtime and btc.errors: no compiler, no JAX.
+Imports only numpy, IREE's runtime, btc.errors and btc.algorithm: no compiler, no JAX. What it knows of
+the module (functions, inputs, parameters) comes from the manifest's `abi` record.
 """
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from btc.algorithm import Algorithm
 from btc.errors import BtcError
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
 REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz")
+MANIFEST_FORMAT = 2
 
 
-def load(path: str, driver: str | None = None) -> "Model":
-    """Load an artifact directory written by `btc compile`; checks the manifest and file hashes."""
-    return Model(path, driver)
+def load(path: str, hal_driver: str | None = None) -> "Model":
+    """Load an artifact directory written by `btc compile`; checks the manifest and file hashes.
+    `hal_driver` overrides the IREE runtime driver the artifact asks for (e.g. local-task)."""
+    return Model(path, hal_driver)
 
 
 def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
@@ -37,9 +41,11 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
             manifest = json.load(f)
     except json.JSONDecodeError as e:
         raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
-    if manifest.get("format") != 1 or set(manifest.get("files", {})) != {"model.vmfb", "init_params.npz"}:
-        raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format 1; "
+    if manifest.get("format") != MANIFEST_FORMAT or set(manifest.get("files", {})) != {"model.vmfb", "init_params.npz"}:
+        raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format {MANIFEST_FORMAT}; "
                        "recompile the artifact with this version of btc")
+    if not isinstance(manifest.get("abi"), dict):
+        raise BtcError(f"artifact {path!r}: manifest.json has no ABI record ('abi'); recompile the artifact")
     blobs = {}
     for name, expected in manifest["files"].items():
         with open(os.path.join(path, name), "rb") as f:
@@ -51,18 +57,21 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
 
 
 class Model:
-    def __init__(self, path: str, driver: str | None = None):
+    def __init__(self, path: str, hal_driver: str | None = None):
         import iree.runtime as rt
 
         self.manifest, blobs = read_artifact(path)
         self.path = path
-        m = self.manifest
-        self.batch, self.chunk, self.algorithm = m["batch"], m["chunk"], m["algorithm"]
-        self.functions = m["functions"]
-        self.param_names = [p["name"] for p in m["params"]]
-        self.num_classes = m["num_classes"]
-        self.update_every = m.get("update_every")  # continual: the module updates every k steps itself
-        self._config = rt.Config(driver or m.get("driver", "local-sync"))
+        # the module's ABI, recorded by the compiler's lowering: functions, inputs, parameters, globals
+        self.abi = abi = self.manifest["abi"]
+        self.batch, self.chunk = abi["batch"], abi["chunk"]
+        self.algorithm = Algorithm.parse(abi["algorithm"])
+        self.functions = {f["name"]: f for f in abi["functions"]}
+        self.inputs = {i["name"]: i for i in abi["inputs"]}
+        self.param_names = [p["name"] for p in abi["params"]]
+        self.num_classes = abi["num_classes"]
+        self.update_every = abi["update_every"] or None  # continual: the module updates every k steps itself
+        self._config = rt.Config(hal_driver or self.manifest["hal_driver"])
         self._ctx = rt.SystemContext(config=self._config)
         self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
         self._fns = self._ctx.modules.btc_model
@@ -117,12 +126,10 @@ class Model:
         """The weights each projection applies, projection -> [pre, post]: sign*|W| under Dale's law
         (the stored parameter is W), else W itself."""
         params = self.params
-        projections = self.manifest.get("projections") or {
-            n[:-2]: {} for n in params if n.endswith(".W")}  # artifacts from before Dale's law
         out = {}
-        for name, p in projections.items():
-            W = params[f"{name}.W"]
-            out[name] = p["sign"] * np.abs(W) if p.get("sign") else W
+        for p in self.abi["projections"]:
+            W = params[f"{p['name']}.W"]
+            out[p["name"]] = p["sign"] * np.abs(W) if p["sign"] else W
         return out
 
     @property
@@ -167,7 +174,7 @@ class Model:
         return np.ascontiguousarray(a, dtype=dtype)
 
     def _inputs(self, x) -> dict[str, np.ndarray]:
-        names = list(self.manifest["inputs"])
+        names = list(self.inputs)
         if not isinstance(x, dict):
             if len(names) != 1:
                 raise BtcError(f"this model has inputs {names}: pass x as a dict name -> [T, B, size]")
@@ -179,7 +186,7 @@ class Model:
         T = None
         for n in names:
             a = np.asarray(x[n])
-            size = self.manifest["inputs"][n]["size"]
+            size = self.inputs[n]["size"]
             if a.ndim != 3 or a.shape[1:] != (self.batch, size):
                 raise BtcError(f"input {n!r}: expected shape [T, {self.batch}, {size}] "
                                f"(time, batch, channels), got {list(a.shape)}")
@@ -196,7 +203,7 @@ class Model:
     def _targets(self, target, T: int) -> np.ndarray:
         C = self.num_classes
         t = np.asarray(target)
-        if self.manifest["loss"] == "cross_entropy":
+        if self.abi["loss"] == "cross_entropy":
             if t.shape == (self.batch,):
                 t = np.broadcast_to(t, (T, self.batch))
             if t.shape != (T, self.batch) or t.dtype.kind not in "iu":
@@ -243,7 +250,7 @@ class Model:
         T = next(iter(x.values())).shape[0]
         target, mask = self._targets(target, T), self._mask(mask, T)
         self._continue(reset)
-        if self.algorithm == "bptt":
+        if self.algorithm is Algorithm.BPTT:
             loss, rsum = self._bptt(x, target, mask)
         else:
             loss, rsum = 0.0, np.zeros((self.batch, self.num_classes), np.float32)
@@ -284,7 +291,7 @@ class Model:
     def train_stream(self, chunks: Iterable[tuple], lr: float | None = None) -> dict:
         """Train on a stream of (x, target, mask) chunks of exactly `chunk` steps each, without ever
         holding the whole sequence: memory does not depend on its length."""
-        if self.algorithm == "bptt":
+        if self.algorithm is Algorithm.BPTT:
             raise BtcError("train_stream needs an online algorithm (pp-prop); BPTT must see the whole sequence")
         self._check_lr(lr)
         self._check_schedule(lr)

@@ -23,13 +23,13 @@ def get_task(name: str, **kwargs):
 
 
 def _check_model(model, task) -> None:
-    inputs = model.manifest["inputs"]
+    inputs = model.inputs
     if len(inputs) != 1 or next(iter(inputs.values()))["size"] != task.input_size:
         raise BtcError(f"task needs one input of {task.input_size} channels; the artifact has "
                        f"{ {k: v['size'] for k, v in inputs.items()} }")
-    if model.num_classes != task.num_classes or model.manifest["loss"] != "cross_entropy":
+    if model.num_classes != task.num_classes or model.abi["loss"] != "cross_entropy":
         raise BtcError(f"task needs a cross-entropy readout of {task.num_classes} classes; the artifact has "
-                       f"{model.num_classes} ({model.manifest['loss']})")
+                       f"{model.num_classes} ({model.abi['loss']})")
 
 
 def evaluate(model, task, seed: int = 1) -> float:

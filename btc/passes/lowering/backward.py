@@ -1,0 +1,58 @@
+"""The within-step backward: from dL_t/dr back through every group of this step, the learning
+signal a_h = dL_t/dh_t that online algorithms multiply with their traces (BPTT adds the adjoint
+carried from step t+1).
+"""
+from __future__ import annotations
+
+from btc.passes.lowering.bodies import dot, sum_body
+from btc.passes.lowering.context import Lowering
+from btc.passes.lowering.forward import Step
+from btc.passes.lowering.text import Fn
+
+__all__ = ["backward"]
+
+
+def backward(lw: Lowering, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | None = None,
+             fut_s: dict | None = None) -> tuple[dict, dict, dict]:
+    """a_h[g] = dL/dh_g^t (the learning signal delta, plus `fut` for BPTT), a_y[g][port] =
+    dL/dy_{g,port}^t, a_s[g] = dL/ds_g^t, which learned spike parameters (the threshold) need."""
+    v, B = lw.v, lw.B
+    a_h, a_y = {}, {}
+    a_s_of = {}
+    for g in reversed(v.order):
+        info = v.groups[g]
+        N, S, K = info.size, info.num_states, len(info.ports)
+        extra = fut[g] if fut else []
+        Df = [d for port in info.ports for d in st.Df[g][port]]
+        if info.readout:
+            ins = [dLdr] + Df + extra
+        else:
+            a_s = (fut_s or {}).get(g)
+            for p in v.out_of(g, lag=0):
+                a_s = fn.matmul_bt(a_y[p.post][p.port], W[p.name], B, N, v.size(p.post), acc=a_s)
+            for syn in v.driven_by(g):  # one-to-one into its AlignPre synapses
+                a_s = a_y[syn]["y"] if a_s is None else fn.map([a_s, a_y[syn]["y"]], [(B, N)] * 2, (B, N), 1,
+                                                               sum_body)[0]
+            a_s = a_s or fn.full((B, N), 0.0)
+            a_s_of[g] = a_s
+            ins = [a_s] + st.dsdh[g] + Df + extra
+
+        def body(fn, a, S=S, K=K, readout=info.readout, has_fut=bool(extra)):
+            lines, hs = [], []
+            for s in range(S):
+                if readout:
+                    base = a[0]
+                else:
+                    base = fn.name("r")
+                    lines.append(f"{base} = arith.mulf {a[0]}, {a[1 + s]} : f32")
+                if has_fut:
+                    tot = fn.name("r")
+                    lines.append(f"{tot} = arith.addf {base}, {a[-S + s]} : f32")
+                    base = tot
+                hs.append(base)
+            df0 = 1 if readout else 1 + S
+            return lines, hs + [dot(fn, lines, hs, a[df0 + k * S:df0 + (k + 1) * S]) for k in range(K)]
+
+        res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + K, body)
+        a_h[g], a_y[g] = res[:S], dict(zip(info.ports, res[S:]))
+    return a_h, a_y, a_s_of

@@ -1,0 +1,63 @@
+"""Lowering rules of the gradient accumulations: pp-prop's eps_x^T (post factor), D-RTRL's sum over
+its per-weight trace, and the exact gradients of biases and learned per-neuron parameters.
+"""
+from __future__ import annotations
+
+from btc.passes.lowering.bodies import dot, fma_body
+from btc.passes.lowering.context import Lowering
+from btc.passes.lowering.schedule import StepValues, lowers
+from btc.passes.lowering.text import Fn, tt
+
+__all__: list[str] = []
+
+
+@lowers("btc.accumulate_grad")
+def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
+    """grad W += eps_x^T (sum_s eps_f*delta): one outer product over the batch."""
+    p, pre_t = lw.v.projections[op.projection], lw.v.traces[op.pre_trace]
+    i = lw.param_index(f"{p.name}.W")
+    sv.nxt[f"g{i}"] = sv.fn.matmul_at(sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace], lw.B,
+                                      pre_t.size, lw.v.size(p.post), sv.cur[f"g{i}"])
+
+
+@lowers("btc.accumulate_bias_grad")
+def accumulate_bias_grad(lw: Lowering, sv: StepValues, op) -> None:
+    p = lw.v.projections[op.projection]
+    i = lw.param_index(f"{p.name}.b")
+    sv.nxt[f"g{i}"] = sv.fn.sum_rows(sv.post_sum[op.trace], lw.B, lw.v.size(p.post), sv.cur[f"g{i}"])
+
+
+@lowers("btc.accumulate_elem_grad")
+def accumulate_elem_grad(lw: Lowering, sv: StepValues, op) -> None:
+    t, g = lw.v.traces[op.trace], op.group
+    i = lw.param_index(f"{g}.{t.param}")
+    total = sv.post_sum[t.name]
+    if not lw.v.groups[g].readout:  # the spike's own dependence on the parameter (a threshold)
+        direct = sv.st.dsdp[g][lw.v.groups[g].params.index(t.param)]
+        total = sv.fn.map([total, sv.a_s[g], direct], [(lw.B, t.size)] * 3, (lw.B, t.size), 1, fma_body)[0]
+    sv.nxt[f"g{i}"] = sv.fn.sum_rows(total, lw.B, t.size, sv.cur[f"g{i}"])
+
+
+@lowers("btc.accumulate_dense_grad")
+def accumulate_dense_grad(lw: Lowering, sv: StepValues, op) -> None:
+    t, p = lw.v.traces[op.trace], lw.v.projections[op.projection]
+    i = lw.param_index(f"{p.name}.W")
+    sv.nxt[f"g{i}"] = _dense_grad(sv.fn, [sv.nxt[f"tr_{t.name}_{s}"] for s in range(t.num_states)],
+                                  sv.a_h[p.post], sv.cur[f"g{i}"], lw.B, t.rows, t.size)
+
+
+def _dense_grad(fn: Fn, e: list, delta: list, acc: str, B: int, I: int, O: int) -> str:
+    """D-RTRL: acc[i,o] + sum_b sum_s e[s][b,i,o]*delta[s][b,o] (batch reduction innermost)."""
+    S = len(e)
+    ins = ([(x, "affine_map<(d0, d1, d2) -> (d2, d0, d1)>", tt(B, I, O)) for x in e]
+           + [(d, "affine_map<(d0, d1, d2) -> (d2, d1)>", tt(B, O)) for d in delta])
+
+    def body(a):
+        lines: list[str] = []
+        total = dot(fn, lines, a[:S], a[S:2 * S])
+        out = fn.name("r")
+        lines.append(f"{out} = arith.addf {a[2 * S]}, {total} : f32")
+        return lines, [out]
+
+    return fn.generic(ins, [(acc, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(I, O))],
+                      ["parallel", "parallel", "reduction"], body)[0]

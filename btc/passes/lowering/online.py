@@ -1,0 +1,97 @@
+"""Online training: `train_chunk(x[K,B,I]..., target, mask[K])`, whose K-step time loop (an scf.for
+inside the module) runs the forward step, the loss and the schedule's rules each step, with states,
+traces and gradients carried through the loop and stored back once. With an in-module update
+schedule (update_every k) the parameters and optimizer state are carried too.
+"""
+from __future__ import annotations
+
+from btc.passes.lowering.bodies import select_body, weighted_add_body
+from btc.passes.lowering.context import Arg, Lowering
+from btc.passes.lowering.forward import forward, next_states, split_params, time_loop, weights
+from btc.passes.lowering.loss import step_loss
+from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
+from btc.passes.lowering.schedule import StepValues, run_schedule
+from btc.passes.lowering.text import Fn, tt
+
+__all__ = ["train_chunk"]
+
+
+def train_chunk(lw: Lowering) -> None:
+    """With update_every, train_chunk also takes the learning rate and the number of valid
+    (unpadded) steps."""
+    fn = Fn()
+    fn.chunk = lw.K
+    B, C = lw.B, lw.C
+    continual = bool(lw.options.update_every)
+    W, b = ({}, {}) if continual else weights(lw, fn)
+    grads = [f"g{i}" for i in range(len(lw.params))]
+    carried = lw.state_syms() + lw.trace_syms() + grads
+    if continual:
+        carried += [k for k in optimizer_syms(lw) if k not in grads] + ["t_upd"]
+    carry = [(s, lw.load(fn, s), lw.type_of(s)) for s in carried]
+    carry += [("loss", fn.full((), 0.0), tt()), ("rsum", fn.full((B, C), 0.0), tt(B, C))]
+
+    def step(t, cur):
+        nonlocal W, b
+        if continual:
+            W, b = split_params(lw, [cur[f"p{i}"] for i in range(len(lw.params))], fn)
+        xt = lw.inputs_at(fn, t)
+        st = forward(lw, fn, cur, xt, W, b)
+        w = lw.step_weight(fn, t)
+        r = st.h[lw.v.readout().name][0]
+        dLdr, loss = step_loss(lw, fn, r, lw.target_at(fn, t), w, cur["loss"])
+        mask_t = fn.name("mt")
+        fn.emit(f"{mask_t} = tensor.extract %mask[{t}] : {tt(lw.K)}")
+        rsum = fn.map([cur["rsum"], r], [(B, C)] * 2, (B, C), 1, weighted_add_body(mask_t))[0]
+        nxt = dict(cur, loss=loss, rsum=rsum, **next_states(lw, st, cur, xt))
+        run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt))
+        if continual:
+            _maybe_update(lw, fn, t, nxt)
+        return nxt
+
+    out = time_loop(lw, fn, carry, step, unroll=lw.unroll)
+    for s in carried:
+        lw.store(fn, out[s], s)
+    inputs = lw.step_inputs(per_step=False) + lw.target_inputs(per_step=False)
+    if continual:
+        inputs += [Arg("lr", ()), Arg("valid", (), "int32")]
+    lw.export("train_chunk", inputs, [Arg("loss", ()), Arg("readout_sum", (B, C))], fn, [out["loss"], out["rsum"]])
+
+
+def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
+    """Continual learning: after every `update_every` valid steps, one optimizer step in-module.
+    Steps at or past %valid (the zero padding of a short last chunk) neither count nor update."""
+    lr, nv, vi, ok, inc, c, c1, reached, do = (fn.name("u") for _ in range(9))
+    fn.emit(f"{lr} = tensor.extract %lr[] : {tt()}")
+    fn.emit(f"{nv} = tensor.extract %valid[] : {tt(dtype='i32')}")
+    fn.emit(f"{vi} = arith.index_cast {nv} : i32 to index")
+    fn.emit(f"{ok} = arith.cmpi ult, {t}, {vi} : index")
+    fn.emit(f"{inc} = arith.select {ok}, {fn.const(1.0)}, {fn.const(0.0)} : f32")
+    fn.emit(f"{c} = tensor.extract {nxt['t_upd']}[] : {tt()}")
+    fn.emit(f"{c1} = arith.addf {c}, {inc} : f32")
+    fn.emit(f"{reached} = arith.cmpf oge, {c1}, {fn.const(float(lw.options.update_every))} : f32")
+    fn.emit(f"{do} = arith.andi {ok}, {reached} : i1")
+    # The step is computed every time and selected: an scf.if yielding tensors inside the loop
+    # failed at run time in IREE 3.13 (a command-buffer binding out of range).
+    keys = optimizer_syms(lw)
+    new = optimizer_step(lw, fn, lr, {k: nxt[k] for k in keys})
+    for k in keys:
+        shape = lw.shape_of(k)
+        if shape:
+            nxt[k] = fn.map([new[k], nxt[k]], [shape] * 2, shape, 1, select_body(do))[0]
+        else:
+            nxt[k] = _select_scalar(fn, do, new[k], nxt[k])
+    counted = fn.name("kt")
+    fn.emit(f"{counted} = tensor.from_elements {c1} : {tt()}")
+    zero = fn.name("kt")
+    fn.emit(f"{zero} = tensor.from_elements {fn.const(0.0)} : {tt()}")
+    nxt["t_upd"] = _select_scalar(fn, do, zero, counted)
+
+
+def _select_scalar(fn: Fn, cond: str, a: str, b: str) -> str:
+    va, vb, r, out = fn.name("s"), fn.name("s"), fn.name("s"), fn.name("kt")
+    fn.emit(f"{va} = tensor.extract {a}[] : {tt()}")
+    fn.emit(f"{vb} = tensor.extract {b}[] : {tt()}")
+    fn.emit(f"{r} = arith.select {cond}, {va}, {vb} : f32")
+    fn.emit(f"{out} = tensor.from_elements {r} : {tt()}")
+    return out

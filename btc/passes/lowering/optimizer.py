@@ -1,0 +1,163 @@
+"""The optimizer, compiled in: one step of Adam or SGD on values (not globals), with global-norm
+clipping, decoupled weight decay and Dale's-law chain rule, and the exported `apply_update(lr)`.
+The same step runs inside train_chunk for in-module update schedules (online.py).
+"""
+from __future__ import annotations
+
+from btc.errors import BtcError
+from btc.passes.lowering.bodies import chain_sign_body, constant_like_body
+from btc.passes.lowering.context import Arg, Lowering
+from btc.passes.lowering.text import Fn, tt
+
+__all__ = ["OPTIMIZERS", "optimizer_syms", "optimizer_step", "raw_grads", "apply_update"]
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+def optimizer_syms(lw: Lowering) -> list[str]:
+    """Every global an optimizer step reads or writes."""
+    keys = []
+    for i in range(len(lw.params)):
+        keys += [f"p{i}", f"g{i}"] + ([f"m{i}", f"u{i}"] if lw.options.optimizer == "adam" else [])
+    return keys + ["opt_step"]
+
+
+def apply_update(lw: Lowering) -> None:
+    """p -= lr * step(g), then g = 0; Adam keeps its moments and step count as globals."""
+    fn = Fn()
+    lr = fn.name("lr")
+    fn.emit(f"{lr} = tensor.extract %lr[] : {tt()}")
+    keys = optimizer_syms(lw)
+    new = optimizer_step(lw, fn, lr, {k: lw.load(fn, k) for k in keys})
+    for k in keys:
+        lw.store(fn, new[k], k)
+    lw.export("apply_update", [Arg("lr", ())], [], fn, [])
+
+
+def optimizer_step(lw: Lowering, fn: Fn, lr: str, vals: dict) -> dict:
+    """One optimizer step on values (not globals): clip the global gradient norm, Adam or SGD with
+    decoupled weight decay, count the step, zero the gradients."""
+    opts = lw.options
+    if opts.optimizer not in OPTIMIZERS:
+        raise BtcError(f"unknown optimizer {opts.optimizer!r}; expected one of {list(OPTIMIZERS)}")
+    b1, b2 = opts.betas
+    raw = raw_grads(lw, fn, vals)
+    scale = _clip_scale(lw, fn, raw) if opts.grad_clip else None
+    k0, k = fn.name("k"), fn.name("k")
+    fn.emit(f"{k0} = tensor.extract {vals['opt_step']}[] : {tt()}")
+    fn.emit(f"{k} = arith.addf {k0}, {fn.const(1.0)} : f32")
+    c1, c2 = fn.name("bc"), fn.name("bc")
+    fn.emit(f"{c1} = math.powf {fn.const(b1)}, {k} : f32")
+    fn.emit(f"{c2} = math.powf {fn.const(b2)}, {k} : f32")
+    out = {}
+    for i, (name, shape) in enumerate(lw.params):
+        p, g = vals[f"p{i}"], raw[i]
+        # weight decay applies to weights only: it would drag thresholds and time constants to 0
+        wd = opts.weight_decay if name.endswith(".W") else 0.0
+        if opts.optimizer == "sgd":
+            out[f"p{i}"] = fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr, scale, wd))[0]
+        else:
+            new = fn.map([p, g, vals[f"m{i}"], vals[f"u{i}"]], [shape] * 4, shape, 3,
+                         _adam_body(lr, b1, b2, opts.eps, c1, c2, scale, wd))
+            out[f"p{i}"], out[f"m{i}"], out[f"u{i}"] = new
+        # zero from the gradient's own values: a shared zero fill would alias the buffers
+        out[f"g{i}"] = fn.map([vals[f"g{i}"]], [shape], shape, 1, constant_like_body(0.0))[0]
+    kt = fn.name("kt")
+    fn.emit(f"{kt} = tensor.from_elements {k} : {tt()}")
+    out["opt_step"] = kt
+    return out
+
+
+def raw_grads(lw: Lowering, fn: Fn, vals: dict) -> list[str]:
+    """The gradient by each stored parameter. Gradients accumulate by the applied weights; under
+    Dale's law (W = sign*|W_raw|) the one by W_raw is sign*sgn(W_raw) times that."""
+    out = []
+    for i, (name, shape) in enumerate(lw.params):
+        owner, kind = name.rsplit(".", 1)
+        sign = lw.v.projections[owner].sign if kind == "W" and owner in lw.v.projections else 0
+        g = vals[f"g{i}"]
+        out.append(fn.map([g, vals[f"p{i}"]], [shape] * 2, shape, 1, chain_sign_body(sign))[0] if sign else g)
+    return out
+
+
+def _clip_scale(lw: Lowering, fn: Fn, grads: list[str]) -> str:
+    """clip / max(|g|, clip) over all gradients together: 1 when the norm is within the clip."""
+    acc = fn.full((), 0.0)
+    for g, (_, shape) in zip(grads, lw.params):
+        r = len(shape)
+        dims = ", ".join(f"d{j}" for j in range(r))
+        ident = f"affine_map<({dims}) -> ({dims})>"
+        scalar = f"affine_map<({dims}) -> ()>"
+
+        def body(a):
+            sq, sm = fn.name("r"), fn.name("r")
+            return [f"{sq} = arith.mulf {a[0]}, {a[0]} : f32", f"{sm} = arith.addf {a[1]}, {sq} : f32"], [sm]
+
+        acc = fn.generic([(g, ident, tt(*shape))], [(acc, scalar, tt())], ["reduction"] * r, body)[0]
+    total, norm, big, scale = fn.name("n"), fn.name("n"), fn.name("n"), fn.name("n")
+    clip = fn.const(lw.options.grad_clip)
+    fn.emit(f"{total} = tensor.extract {acc}[] : {tt()}")
+    fn.emit(f"{norm} = math.sqrt {total} : f32")
+    fn.emit(f"{big} = arith.maximumf {norm}, {clip} : f32")
+    fn.emit(f"{scale} = arith.divf {clip}, {big} : f32")
+    return scale
+
+
+def _sgd_body(lr: str, scale: str | None, weight_decay: float):
+    """p - lr*(g*scale + weight_decay*p)."""
+    def body(fn: Fn, a):
+        p, g = a
+        lines: list[str] = []
+        step = _scaled(fn, lines, g, scale)
+        if weight_decay:
+            step = _decayed(fn, lines, step, p, weight_decay)
+        m, n = fn.name("r"), fn.name("r")
+        return lines + [f"{m} = arith.mulf {step}, {lr} : f32", f"{n} = arith.subf {p}, {m} : f32"], [n]
+    return body
+
+
+def _scaled(fn: Fn, lines: list[str], g: str, scale: str | None) -> str:
+    if scale is None:
+        return g
+    n = fn.name("r")
+    lines.append(f"{n} = arith.mulf {g}, {scale} : f32")
+    return n
+
+
+def _decayed(fn: Fn, lines: list[str], step: str, p: str, weight_decay: float) -> str:
+    """step + weight_decay*p: decoupled weight decay (AdamW), applied with the learning rate."""
+    c, m, n = fn.name("r"), fn.name("r"), fn.name("r")
+    lines += [f"{c} = arith.constant {weight_decay:.9e} : f32", f"{m} = arith.mulf {p}, {c} : f32",
+              f"{n} = arith.addf {step}, {m} : f32"]
+    return n
+
+
+def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str, scale: str | None = None,
+               weight_decay: float = 0.0):
+    """Adam with bias correction; c1, c2 are b1^k and b2^k for this update's step k; the gradient
+    is first multiplied by the clip scale, and weight decay is decoupled (AdamW)."""
+    def body(fn: Fn, a):
+        p, g0, m, u = a
+        lines: list[str] = []
+        g = _scaled(fn, lines, g0, scale)
+
+        def op(text: str) -> str:
+            n = fn.name("r")
+            lines.append(f"{n} = {text} : f32")
+            return n
+
+        def const(x: float) -> str:
+            return op(f"arith.constant {x:.9e}")
+
+        m_new = op(f"arith.addf {op(f'arith.mulf {m}, {const(b1)}')}, {op(f'arith.mulf {g}, {const(1 - b1)}')}")
+        g2 = op(f"arith.mulf {g}, {g}")
+        u_new = op(f"arith.addf {op(f'arith.mulf {u}, {const(b2)}')}, {op(f'arith.mulf {g2}, {const(1 - b2)}')}")
+        one = const(1.0)
+        m_hat = op(f"arith.divf {m_new}, {op(f'arith.subf {one}, {c1}')}")
+        u_hat = op(f"arith.divf {u_new}, {op(f'arith.subf {one}, {c2}')}")
+        denom = op(f"arith.addf {op(f'math.sqrt {u_hat}')}, {const(eps)}")
+        step = op(f"arith.divf {m_hat}, {denom}")
+        if weight_decay:
+            step = _decayed(fn, lines, step, p, weight_decay)
+        return lines, [op(f"arith.subf {p}, {op(f'arith.mulf {step}, {lr}')}"), m_new, u_new]
+    return body

@@ -1,0 +1,50 @@
+"""The functions that set and read the module's globals from the host: reset_state, zero_grads,
+reset_optimizer, get_params, get_grads, set_params (and the constant setter BPTT reuses).
+"""
+from __future__ import annotations
+
+from btc.passes.lowering.bodies import constant_like_body
+from btc.passes.lowering.context import Arg, Lowering
+from btc.passes.lowering.optimizer import raw_grads
+from btc.passes.lowering.text import Fn
+
+__all__ = ["setter", "reset_state", "params_io"]
+
+
+def setter(lw: Lowering, name: str, entries: list[tuple[str, float]]) -> None:
+    """Export `name`(), which sets each global to a constant. The constant is computed from the
+    global's own buffer (max(x*0, 0) + c, which no canonicalization folds): IREE 3.13 gives one
+    buffer to globals stored from the same (CSE'd) fill, and an in-place update of one then changes
+    them all."""
+    fn = Fn()
+    for sym, value in entries:
+        shape = lw.shape_of(sym)
+        lw.store(fn, fn.map([lw.load(fn, sym)], [shape], shape, 1, constant_like_body(value))[0], sym)
+    lw.export(name, [], [], fn, [])
+
+
+def reset_state(lw: Lowering) -> None:
+    """States to their initial values; traces, histories and the step counter to zero."""
+    init = {}
+    for g in lw.v.order:
+        for s, value in zip(lw.v.groups[g].states, lw.v.groups[g].init):
+            init[f"h_{g}_{s}"] = value
+    setter(lw, "reset_state", [(s, init.get(s, 0.0)) for s in lw.state_syms() + lw.trace_syms()])
+
+
+def params_io(lw: Lowering) -> None:
+    """get_params, get_grads (by the stored parameters), set_params, reset_optimizer, zero_grads."""
+    params = [Arg(name, tuple(shape), local=f"a{i}") for i, (name, shape) in enumerate(lw.params)]
+    n = len(params)
+    fn = Fn()
+    lw.export("get_params", [], params, fn, [lw.load(fn, f"p{i}") for i in range(n)])
+    fn = Fn()
+    grads = raw_grads(lw, fn, {k: lw.load(fn, k) for i in range(n) for k in (f"p{i}", f"g{i}")})
+    lw.export("get_grads", [], params, fn, grads)
+    fn = Fn()
+    for i, arg in enumerate(params):
+        lw.store(fn, arg.ssa, f"p{i}")
+    lw.export("set_params", params, [], fn, [])
+    moments = [e["global"] for e in lw.layout if e["role"] in ("adam_m", "adam_v", "optimizer")]
+    setter(lw, "reset_optimizer", [(s, 0.0) for s in moments])
+    setter(lw, "zero_grads", [(f"g{i}", 0.0) for i in range(n)])
