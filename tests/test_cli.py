@@ -27,9 +27,9 @@ def test_inspect_lists_functions_and_buffers(artifact):
     assert result.exit_code == 0, result.output
     assert "train_chunk(x_x[10, 16, 64]:float32, target[10, 16]:int32, mask[10]:float32)" in result.output
     manifest = json.loads((artifact / "manifest.json").read_text())
-    for e in manifest["layout"]:
+    for e in manifest["abi"]["layout"]:
         assert f"{e['bytes']:>12,} B" in result.output
-    total = sum(manifest["memory_bytes"].values())
+    total = sum(manifest["abi"]["memory_bytes"].values())
     assert f"{total:>14,} B in the module, whatever the sequence length" in result.output
 
 
@@ -42,15 +42,15 @@ def test_inspect_prints_the_trace_plan_next_to_bptt(tmp_path):
     result = CliRunner().invoke(main, ["inspect", str(out), "--steps", "5000"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    plan = manifest["trace_plan"]
+    plan = manifest["abi"]["trace_plan"]
     assert plan["projections"]["h_to_out"] == "d-rtrl" and plan["projections"]["x_to_h"] == "pp-prop"
-    buffers = {e["name"]: e["bytes"] for e in manifest["layout"] if e["role"] == "trace"}
+    buffers = {e["name"]: e["bytes"] for e in manifest["abi"]["layout"] if e["role"] == "trace"}
     for t in plan["traces"]:
         assert t["bytes"] == sum(b for name, b in buffers.items() if name.startswith(t["name"] + "["))
         assert f"trace {t['name']:<24}" in result.output and f"{t['bytes']:>14,} B" in result.output
     assert plan["trace_bytes"] == sum(buffers.values())
     assert f"total traces {plan['trace_bytes']:>58,} B" in result.output
-    per_step = manifest["bptt_tape_bytes_per_step"]
+    per_step = manifest["abi"]["bptt_tape_bytes_per_step"]
     assert f"BPTT would hold {per_step:,} B per time step: T=5,000 -> {per_step * 5000:,} B" in result.output
     assert "algorithm=hybrid decay_pre=0.9 decay_post=0.9" in manifest["pipeline"]
 
@@ -109,3 +109,57 @@ def test_every_example_compiles(example, tmp_path):
     result = CliRunner().invoke(main, ["compile", os.path.join(os.path.dirname(EXAMPLE), example), "--batch", "2",
                                        "--chunk", "5", "-o", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
+
+
+# ---------------------------------------------------------------- btc opt
+@pytest.mark.parametrize("name, options", [
+    ("recurrent_expon", dict(algorithm="hybrid", rank=2, projection_algorithms={"h_to_out": "d-rtrl"},
+                             grad_clip=0.3, weight_decay=0.01)),
+    ("one_layer_delta", dict(algorithm="bptt", optimizer="sgd")),
+])
+def test_opt_replays_an_artifacts_pipeline_byte_for_byte(name, options, tmp_path):
+    """The manifest's pipeline, run by `btc opt` on the dumped input IR and compiled by IREE, gives the
+    artifact's model.vmfb again, byte for byte."""
+    from btc.driver import CompileOptions, compile_network
+    from btc.passes import parse_pipeline, pipeline_text
+    from nets import NETWORKS
+
+    out, dump = tmp_path / "artifact", tmp_path / "ir"
+    manifest = compile_network(NETWORKS[name](), CompileOptions(batch=2, chunk=4, **options), str(out), str(dump))
+    assert pipeline_text(parse_pipeline(manifest["pipeline"])) == manifest["pipeline"]
+    replay = tmp_path / "replay.vmfb"
+    result = CliRunner().invoke(main, ["opt", str(dump / "00-input.mlir"), "--pipeline", manifest["pipeline"],
+                                       "--emit", "vmfb", "--target", "llvm-cpu", "-o", str(replay)])
+    assert result.exit_code == 0, result.output
+    assert replay.read_bytes() == (out / "model.vmfb").read_bytes()
+    # the same pipeline taken from the artifact; the IR equals the dumped last stage
+    result = CliRunner().invoke(main, ["opt", str(dump / "00-input.mlir"), "--pipeline-from", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (dump / "07-btc-check-lowered.mlir").read_text()
+    # an intermediate stage replays from there: the remaining passes only
+    rest = pipeline_text(parse_pipeline(manifest["pipeline"])[5:])
+    assert rest.startswith("btc-lower-to-linalg{")
+    result = CliRunner().invoke(main, ["opt", str(dump / "05-btc-rewrite-online.mlir"), "--pipeline", rest,
+                                       "--emit", "vmfb", "-o", str(replay)])
+    assert result.exit_code == 0, result.output
+    assert replay.read_bytes() == (out / "model.vmfb").read_bytes()
+
+
+def test_opt_errors_are_one_line_and_clear(tmp_path):
+    source = os.path.join(os.path.dirname(__file__), "passes", "btc-analyse", "feedforward_order.mlir")
+    runner = CliRunner()
+    result = runner.invoke(main, ["opt", source, "--pipeline", "btc-analyse,btc-frobnicate"])
+    assert result.exit_code == 1 and "unknown pass 'btc-frobnicate'; known passes: btc-verify" in result.output
+    result = runner.invoke(main, ["opt", source, "--pipeline", "btc-analyse", "--emit", "vmfb"])
+    assert result.exit_code == 1 and "--emit vmfb writes binary: name the file with -o FILE.vmfb" in result.output
+    result = runner.invoke(main, ["opt", source, "--pipeline", "btc-analyse", "--emit", "vmfb",
+                                  "-o", str(tmp_path / "m.vmfb")])
+    assert result.exit_code == 1 and "--emit vmfb needs a lowered module" in result.output
+    assert not (tmp_path / "m.vmfb").exists()
+    result = runner.invoke(main, ["opt", str(tmp_path / "none.mlir")])
+    assert result.exit_code != 0 and "none.mlir" in result.output
+    (tmp_path / "bad.mlir").write_text("module {\n  %x = \n}\n")
+    result = runner.invoke(main, ["opt", str(tmp_path / "bad.mlir")])
+    assert result.exit_code == 1 and "could not parse btc module" in result.output
+    result = runner.invoke(main, ["opt", source, "--pipeline-from", str(tmp_path)])
+    assert result.exit_code == 1 and "cannot read the manifest" in result.output

@@ -1,4 +1,4 @@
-"""The `btc` command line: compile, inspect, train, dialect.
+"""The `btc` command line: compile, inspect, train, opt, dialect.
 
 `train` and `inspect` use only the runtime (no compiler, no JAX); `compile` loads the model file
 and imports the compiler on demand.
@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from btc.algorithm import Algorithm
 from btc.errors import BtcError
 from btc.tasks.train import TASKS
 
@@ -53,7 +54,7 @@ def main():
 
 @main.command("compile")
 @click.argument("model")
-@click.option("--algorithm", type=click.Choice(["pp-prop", "d-rtrl", "hybrid", "bptt"]), default="pp-prop",
+@click.option("--algorithm", type=click.Choice([a.value for a in Algorithm]), default=Algorithm.PP_PROP.value,
               show_default=True, help="hybrid: per projection, pp-prop or D-RTRL (see --trace-memory-budget)")
 @click.option("--target", default="llvm-cpu", show_default=True, help="backend: llvm-cpu")
 @click.option("--batch", type=int, default=32, show_default=True, help="batch size B compiled in")
@@ -100,7 +101,7 @@ def compile_cmd(model, algorithm, target, batch, chunk, decay, rank, decay_pre, 
         manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
     except BtcError as e:
         _fail(e)
-    mem = manifest["memory_bytes"]
+    mem = manifest["abi"]["memory_bytes"]
     click.echo(f"wrote {output}: {algorithm}, B={batch}, K={chunk}, "
                f"{sum(mem.values()) / 1024:.1f} KiB of module state ({', '.join(f'{k} {v}' for k, v in mem.items())})")
 
@@ -121,36 +122,38 @@ def inspect_cmd(artifact, as_json, steps):
     if as_json:
         click.echo(json.dumps(m, indent=1))
         return
-    click.echo(f"{artifact}: algorithm {m['algorithm']}, target {m['target']}, batch {m['batch']}, "
-               f"chunk {m['chunk']}, btc {m['btc_version']}, IREE {m['iree_version']}")
+    abi = m["abi"]
+    click.echo(f"{artifact}: algorithm {abi['algorithm']}, target {m['target']}, batch {abi['batch']}, "
+               f"chunk {abi['chunk']}, btc {m['btc_version']}, IREE {m['iree_version']}")
     click.echo(f"pipeline: {m['pipeline']}")
     click.echo("functions:")
-    for name, sig in m["functions"].items():
+    for sig in abi["functions"]:
         fmt = lambda xs: ", ".join(f"{x['name']}{x['shape']}:{x['dtype']}" for x in xs)  # noqa: E731
-        click.echo(f"  {name}({fmt(sig['inputs'])}) -> ({fmt(sig['outputs'])})")
+        click.echo(f"  {sig['name']}({fmt(sig['inputs'])}) -> ({fmt(sig['outputs'])})")
     click.echo("buffers:")
-    for e in m["layout"]:
+    for e in abi["layout"]:
         click.echo(f"  {e['role']:<10} {e['name']:<24} {str(e['shape']):<16} {e['bytes']:>12,} B")
-    for role, n in m["memory_bytes"].items():
+    for role, n in abi["memory_bytes"].items():
         click.echo(f"total {role:<10} {n:>14,} B")
-    click.echo(f"total       {sum(m['memory_bytes'].values()):>14,} B in the module, whatever the sequence length")
-    _print_trace_plan(m, steps)
+    click.echo(f"total       {sum(abi['memory_bytes'].values()):>14,} B in the module, whatever the sequence length")
+    _print_trace_plan(abi, steps)
 
 
-def _print_trace_plan(m: dict, steps: int) -> None:
+def _print_trace_plan(abi: dict, steps: int) -> None:
     """Each trace with its shape and bytes, next to what BPTT's tape would hold for `steps` steps."""
-    plan = m["trace_plan"]
-    per_step = m["bptt_tape_bytes_per_step"]
-    if m["algorithm"] != "bptt":
+    plan = abi["trace_plan"]
+    per_step = abi["bptt_tape_bytes_per_step"]
+    bptt = Algorithm.parse(abi["algorithm"]) is Algorithm.BPTT
+    if not bptt:
         click.echo("trace plan:")
-        for proj, alg in plan["projections"].items():
-            click.echo(f"  projection {proj:<20} {alg}")
+        for proj in abi["projections"]:  # the model's order (the plan's dictionary is sorted)
+            click.echo(f"  projection {proj['name']:<20} {plan['projections'][proj['name']]}")
         for t in plan["traces"]:
             shape = "x".join(str(d) for d in t["shape"])
             click.echo(f"  trace {t['name']:<24} {t['kind']:<6} {'[' + shape + ']':<18} {t['bytes']:>14,} B")
         click.echo(f"  total traces {plan['trace_bytes']:>58,} B, whatever the sequence length")
     click.echo(f"BPTT would hold {per_step:,} B per time step: T={steps:,} -> {per_step * steps:,} B "
-               f"({per_step * steps / 2**20:,.1f} MiB)" + (", held by the runtime" if m["algorithm"] == "bptt" else ""))
+               f"({per_step * steps / 2**20:,.1f} MiB)" + (", held by the runtime" if bptt else ""))
 
 
 @main.command("train")
@@ -187,6 +190,48 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
     click.echo(f"final: algorithm={model.algorithm} task={task} epochs={epochs} "
                f"train_acc={result['epochs'][-1]['train_acc']:.4f} test_acc={result['test_acc']:.4f} "
                f"train_seconds={result['train_seconds']:.1f}")
+
+
+@main.command("opt")
+@click.argument("input_file", metavar="FILE.mlir", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-p", "--pipeline", default=None, metavar="TEXT",
+              help='passes with options, e.g. "btc-verify,btc-plan-traces{algorithm=d-rtrl}" (empty: none)')
+@click.option("--pipeline-from", type=click.Path(), default=None, metavar="ARTIFACT",
+              help="take the pipeline an artifact was compiled with (its directory or manifest.json)")
+@click.option("--emit", type=click.Choice(["mlir", "vmfb"]), default="mlir", show_default=True,
+              help="vmfb: compile the lowered result with the target's default flags, as btc compile does")
+@click.option("--target", default=None,
+              help="backend for --emit vmfb (default: the artifact's with --pipeline-from, else llvm-cpu)")
+@click.option("-o", "--output", default="-", type=click.Path(dir_okay=False, allow_dash=True),
+              help="output file ('-': stdout, mlir only)")
+@click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
+              help="write the IR after every pass into this directory")
+def opt_cmd(input_file, pipeline, pipeline_from, emit, target, output, dump_ir_after_all):
+    """Run a pass pipeline on a btc module (any --dump-ir-after-all stage) and print the result."""
+    from btc.tools.opt import emit_vmfb, pipeline_of_manifest, read_module, run_opt
+
+    try:
+        if pipeline is not None and pipeline_from:
+            raise BtcError("give --pipeline or --pipeline-from, not both")
+        if emit == "vmfb" and output == "-":
+            raise BtcError("--emit vmfb writes binary: name the file with -o FILE.vmfb")
+        text, recorded = pipeline_of_manifest(pipeline_from) if pipeline_from else (pipeline or "", "llvm-cpu")
+        target = target or recorded
+        from btc.passes import parse_pipeline
+
+        passes = parse_pipeline(text)  # before reading the module: a typo fails fast
+        module = run_opt(read_module(input_file), passes, dump_ir_after_all)
+        data = emit_vmfb(module, target) if emit == "vmfb" else str(module).encode()
+    except BtcError as e:
+        _fail(e)
+    if output == "-":
+        click.echo(data.decode(), nl=False)
+        return
+    try:
+        with open(output, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        _fail(BtcError(f"cannot write {output}: {e.strerror}"))
 
 
 @main.command("dialect")

@@ -1,0 +1,32 @@
+// RUN: btc-opt --pipeline "btc-plan-traces{algorithm=hybrid}"
+// hybrid without a budget: D-RTRL where a projection's dense trace is no larger than its pp-prop
+// pair. B = 2: x_to_h dense 4*2*3*2*2 = 96 B > pair 4*2*(3 + 2*2) = 56 B -> pp-prop;
+// h_to_out (out has 1 neuron) dense 4*2*2*1 = 16 B <= pair 4*2*(2 + 1) = 24 B -> D-RTRL.
+
+module attributes {btc.batch = 2 : i64, btc.chunk = 4 : i64, btc.order = ["h", "out"]} {
+  "btc.input"() {binary = true, size = 3 : i64, sym_name = "x"} : () -> ()
+  "btc.group"() ({
+  ^bb0(%v: f32, %i: f32, %y: f32):
+    %0 = arith.addf %v, %i : f32
+    %1 = arith.addf %i, %y : f32
+    "btc.yield"(%0, %1) : (f32, f32) -> ()
+  }, {
+  ^bb0(%v: f32, %i: f32):
+    %0 = "btc.spike"(%v) {slope = 4.0 : f64, surrogate = "sigmoid"} : (f32) -> f32
+    "btc.yield"(%0) : (f32) -> ()
+  }) {init = [0.0 : f32, 0.0 : f32], model = "lif", size = 2 : i64, states = ["v", "i"], sym_name = "h"} : () -> ()
+  "btc.readout"() ({
+  ^bb0(%r: f32, %y: f32):
+    %0 = arith.addf %r, %y : f32
+    "btc.yield"(%0) : (f32) -> ()
+  }) {init = [0.0 : f32], size = 1 : i64, states = ["r"], sym_name = "out"} : () -> ()
+  "btc.projection"() {bias = false, post = @h, pre = @x, recurrent = false, sym_name = "x_to_h"} : () -> ()
+  "btc.projection"() {bias = true, post = @out, pre = @h, recurrent = false, sym_name = "h_to_out"} : () -> ()
+  "btc.loss"() {kind = "cross_entropy", readout = @out} : () -> ()
+}
+
+// CHECK: "btc.trace"() {{{.*}}kind = "pre"{{.*}}of = @x{{.*}}sym_name = "eps_x_x_0"}
+// CHECK-NEXT: "btc.trace"() {{{.*}}kind = "post"{{.*}}sym_name = "eps_f_h"}
+// CHECK-NEXT: "btc.trace"() {{{.*}}kind = "dense"{{.*}}of = @h_to_out, rows = 2 : i64, size = 1 : i64, sym_name = "e_W_h_to_out"}
+// CHECK-NEXT: "btc.trace"() {{{.*}}kind = "bias"{{.*}}sym_name = "e_b_out"}
+// CHECK-NEXT: }

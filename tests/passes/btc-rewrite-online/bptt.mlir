@@ -1,0 +1,30 @@
+// RUN: btc-opt --pipeline "btc-rewrite-online{algorithm=bptt}"
+// BPTT: the schedule is the reverse sweep alone (no traces in the module).
+
+module attributes {btc.batch = 2 : i64, btc.chunk = 4 : i64, btc.order = ["h", "out"]} {
+  "btc.input"() {binary = true, size = 3 : i64, sym_name = "x"} : () -> ()
+  "btc.group"() ({
+  ^bb0(%v: f32, %y: f32):
+    %0 = arith.addf %v, %y : f32
+    "btc.yield"(%0) : (f32) -> ()
+  }, {
+  ^bb0(%v: f32):
+    %0 = "btc.spike"(%v) {slope = 4.0 : f64, surrogate = "sigmoid"} : (f32) -> f32
+    "btc.yield"(%0) : (f32) -> ()
+  }) {init = [0.0 : f32], model = "lif", size = 2 : i64, states = ["v"], sym_name = "h"} : () -> ()
+  "btc.readout"() ({
+  ^bb0(%r: f32, %y: f32):
+    %0 = arith.addf %r, %y : f32
+    "btc.yield"(%0) : (f32) -> ()
+  }) {init = [0.0 : f32], size = 4 : i64, states = ["r"], sym_name = "out"} : () -> ()
+  "btc.projection"() {bias = false, post = @h, pre = @x, recurrent = false, sym_name = "x_to_h"} : () -> ()
+  "btc.projection"() {bias = true, post = @out, pre = @h, recurrent = false, sym_name = "h_to_out"} : () -> ()
+  "btc.loss"() {kind = "cross_entropy", readout = @out} : () -> ()
+}
+
+// CHECK: "btc.loss"
+// CHECK-NEXT: "btc.schedule"() ({
+// CHECK-NEXT: "btc.bptt_backward"() : () -> ()
+// CHECK-NEXT: "btc.yield"() : () -> ()
+// CHECK-NEXT: }) {algorithm = "bptt"} : () -> ()
+// CHECK-NOT: btc.learning_signal

@@ -1,0 +1,13 @@
+// RUN: btc-opt --pipeline "btc-verify"
+// Every op is well formed, but the model has no loss (a model-level rule).
+// EXPECT-ERROR: btc-verify: btc module has no btc\.loss op
+
+module attributes {btc.batch = 2 : i64, btc.chunk = 4 : i64} {
+  "btc.input"() {binary = true, size = 2 : i64, sym_name = "x"} : () -> ()
+  "btc.readout"() ({
+  ^bb0(%r: f32, %y: f32):
+    %0 = arith.addf %r, %y : f32
+    "btc.yield"(%0) : (f32) -> ()
+  }) {init = [0.0 : f32], size = 2 : i64, states = ["r"], sym_name = "out"} : () -> ()
+  "btc.projection"() {bias = false, post = @out, pre = @x, recurrent = false, sym_name = "x_to_out"} : () -> ()
+}
