@@ -1,8 +1,8 @@
 """llvm-cpu: IREE's CPU backend, tuned for the host that compiles (portable builds: pass cpu="generic")."""
 
-__all__ = ["flags", "DRIVER"]
+__all__ = ["flags", "HAL_DRIVER"]
 
-DRIVER = "local-sync"
+HAL_DRIVER = "local-sync"
 
 
 def flags(cpu: str = "host") -> list[str]:
@@ -12,4 +12,7 @@ def flags(cpu: str = "host") -> list[str]:
             # at O2, dispatch creation emits an invalid linalg.generic for an MSE loss into a biased readout;
             "--iree-dispatch-creation-opt-level=O1",
             # hoisting constant fills next to sequence globals yields "immutable load of a mutable global".
-            "--iree-opt-const-expr-hoisting=false"]
+            "--iree-opt-const-expr-hoisting=false",
+            # reproducible artifacts: IREE 3.13 numbers the source map of fused globals in hash-map order,
+            # so the same input gave different vmfb bytes (tests/test_cli.py replays compare them)
+            "--iree-vm-bytecode-module-strip-source-map=true"]
