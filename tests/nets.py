@@ -7,7 +7,7 @@ cross-entropy and MSE losses.
 import os
 import sys
 
-from btc.frontend import ALIF, COBA, GIF, IF, LIF, STP, Alpha, Delta, DualExp, Expon, Izhikevich, Network, Surrogate
+from btc.frontend import ALIF, COBA, NMDA, GIF, IF, LIF, STP, Alpha, Delta, DualExp, Expon, Izhikevich, Network, Surrogate
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import qif_digits  # noqa: E402  (the user-defined QIF neuron of the example)
@@ -142,7 +142,8 @@ def exact_triangle_mse():
 # ---- every neuron model with every AlignPost synapse: one network per model, one group per synapse
 def _synapses():
     return {"delta": Delta(), "expon": Expon(4.0), "alpha": Alpha(3.0), "dualexp": DualExp(1.0, 4.0),
-            "coba": COBA(tau_exc=4.0, tau_inh=8.0, E_exc=3.0, E_inh=-1.0)}
+            "coba": COBA(tau_exc=4.0, tau_inh=8.0, E_exc=3.0, E_inh=-1.0),
+            "nmda": NMDA(tau=6.0, E=3.0, mg=1.0, alpha=2.0, beta=3.57)}
 
 
 def _every_synapse(seed: int, make, scale: float, coba_scale: float, trainable=(), dt: float = 1.0):
@@ -153,6 +154,8 @@ def _every_synapse(seed: int, make, scale: float, coba_scale: float, trainable=(
         if kind == "coba":
             net.project("x", g, port="exc", sign="+", init=coba_scale, name=f"x_exc_{kind}")
             net.project("x", g, port="inh", sign="+", init=coba_scale / 4, name=f"x_inh_{kind}")
+        elif kind == "nmda":  # a conductance: positive weights
+            net.project("x", g, sign="+", init=coba_scale, name=f"x_{kind}")
         else:
             net.project("x", g, init=scale)
     net.readout("out", 3, tau=5.0)
@@ -186,6 +189,8 @@ def izhikevich_every_synapse():
     def make(syn):
         if isinstance(syn, COBA):  # reversal potentials on Izhikevich's mV scale
             syn = COBA(tau_exc=4.0, tau_inh=8.0, E_exc=0.0, E_inh=-80.0)
+        if isinstance(syn, NMDA):  # and the magnesium block per mV
+            syn = NMDA(tau=6.0, E=0.0)
         return Izhikevich(synapse=syn, detach_reset=True, surrogate=Surrogate("sigmoid", 1.0))
     # dt = 0.5 ms: at dt = 1 the quadratic term near the 30 mV peak amplifies float rounding ~10x per step
     return _every_synapse(25, make, 300.0, 1.5, trainable=("d",), dt=1.0)

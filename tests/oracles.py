@@ -91,9 +91,9 @@ def online_grads(net: Network, params: dict, x: np.ndarray, target, mask, alpha:
             new, spikes, ys, pres = {}, {}, {}, {}
             for g in order:
                 ys[g] = {port: 0.0 for port in _ports(net, g)}
-                driver = getattr(net.groups[g], "driver", None)
-                if driver:
-                    ys[g]["y"] = x_t[driver] if driver in x_t else spikes[driver]
+                source = getattr(net.groups[g], "driven_by", None)
+                if source:
+                    ys[g]["y"] = x_t[source] if source in x_t else spikes[source]
                 for proj in net.into(g):
                     pre = sim.presynaptic(proj, x_t, spikes, state["_history"])
                     pres[proj.name] = pre

@@ -2,10 +2,10 @@
 
 `simulate` (the JAX oracle) is imported lazily so that compiling needs no JAX import cost.
 """
-from btc.frontend.models import (ALIF, COBA, GIF, IF, LIF, NEURONS, PRE_SYNAPSES, STP, SURROGATES, SYNAPSES, Alpha,
-                                 CustomNeuron, Delta, DualExp, Expon, Izhikevich, Surrogate)
+from btc.frontend.neurons import ALIF, GIF, IF, LIF, NEURONS, SURROGATES, CustomNeuron, Izhikevich, Surrogate
+from btc.frontend.synapses import COBA, NMDA, PRE_SYNAPSES, STP, SYNAPSES, Alpha, Delta, DualExp, Expon
 from btc.frontend.network import LOSSES, Network, Normal
 from btc.frontend.trace import spike_fn
 
 __all__ = ["Network", "Normal", "LIF", "IF", "ALIF", "GIF", "Izhikevich", "CustomNeuron", "Delta", "Expon", "Alpha",
-           "DualExp", "COBA", "STP", "Surrogate", "spike_fn", "SURROGATES", "NEURONS", "SYNAPSES", "PRE_SYNAPSES", "LOSSES"]
+           "DualExp", "COBA", "NMDA", "STP", "Surrogate", "spike_fn", "SURROGATES", "NEURONS", "SYNAPSES", "PRE_SYNAPSES", "LOSSES"]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from btc.errors import BtcError
-from btc.frontend.models import LIF, NEURONS, PreSynapse
+from btc.frontend.neurons import LIF, NEURONS
+from btc.frontend.synapses import PreSynapse
 
 __all__ = ["Network", "Input", "Group", "Readout", "Projection", "Loss", "Normal", "LOSSES"]
 
@@ -46,10 +47,10 @@ class Input:
 class Group:
     name: str
     size: int
-    neuron: object  # one of btc.frontend.models.NEURONS
+    neuron: object  # one of btc.frontend.neurons.NEURONS
     trainable: tuple[str, ...] = ()  # per-neuron parameters learned with their exact traces
     dale: str | None = None  # "exc" | "inh": the sign (CUBA) or receptor (COBA) of its outgoing projections
-    driver: str | None = None  # AlignPre synapses: the input or group whose spikes drive it one-to-one
+    driven_by: str | None = None  # AlignPre synapses: the input or group whose spikes drive it one-to-one
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -223,7 +224,7 @@ class Network:
         """The AlignPre synapse group of `pre` with this synapse, created on first use."""
         neuron = PreSynapse(synapse)
         for g in self.groups.values():
-            if isinstance(g, Group) and g.driver == pre and g.neuron == neuron:
+            if isinstance(g, Group) and g.driven_by == pre and g.neuron == neuron:
                 return g.name
         k = 0
         while f"{pre}_syn{k}" in self.groups or f"{pre}_syn{k}" in self.inputs:
@@ -231,7 +232,7 @@ class Network:
         name = f"{pre}_syn{k}"
         # the synapse relays its neurons' type (Dale's law)
         self.groups[name] = Group(name, self.size(pre), neuron, dale=getattr(self.groups.get(pre), "dale", None),
-                                  driver=pre)
+                                  driven_by=pre)
         return name
 
     def _port_and_sign(self, name: str, pre: str, post: str, port, sign) -> tuple[str, int]:
@@ -248,6 +249,11 @@ class Network:
             port, dale_sign = dale, 1
         else:
             dale_sign = {"exc": 1, "inh": -1, None: 0}[dale]
+            synapse = getattr(getattr(target, "neuron", None), "synapse", None)
+            if dale_sign < 0 and getattr(synapse, "conductance", False):
+                raise BtcError(f"projection {name!r}: {pre!r} is inh (Dale's law), but {post!r}'s "
+                               f"{type(synapse).__name__} synapse is a conductance, which must stay positive; "
+                               "project inhibitory populations onto a COBA synapse's inh port")
         if dale and sign and sign != dale_sign:
             raise BtcError(f"projection {name!r}: {pre!r} is {dale} (Dale's law), so its sign is {dale_sign:+d}, "
                            f"not {sign:+d}")
@@ -281,8 +287,8 @@ class Network:
         deps = {g: {p.pre for p in self.into(g) if p.lag == 0 and p.pre in self.groups}
                 for g in self.groups}
         for g, grp in self.groups.items():
-            if getattr(grp, "driver", None) in self.groups:
-                deps[g].add(grp.driver)
+            if getattr(grp, "driven_by", None) in self.groups:
+                deps[g].add(grp.driven_by)
         done: list[str] = []
         while len(done) < len(deps):
             ready = [g for g in deps if g not in done and deps[g] <= set(done)]
@@ -306,15 +312,15 @@ class Network:
             raise BtcError("network has no input; call net.input(name, size)")
         order = self.order()
         for g in order:
-            if not self.into(g) and not getattr(self.groups[g], "driver", None):
+            if not self.into(g) and not getattr(self.groups[g], "driven_by", None):
                 raise BtcError(f"group {g!r} receives no projection; connect it with net.project(pre, {g!r})")
         reaches_loss = {self.loss.readout}
         grown = True
         while grown:  # to a fixed point: recurrent projections can lead back upstream
             before = len(reaches_loss)
             reaches_loss |= {p.pre for p in self.projections.values() if p.post in reaches_loss}
-            reaches_loss |= {g.driver for g in self.groups.values()
-                             if getattr(g, "driver", None) and g.name in reaches_loss}
+            reaches_loss |= {g.driven_by for g in self.groups.values()
+                             if getattr(g, "driven_by", None) and g.name in reaches_loss}
             grown = len(reaches_loss) > before
         for g in order:
             if g not in reaches_loss:

@@ -10,7 +10,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from btc.frontend.models import LIF, Delta, Expon, Surrogate
+from btc.frontend.neurons import LIF, Surrogate
+from btc.frontend.synapses import Delta, Expon
 from btc.frontend.network import Network, Readout
 
 __all__ = ["heaviside", "neuron_step", "spike_of", "elementwise", "weight", "presynaptic", "group_step", "initial_state", "run", "loss", "step_loss"]
@@ -159,8 +160,8 @@ def step(net: Network, params: dict, state: dict, x_t: dict):
         g = net.groups[name]
         ports = ("y",) if isinstance(g, Readout) else g.neuron.ports
         ys = {port: 0.0 for port in ports}
-        if getattr(g, "driver", None):  # an AlignPre synapse, driven one-to-one
-            ys["y"] = x_t[g.driver] if g.driver in x_t else spikes[g.driver]
+        if getattr(g, "driven_by", None):  # an AlignPre synapse, driven one-to-one
+            ys["y"] = x_t[g.driven_by] if g.driven_by in x_t else spikes[g.driven_by]
         for p in net.into(name):
             ys[p.port] = ys[p.port] + presynaptic(p, x_t, spikes, history) @ weight(p, params)
             if p.bias:

@@ -1,5 +1,6 @@
 """Bundled networks: the recurrent LIF network the examples, benchmarks and tests share."""
-from btc.frontend.models import LIF, Expon, Surrogate
+from btc.frontend.neurons import LIF, Surrogate
+from btc.frontend.synapses import Expon
 from btc.frontend.network import Network
 
 __all__ = ["recurrent_lif"]
