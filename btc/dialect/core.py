@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from iree.compiler import ir
 
-from btc.dialect.ops import OPS
-from btc.dialect.typed import attribute_problem, read_attribute, typed
+from btc.dialect.ops import MODULE_ATTRS, OPS
+from btc.dialect.typed import attribute_problem, module_attribute, read_attribute, typed
 from btc.errors import BtcError
 
 __all__ = ["new_context", "parse_module", "attrs_of", "attribute_value", "verify_op", "verify_module", "btc_ops",
@@ -123,5 +123,7 @@ def verify_module(module: ir.Module) -> None:
                 for inner in block.operations:
                     visit(inner, child_kind)
 
+    for name in MODULE_ATTRS:
+        module_attribute(module, name)  # a BtcError if missing (and required) or of the wrong kind
     for op in module.body.operations:
         visit(op, "module")

@@ -147,3 +147,11 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
 ]}
 
 SCHEDULE_OPS = tuple(n for n, d in OPS.items() if d.where == "schedule")
+
+# attributes of the module itself: set by the frontend (batch, chunk) and by btc-analyse (order);
+# read and written through btc.dialect.typed.set_module_attribute / module_attribute
+MODULE_ATTRS: dict[str, Attr] = {a.name: a for a in [
+    Attr("btc.batch", "int"),  # the compiled batch size B
+    Attr("btc.chunk", "int"),  # the compiled time steps per train_chunk/infer_chunk call K
+    Attr("btc.order", "array", optional=True, element="str"),  # groups in step order (btc-analyse)
+]}

@@ -23,10 +23,11 @@ from typing import Callable, Sequence
 
 from iree.compiler import ir
 
-from btc.dialect.ops import OPS, Attr, OpDecl
+from btc.dialect.ops import MODULE_ATTRS, OPS, Attr, OpDecl
 from btc.errors import BtcError
 
 __all__ = ["BtcOp", "OP_CLASSES", "typed", "make_attribute", "read_attribute", "attribute_problem",
+           "set_module_attribute", "module_attribute",
            "op_class_name"]
 
 # the Python value types each kind accepts when building (numpy scalars included; bool is an int to
@@ -73,6 +74,34 @@ def attribute_problem(kind: str, attr: ir.Attribute, element: str | None = None)
         if bad is not None:
             return f"must be an array of {element}, got element {bad}"
     return None
+
+
+def set_module_attribute(module: ir.Module, name: str, value) -> None:
+    """Set one of the module's declared attributes (ops.MODULE_ATTRS) from a Python value."""
+    decl = _module_decl(name)
+    with module.context:
+        module.operation.attributes[name] = make_attribute(decl.kind, value, decl.element)
+
+
+def module_attribute(module: ir.Module, name: str):
+    """The Python value of one of the module's declared attributes; its default if absent and
+    optional; a BtcError naming it if absent and required or of the wrong kind."""
+    decl = _module_decl(name)
+    attributes = module.operation.attributes
+    if name not in attributes:
+        if decl.optional:
+            return decl.default
+        raise BtcError(f"the module has no {name} attribute ({decl.kind})")
+    problem = attribute_problem(decl.kind, attributes[name], decl.element)
+    if problem:
+        raise BtcError(f"module attribute {name} {problem}")
+    return read_attribute(decl.kind, attributes[name], decl.element)
+
+
+def _module_decl(name: str) -> Attr:
+    if name not in MODULE_ATTRS:
+        raise BtcError(f"{name} is not a declared module attribute; declared: {sorted(MODULE_ATTRS)}")
+    return MODULE_ATTRS[name]
 
 
 def read_attribute(kind: str, attr: ir.Attribute, element: str | None = None):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from iree.compiler import ir
 
-from btc.dialect import GroupOp, InputOp, LossOp, ProjectionOp, ReadoutOp, make_attribute, new_context
+from btc.dialect import GroupOp, InputOp, LossOp, ProjectionOp, ReadoutOp, new_context, set_module_attribute
 from btc.frontend.network import Network, Readout
 from btc.frontend.trace import trace_region
 
@@ -50,8 +50,8 @@ def build_module(net: Network, batch: int, chunk: int, ctx: ir.Context | None = 
     net.check()
     with (ctx or new_context()), ir.Location.unknown():
         module = ir.Module.create()
-        module.operation.attributes["btc.batch"] = make_attribute("int", batch)
-        module.operation.attributes["btc.chunk"] = make_attribute("int", chunk)
+        set_module_attribute(module, "btc.batch", batch)
+        set_module_attribute(module, "btc.chunk", chunk)
         with ir.InsertionPoint(module.body):
             for i in net.inputs.values():
                 InputOp.build(sym_name=i.name, size=i.size, binary=i.binary)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from iree.compiler import ir
 
-from btc.dialect import btc_ops, read_attribute, typed
-from btc.errors import BtcError
+from btc.dialect import btc_ops, module_attribute, typed
 
 __all__ = ["ModelView", "GroupInfo", "ProjectionInfo", "TraceInfo", "source_key"]
 
@@ -113,15 +112,10 @@ class ModelView:
                                                     w.decay, w.rows, w.param, w.correction, w.port)
             elif op.name == "btc.schedule":
                 self.schedule = op
-        attrs = module.operation.attributes
-        missing = [a for a in ("btc.batch", "btc.chunk") if a not in attrs]
-        if missing:
-            raise BtcError(f"the module has no {' or '.join(missing)} attribute (the compiled batch and chunk "
-                           "sizes, set by the frontend)")
-        self.batch = read_attribute("int", attrs["btc.batch"])
-        self.chunk = read_attribute("int", attrs["btc.chunk"])
-        self.order: list[str] = (list(read_attribute("array", attrs["btc.order"], "str"))
-                                 if "btc.order" in attrs else list(self.groups))
+        self.batch = module_attribute(module, "btc.batch")
+        self.chunk = module_attribute(module, "btc.chunk")
+        order = module_attribute(module, "btc.order")
+        self.order: list[str] = list(order) if order is not None else list(self.groups)
 
     def size(self, name: str) -> int:
         return self.inputs[name]["size"] if name in self.inputs else self.groups[name].size

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from btc.dialect import InputOp, make_attribute
+from btc.dialect import InputOp, make_attribute, set_module_attribute
 from btc.errors import BtcError
 from btc.passes._view import ModelView
 
@@ -38,7 +38,7 @@ class AnalysePass:
         view = ModelView(module)
         order = step_order(view)
         with module.context:
-            module.operation.attributes["btc.order"] = make_attribute("array", order, "str")
+            set_module_attribute(module, "btc.order", order)
             for info in view.groups.values():  # a group's output is spikes unless it is the readout
                 info.op.attributes["btc.binary"] = make_attribute("bool", not info.readout)
             for op in module.body.operations:
