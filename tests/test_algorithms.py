@@ -88,7 +88,7 @@ def test_hybrid_budget_plan_and_buffer_sizes(tmp_path):
     real trace buffers."""
     net = NETWORKS["shared_input_mse"]()
     base = compile_network(net, CompileOptions(algorithm="pp-prop", batch=2, chunk=4), str(tmp_path / "pp"))
-    pp_bytes = base["trace_plan"]["trace_bytes"]
+    pp_bytes = base["abi"]["trace_plan"]["trace_bytes"]
     states = {g: len(oracles._names(net, g)) for g in net.groups}
     dense = {p: 4 * 2 * net.size(q.pre) * net.size(q.post) * states[q.post] for p, q in net.projections.items()}
     cheapest = min(dense, key=dense.get)

@@ -129,23 +129,25 @@ class Fn:
     # ---- slices of the time axis
     def slice_t(self, seq: str, t: str, shape: tuple, dtype: str = "f32") -> str:
         n = self.name("x")
-        zeros = ", ".join("0" for _ in shape)
-        sizes = ", ".join(str(d) for d in shape)
-        ones = ", ".join("1" for _ in range(len(shape) + 1))
-        self.emit(f"{n} = tensor.extract_slice {seq}[{t}, {zeros}] [1, {sizes}] [{ones}] : "
+        self.emit(f"{n} = tensor.extract_slice {seq}{_step_at(t, shape)} : "
                   f"{tt(self.chunk, *shape, dtype=dtype)} to {tt(*shape, dtype=dtype)}")
         return n
 
     def insert_t(self, value: str, seq: str, t: str, shape: tuple) -> str:
         n = self.name("q")
-        zeros = ", ".join("0" for _ in shape)
-        sizes = ", ".join(str(d) for d in shape)
-        ones = ", ".join("1" for _ in range(len(shape) + 1))
-        self.emit(f"{n} = tensor.insert_slice {value} into {seq}[{t}, {zeros}] [1, {sizes}] [{ones}] : "
+        self.emit(f"{n} = tensor.insert_slice {value} into {seq}{_step_at(t, shape)} : "
                   f"{tt(*shape)} into {tt(self.chunk, *shape)}")
         return n
 
     chunk: int = 0
+
+
+def _step_at(t: str, shape: tuple) -> str:
+    """Offsets, sizes and strides of step t of a [K, *shape] tensor."""
+    zeros = ", ".join("0" for _ in shape)
+    sizes = ", ".join(str(d) for d in shape)
+    ones = ", ".join("1" for _ in range(len(shape) + 1))
+    return f"[{t}, {zeros}] [1, {sizes}] [{ones}]"
 
 
 def _elem(tensor_type: str) -> str:
