@@ -72,6 +72,17 @@ def test_train_prints_progress_and_final_metrics(artifact, tmp_path):
     assert len(final) == 1
     fields = dict(kv.split("=") for kv in final[0].split()[1:])
     assert fields["algorithm"] == "pp-prop" and float(fields["test_acc"]) > 0.6
+    # a diverging run fails and leaves the good checkpoint as it was; a checkpoint never goes into the artifact
+    good = ckpt.read_bytes()
+    result = CliRunner().invoke(main, ["train", str(artifact), "--task", "digits", "--epochs", "1", "--lr", "1e38",
+                                       "--checkpoint", str(ckpt)])
+    assert result.exit_code == 1 and "diverged" in result.output, result.output
+    assert ckpt.read_bytes() == good
+    manifest = (artifact / "manifest.json").read_bytes()
+    result = CliRunner().invoke(main, ["train", str(artifact), "--epochs", "1", "--checkpoint",
+                                       str(artifact / "manifest.json")])
+    assert result.exit_code == 1 and "inside the artifact directory" in result.output, result.output
+    assert (artifact / "manifest.json").read_bytes() == manifest
     assert ckpt.exists()
 
 

@@ -6,16 +6,16 @@ the module (functions, inputs, parameters) comes from the manifest's `abi` recor
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
-import zipfile
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from btc.algorithm import Algorithm
 from btc.errors import BtcError
+from btc.runtime.checkpoint import read_checkpoint, save_checkpoint
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
@@ -76,7 +76,7 @@ class Model:
         self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
         self._fns = self._ctx.modules.btc_model
         # every global is initialised here: the module's initial values are placeholders
-        with np.load(os.path.join(path, "init_params.npz")) as z:
+        with np.load(io.BytesIO(blobs["init_params.npz"])) as z:  # the bytes that were hashed
             self.set_params({n: z[n] for n in self.param_names})
         self.reset_state()
         self.zero_grads()
@@ -151,9 +151,29 @@ class Model:
         self._call("set_params", *arrays)
 
     def apply_update(self, lr: float) -> None:
-        """One optimizer step with the accumulated gradients, then zero them."""
+        """One optimizer step with the accumulated gradients, then zero them. Refused, with the
+        gradients zeroed, if a gradient is NaN or infinite; undone if it makes a parameter so."""
         self._check_lr(lr)
-        self._call("apply_update", np.asarray(lr, np.float32))
+        bad = [n for n, g in self.grads.items() if not np.all(np.isfinite(g))]
+        if bad:
+            self.zero_grads()
+            raise BtcError(f"the gradients of {bad} are NaN or infinite: the update was not applied and the "
+                           "gradients were zeroed; training diverged (lower the learning rate, check the inputs)")
+        self._guarded(lambda: self._call("apply_update", np.asarray(lr, np.float32)), f"the update with lr={lr}")
+
+    def _guarded(self, run, what: str):
+        """Run `run` (which changes the parameters); if any parameter becomes NaN or infinite, put back
+        the ones before it, reset the optimizer state and raise."""
+        before = self.params
+        out = run()
+        bad = [n for n, p in self.params.items() if not np.all(np.isfinite(p))]
+        if bad:
+            self.set_params(before)
+            self.zero_grads()
+            self.reset_optimizer()
+            raise BtcError(f"{what} made the parameters {bad} NaN or infinite; the parameters before it are "
+                           "restored, the gradients zeroed and the optimizer state reset (lower the learning rate)")
+        return out
 
     @staticmethod
     def _check_lr(lr) -> None:
@@ -169,9 +189,13 @@ class Model:
             raise BtcError(f"{what}: expected numbers, got dtype {a.dtype}")
         if a.shape != shape:
             raise BtcError(f"{what}: expected shape {list(shape)}, got {list(a.shape)}")
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise BtcError(f"{what}: contains NaN or infinity")
-        return np.ascontiguousarray(a, dtype=dtype)
+        with np.errstate(over="ignore"):  # overflow is what the check below reports
+            out = np.ascontiguousarray(a, dtype=dtype)
+        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):  # after the cast: 1e300 is inf in float32
+            beyond = a.dtype.kind == "f" and np.all(np.isfinite(a))
+            raise BtcError(f"{what}: contains NaN or infinity"
+                           + (f" (values beyond float32's range, {np.finfo(np.float32).max:.3g})" if beyond else ""))
+        return out
 
     def _inputs(self, x) -> dict[str, np.ndarray]:
         names = list(self.inputs)
@@ -249,16 +273,24 @@ class Model:
         x = self._inputs(x)
         T = next(iter(x.values())).shape[0]
         target, mask = self._targets(target, T), self._mask(mask, T)
+        for _ in self._chunks(x):  # every step checked before the first call adds to the gradients
+            pass
         self._continue(reset)
         if self.algorithm is Algorithm.BPTT:
             loss, rsum = self._bptt(x, target, mask)
         else:
             loss, rsum = 0.0, np.zeros((self.batch, self.num_classes), np.float32)
             for n, parts in self._chunks(x, target, mask):
-                chunk_loss, chunk_rsum = self._call("train_chunk", *parts, *self._schedule_args(lr, n))
+                call = lambda: self._call("train_chunk", *parts, *self._schedule_args(lr, n))  # noqa: E731
+                # with in-module updates a chunk changes the parameters: undone if they diverge
+                chunk_loss, chunk_rsum = self._guarded(call, "an in-module update") if self.update_every else call()
                 loss += float(chunk_loss)
                 rsum += chunk_rsum
                 self._padded = n < self.chunk
+        if not np.isfinite(loss):
+            self.zero_grads()
+            raise BtcError(f"the loss is {loss}: training diverged; the gradients of this sequence were zeroed "
+                           "(lower the learning rate, check the inputs)")
         if lr is not None and not self.update_every:
             self.apply_update(lr)
         return {"loss": loss, "readout_sum": rsum}
@@ -330,33 +362,11 @@ class Model:
             return {"readout": np.concatenate(readouts)}
         return {name: np.stack([s[i] for s in steps]) for i, name in enumerate(names)}
 
-    # ---- checkpoints
+    # ---- checkpoints (btc.runtime.checkpoint)
     def save_checkpoint(self, path: str) -> None:
-        """Write parameters atomically (a temporary file renamed over `path`)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise BtcError(f"checkpoint directory {directory!r} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, __content_hash__=np.array(self.manifest["content_hash"]), **self.params)
-                f.flush()
-                os.fsync(f.fileno())  # the rename must not publish a file whose data is still in flight
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write the parameters atomically; refused if any is NaN or infinite, inside an artifact, or
+        over a file that is not a btc checkpoint."""
+        save_checkpoint(self.params, self.manifest["content_hash"], path)
 
     def load_checkpoint(self, path: str) -> None:
-        if not os.path.isfile(path):
-            raise BtcError(f"checkpoint {path!r} does not exist")
-        try:
-            with np.load(path) as z:
-                if "__content_hash__" not in z:
-                    raise BtcError(f"{path!r} is not a btc checkpoint")
-                params = {n: z[n] for n in z.files if n != "__content_hash__"}
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
-        self.set_params(params)
+        self.set_params(read_checkpoint(path))

@@ -169,12 +169,13 @@ def _print_trace_plan(abi: dict, steps: int) -> None:
 def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
     """Train an artifact online on a task, then report test accuracy."""
     from btc.runtime import load
+    from btc.runtime.checkpoint import check_checkpoint_path
     from btc.tasks import get_task
     from btc.tasks import train as run_training
 
     try:
-        if checkpoint and not os.path.isdir(os.path.dirname(os.path.abspath(checkpoint))):
-            raise BtcError(f"checkpoint directory {os.path.dirname(os.path.abspath(checkpoint))!r} does not exist")
+        if checkpoint:
+            check_checkpoint_path(checkpoint)  # before training: a bad path must not cost a run
         model = load(artifact)
         data = get_task(task, steps=steps) if task == "digits" else get_task(task)
         per_epoch = len(data.train_y) // model.batch

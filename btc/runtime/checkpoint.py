@@ -1,0 +1,87 @@
+"""Checkpoints: a model's parameters in one .npz, written atomically, never over anything that is
+not a btc checkpoint, never inside an artifact, never with non-finite values."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from btc.errors import BtcError
+
+__all__ = ["save_checkpoint", "check_checkpoint_path", "read_checkpoint", "HASH_KEY"]
+
+HASH_KEY = "__content_hash__"  # the artifact the parameters were trained with
+
+
+def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str) -> None:
+    """Write `params` to `path` atomically (a temporary file renamed over it); every check first."""
+    bad = [n for n, a in params.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise BtcError(f"refusing to save a checkpoint with NaN or infinite parameters {bad} to {path!r}; "
+                       "training diverged (lower the learning rate)")
+    target = check_checkpoint_path(path)
+    directory = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{HASH_KEY: np.array(content_hash)}, **params)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not publish a file whose data is still in flight
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_checkpoint_path(path: str) -> str:
+    """The absolute path a checkpoint may be written to; a BtcError saying why not (before training)."""
+    if not isinstance(path, str) or not path:
+        raise BtcError(f"checkpoint path must be a file name, got {path!r}")
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    if os.path.isdir(target):
+        raise BtcError(f"checkpoint path {path!r} is a directory; name a .npz file")
+    if not os.path.isdir(directory):
+        raise BtcError(f"checkpoint directory {directory!r} does not exist")
+    if _inside_artifact(directory):
+        raise BtcError(f"refusing to write the checkpoint {path!r} inside the artifact directory {directory!r}")
+    if os.path.lexists(target) and not _is_checkpoint(target):
+        raise BtcError(f"refusing to overwrite {path!r}: it exists and is not a btc checkpoint")
+    return target
+
+
+def read_checkpoint(path: str) -> dict[str, np.ndarray]:
+    """The parameters of a btc checkpoint (without its artifact hash)."""
+    if not os.path.isfile(path):
+        raise BtcError(f"checkpoint {path!r} does not exist")
+    try:
+        with np.load(path) as z:
+            if not hasattr(z, "files") or HASH_KEY not in z.files:
+                raise BtcError(f"{path!r} is not a btc checkpoint")
+            return {n: z[n] for n in z.files if n != HASH_KEY}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
+
+
+def _is_checkpoint(path: str) -> bool:
+    try:
+        with np.load(path) as z:
+            return hasattr(z, "files") and HASH_KEY in z.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
+def _inside_artifact(directory: str) -> bool:
+    """A btc artifact directory (or one below it): writing there would break its hashes."""
+    d = os.path.realpath(directory)
+    while True:
+        if all(os.path.isfile(os.path.join(d, f)) for f in ("manifest.json", "model.vmfb")):
+            return True
+        parent = os.path.dirname(d)
+        if parent == d:
+            return False
+        d = parent
