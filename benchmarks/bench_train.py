@@ -67,12 +67,27 @@ def compile_main(method: str, N: int, T: int, out_dir: str) -> None:
     from btc.driver import CompileOptions, compile_network
 
     algorithm, chunk = ("pp-prop", K) if method == "btc-pp-prop" else ("bptt", T)
+    extra = event_options()
     t0 = time.perf_counter()
     manifest = compile_network(build(N), CompileOptions(algorithm=algorithm, batch=B, chunk=chunk,
-                                                        decay=0.9, optimizer="adam"), out_dir)
+                                                        decay=0.9, optimizer="adam", **extra), out_dir)
     print(MARK + json.dumps({"compile_s": time.perf_counter() - t0,
                              "memory_bytes": manifest["abi"]["memory_bytes"],
-                             "bptt_tape_bytes_per_step": manifest["abi"]["bptt_tape_bytes_per_step"]}), flush=True)
+                             "bptt_tape_bytes_per_step": manifest["abi"]["bptt_tape_bytes_per_step"],
+                             "event_driven": extra.get("event_driven"),
+                             "event_plan": {p["name"]: [p["propagation"], p["weight_gradient"]]
+                                            for p in manifest["abi"]["projections"]}}), flush=True)
+
+
+def event_options() -> dict:
+    """CompileOptions' event_driven and activity from $BENCH_BTC_EVENT_DRIVEN and $BENCH_BTC_ACTIVITY
+    (JSON) when set; {} otherwise (the compiler's defaults then apply)."""
+    out = {}
+    if os.environ.get("BENCH_BTC_EVENT_DRIVEN"):
+        out["event_driven"] = os.environ["BENCH_BTC_EVENT_DRIVEN"]
+    if os.environ.get("BENCH_BTC_ACTIVITY"):
+        out["activity"] = json.loads(os.environ["BENCH_BTC_ACTIVITY"])
+    return out
 
 
 # ----------------------------------------------------------------------------- one configuration
@@ -105,7 +120,8 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--compile", method, str(N), str(T), art],
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"compile failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+            raise RuntimeError(f"compile failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}\nits first errors:\n"
+                               + "\n".join(_error_lines(proc.stderr)))
         info = _parse(proc.stdout)
 
         import btc.runtime as rt
@@ -114,7 +130,8 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
     rng = np.random.default_rng(0)
     labels = rng.integers(0, C, size=B).astype(np.int32)
     rss_setup = peak_rss_mib()
-    res = {k: info.get(k) for k in ("compile_s", "memory_bytes", "bptt_tape_bytes_per_step")}
+    res = {k: info.get(k) for k in ("compile_s", "memory_bytes", "bptt_tape_bytes_per_step", "event_driven",
+                                    "event_plan")}
     res["driver"] = os.environ.get("BENCH_BTC_DRIVER") or model.manifest["hal_driver"]
 
     if method == "btc-pp-prop":
@@ -145,6 +162,11 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
 
     res.update(_time_runs(run, warmup, repeats, budget), rss_setup_mib=rss_setup)
     return res
+
+
+def _error_lines(text: str, limit: int = 4) -> list[str]:
+    """The first lines of a failed compile's stderr that name an error (its tail is often IR)."""
+    return [line[:300] for line in text.splitlines() if "Error" in line or line.startswith("error:")][:limit]
 
 
 def one_jax(N: int, T: int, warmup: int, repeats: int, budget: float) -> dict:
@@ -212,14 +234,18 @@ def _parse(stdout: str) -> dict:
     raise RuntimeError("no result line in the child's output")
 
 
+def one_cmd(method: str, N: int, T: int, warmup: int, repeats: int, budget: float) -> list[str]:
+    """The command line of the child that measures one (method, N, T) (see `one_main`)."""
+    return [sys.executable, os.path.abspath(__file__), "--one", method, str(N), str(T),
+            "--warmup", str(warmup), "--repeats", str(repeats), "--budget", str(budget)]
+
+
 def run_config(method: str, N: int, T: int, args) -> dict:
     base = {"method": method, "N": N, "T": T}
     est = estimate_gib(method, N, T)
     if est > args.max_gib:
         return {**base, "status": f"skipped (est. {est:.1f} GiB)"}
-    repeats = args.repeats or default_repeats(T)
-    cmd = [sys.executable, os.path.abspath(__file__), "--one", method, str(N), str(T),
-           "--warmup", str(args.warmup), "--repeats", str(repeats), "--budget", str(args.budget)]
+    cmd = one_cmd(method, N, T, args.warmup, args.repeats or default_repeats(T), args.budget)
     env = dict(os.environ)
     if args.jax_threads == 1 and method == "jax-bptt":
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
@@ -227,14 +253,20 @@ def run_config(method: str, N: int, T: int, args) -> dict:
     env.setdefault("JAX_PLATFORMS", "cpu")
     if args.btc_driver and method != "jax-bptt":
         env["BENCH_BTC_DRIVER"] = args.btc_driver
+    return run_child(cmd, env, args.timeout, base)
+
+
+def run_child(cmd: list[str], env: dict, timeout: float, base: dict) -> dict:
+    """Run one measuring child (in its own session, killed whole on timeout) and return the result
+    it printed after MARK, or `base` with a status saying why there is none."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=args.timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the child and its compile process, nothing else
         proc.communicate()
-        return {**base, "status": f"timeout (>{args.timeout:.0f} s)"}
+        return {**base, "status": f"timeout (>{timeout:.0f} s)"}
     try:
         res = _parse(out)
     except Exception as e:  # noqa: BLE001

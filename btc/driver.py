@@ -15,10 +15,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from btc.algorithm import Algorithm
+from btc.dialect.ops import ANNOTATIONS
 from btc.errors import BtcError
 from btc.runtime.model import MANIFEST_FORMAT  # what the runtime reads is what the compiler writes
 
-__all__ = ["CompileOptions", "compile_network", "lower_network"]
+__all__ = ["CompileOptions", "compile_network", "lower_network", "DEFAULT_ACTIVITY"]
+
+DEFAULT_ACTIVITY = ANNOTATIONS["btc.activity"].default  # of a spike train's entries, active per step
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class CompileOptions:
     optimizer: adam | sgd; `update_every` k: apply the update inside the module every k time steps
       (continual learning; None: the runtime applies it after each sequence); `grad_clip`: global
       gradient-norm clip; `weight_decay`: decoupled (AdamW-style) decay per update.
+    event_driven: auto (a cost model picks dense or event-driven work per projection) | on (event-driven
+      wherever the presynaptic signal is binary) | off (all dense); `activity` is the expected fraction of
+      a spike train's entries active per step (or a dict input/group name -> fraction, "*" for the rest): the cost model's
+      premise and the size of the active lists (a busier step stays exact, only slower).
     target: a backend name."""
 
     algorithm: Algorithm | str = Algorithm.PP_PROP
@@ -52,6 +59,8 @@ class CompileOptions:
     update_every: int | None = None
     grad_clip: float | None = None
     weight_decay: float = 0.0
+    event_driven: str = "auto"
+    activity: float | dict = DEFAULT_ACTIVITY
 
     def alphas(self) -> tuple[float, float]:
         """(pre-trace decay, post-trace decay)."""
@@ -62,6 +71,7 @@ class CompileOptions:
     def check(self) -> None:
         from btc.backends import TARGETS
         from btc.passes.lowering import OPTIMIZERS
+        from btc.passes.plan_events import EVENT_MODES
 
         algorithm = Algorithm.parse(self.algorithm)
         for name in ("batch", "chunk"):
@@ -101,6 +111,16 @@ class CompileOptions:
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float)) \
                 or not 0.0 <= self.weight_decay < 1.0:
             raise BtcError(f"weight_decay must be a number in [0, 1), got {self.weight_decay!r}")
+        if self.event_driven not in EVENT_MODES:
+            raise BtcError(f"event_driven must be one of {list(EVENT_MODES)}, got {self.event_driven!r}")
+        if isinstance(self.activity, dict) and any(not isinstance(k, str) or not k or "=" in k for k in self.activity):
+            raise BtcError(f"activity: the keys must be input or group names (or '*' for the rest), got "
+                           f"{sorted(map(repr, self.activity))}")
+        per_source = self.activity.values() if isinstance(self.activity, dict) else [self.activity]
+        if not per_source or any(isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a <= 1
+                                 for a in per_source):
+            raise BtcError(f"activity must be the expected fraction of a signal's entries active per step, in (0, 1], "
+                           f"or a dict input/group name -> such a fraction; got {self.activity!r}")
         if self.optimizer not in OPTIMIZERS:
             raise BtcError(f"unknown optimizer {self.optimizer!r}; expected one of {list(OPTIMIZERS)}")
         if self.target not in TARGETS:
@@ -116,7 +136,16 @@ class CompileOptions:
             plan={"decay_pre": pre, "decay_post": post, "correction": self.bias_correction,
                   "budget": self.trace_memory_budget or 0, "overrides": overrides},
             lowering={"optimizer": self.optimizer, "update_every": self.update_every or 0,
-                      "grad_clip": float(self.grad_clip or 0.0), "weight_decay": float(self.weight_decay)})
+                      "grad_clip": float(self.grad_clip or 0.0), "weight_decay": float(self.weight_decay)},
+            events={"mode": self.event_driven, **_activities(self.activity)})
+
+
+def _activities(activity) -> dict:
+    """btc-plan-events' options for a fraction, or a dict name -> fraction ("*": every other signal)."""
+    if not isinstance(activity, dict):
+        return {"activity": float(activity)}
+    own = tuple(f"{k}={float(v)!r}" for k, v in sorted(activity.items()) if k != "*")
+    return {"activity": float(activity.get("*", DEFAULT_ACTIVITY)), "activities": own}
 
 
 def lower_network(net, options: CompileOptions, dump_dir: str | None = None):

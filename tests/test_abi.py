@@ -74,7 +74,7 @@ def test_save_temps_keeps_every_pass_the_pipeline_and_the_reproducer(tmp_path, m
     manifest = compile_network(two_inputs(), CompileOptions(batch=2, chunk=4), str(tmp_path / "a"))
     temps = tmp_path / "temps"
     passes = sorted(os.listdir(temps / "passes"))
-    assert passes[0] == "00-input.mlir" and passes[-1] == "07-btc-check-lowered.mlir" and len(passes) == 8
+    assert passes[0] == "00-input.mlir" and passes[-1] == "08-btc-check-lowered.mlir" and len(passes) == 9
     assert (temps / "pipeline.txt").read_text().strip() == manifest["pipeline"]
     assert (temps / "model.vmfb").read_bytes() == (tmp_path / "a" / "model.vmfb").read_bytes()
     assert "iree-compile" in (temps / "flags.txt").read_text()

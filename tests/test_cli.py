@@ -18,7 +18,7 @@ def artifact(tmp_path_factory):
                                        "--chunk", "10", "-o", str(out), "--dump-ir-after-all", str(dump)])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output
-    assert len(list(dump.iterdir())) == 8
+    assert len(list(dump.iterdir())) == 9  # the input and the IR after each of the 8 passes
     return out
 
 
@@ -37,7 +37,8 @@ def test_inspect_prints_the_trace_plan_next_to_bptt(tmp_path):
     """A hybrid plan chosen on the command line; every trace's bytes equal its module buffers."""
     out = tmp_path / "hybrid"
     result = CliRunner().invoke(main, ["compile", EXAMPLE, "--algorithm", "hybrid", "--batch", "4", "--chunk", "5",
-                                       "--projection-algorithm", "h_to_out=d-rtrl", "--rank", "19", "-o", str(out)])
+                                       "--projection-algorithm", "h_to_out=d-rtrl", "--rank", "19", "-o", str(out),
+                                       "--event-driven", "on", "--activity", "0.03", "--activity", "x=0.2"])
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["inspect", str(out), "--steps", "5000"])
     assert result.exit_code == 0, result.output
@@ -53,6 +54,26 @@ def test_inspect_prints_the_trace_plan_next_to_bptt(tmp_path):
     per_step = manifest["abi"]["bptt_tape_bytes_per_step"]
     assert f"BPTT would hold {per_step:,} B per time step: T=5,000 -> {per_step * 5000:,} B" in result.output
     assert "algorithm=hybrid decay_pre=0.9 decay_post=0.9" in manifest["pipeline"]
+    # the event-driven plan: both projections read spikes; the D-RTRL one keeps its own gradient
+    assert "btc-plan-events{mode=on activity=0.03 activities={x=0.2}" in manifest["pipeline"]
+    work = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("  projection ")
+            and "propagation" in line}
+    assert "propagation event  weight gradient event" in work["x_to_h"] and "at 20.0% activity" in work["x_to_h"]
+    assert "propagation event  weight gradient dense" in work["h_to_out"] and "at 3.0% activity" in work["h_to_out"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--activity", "x=lots"], "--activity 'x=lots': expected FRACTION or NAME=FRACTION"),
+    (["--activity", "0.1", "--activity", "0.2"], "--activity '0.2': the default is given twice"),
+    (["--activity", "nobody=0.1"], "activity 'nobody=0.1': no input or group 'nobody'"),
+    (["--activity", "x=1.5"], "activity must be the expected fraction"),
+    (["--event-driven", "sometimes"], "Invalid value for '--event-driven'"),
+])
+def test_compile_rejects_bad_event_options(tmp_path, flags, message):
+    result = CliRunner().invoke(main, ["compile", EXAMPLE, "--batch", "2", "--chunk", "4", "-o", str(tmp_path / "a"),
+                                       *flags])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "a").exists()
 
 
 def test_compile_rejects_a_bad_projection_choice(tmp_path):
@@ -146,11 +167,11 @@ def test_opt_replays_an_artifacts_pipeline_byte_for_byte(name, options, tmp_path
     # the same pipeline taken from the artifact; the IR equals the dumped last stage
     result = CliRunner().invoke(main, ["opt", str(dump / "00-input.mlir"), "--pipeline-from", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.output == (dump / "07-btc-check-lowered.mlir").read_text()
+    assert result.output == (dump / "08-btc-check-lowered.mlir").read_text()
     # an intermediate stage replays from there: the remaining passes only
-    rest = pipeline_text(parse_pipeline(manifest["pipeline"])[5:])
+    rest = pipeline_text(parse_pipeline(manifest["pipeline"])[6:])
     assert rest.startswith("btc-lower-to-linalg{")
-    result = CliRunner().invoke(main, ["opt", str(dump / "05-btc-rewrite-online.mlir"), "--pipeline", rest,
+    result = CliRunner().invoke(main, ["opt", str(dump / "06-btc-rewrite-online.mlir"), "--pipeline", rest,
                                        "--emit", "vmfb", "-o", str(replay)])
     assert result.exit_code == 0, result.output
     assert replay.read_bytes() == (out / "model.vmfb").read_bytes()

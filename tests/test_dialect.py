@@ -32,7 +32,7 @@ def test_iree_opt_accepts_modules_at_every_btc_stage():
     """The frontend's module and the module after analysis, derivatives, traces and the schedule."""
     module = parse_module(emit_module(NETWORKS["shared_input_mse"](), 2, 4))
     verify_with_iree_opt(str(module))
-    run_pipeline(module, default_pipeline()[:5])
+    run_pipeline(module, default_pipeline()[:6])  # up to btc-rewrite-online
     text = str(module)
     assert "btc.schedule" in text and "btc.derivatives" in text and "btc.trace" in text
     verify_with_iree_opt(text)

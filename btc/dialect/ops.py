@@ -13,12 +13,14 @@ from typing import Callable
 from btc.algorithm import Algorithm
 from btc.dialect.surrogates import SURROGATE_RULES
 
-__all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS", "ATTR_KINDS"]
+__all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS", "ATTR_KINDS", "MODULE_ATTRS",
+           "ANNOTATIONS"]
 
 SURROGATE_KINDS = tuple(SURROGATE_RULES)
 TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
 ALGORITHMS = tuple(a.value for a in Algorithm)
 LOSS_KINDS = ("cross_entropy", "mse")
+EVENT_CHOICES = ("dense", "event")  # a projection's propagation or weight gradient
 # an attribute's kind: str -> StringAttr, int -> i64, float -> f64, f32 -> f32 (array elements),
 # bool -> BoolAttr, symbol -> FlatSymbolRefAttr, array -> ArrayAttr of `element`
 ATTR_KINDS = ("str", "int", "float", "f32", "bool", "symbol", "array")
@@ -98,7 +100,10 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            "sign != 0; lag = delay (+1 if recurrent)",
            (_SYM, Attr("pre", "symbol"), Attr("post", "symbol"), Attr("recurrent", "bool"),
             Attr("bias", "bool"), Attr("port", "str", optional=True, default="y"),
-            Attr("sign", "int", optional=True, default=0), Attr("delay", "int", optional=True, default=0))),
+            Attr("sign", "int", optional=True, default=0), Attr("delay", "int", optional=True, default=0),
+            # set by btc-plan-events: how the step computes pre @ W, and how pp-prop accumulates dW
+            Attr("propagation", "str", EVENT_CHOICES, optional=True, default="dense"),
+            Attr("weight_gradient", "str", EVENT_CHOICES, optional=True, default="dense"))),
     OpDecl("btc.loss", "per-step loss on a readout, weighted by the step mask",
            (Attr("kind", "str", LOSS_KINDS), Attr("readout", "symbol"))),
     # ---- scalar ops inside elementwise regions
@@ -154,4 +159,13 @@ MODULE_ATTRS: dict[str, Attr] = {a.name: a for a in [
     Attr("btc.batch", "int"),  # the compiled batch size B
     Attr("btc.chunk", "int"),  # the compiled time steps per train_chunk/infer_chunk call K
     Attr("btc.order", "array", optional=True, element="str"),  # groups in step order (btc-analyse)
+    # time steps whose event-driven weight gradients are regrouped together (btc-plan-events)
+    Attr("btc.event_block", "int", optional=True, default=1),
+]}
+
+# annotations the analysis passes put on model ops, read through btc.passes._view.ModelView
+ANNOTATIONS: dict[str, Attr] = {a.name: a for a in [
+    Attr("btc.binary", "bool"),  # btc-analyse, on btc.input/group/readout: its output is 0 or 1
+    # btc-plan-events, on btc.input/group: the expected fraction of its entries active per step
+    Attr("btc.activity", "float", optional=True, default=0.05),
 ]}

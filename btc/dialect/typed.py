@@ -79,7 +79,7 @@ def attribute_problem(kind: str, attr: ir.Attribute, element: str | None = None)
 def set_module_attribute(module: ir.Module, name: str, value) -> None:
     """Set one of the module's declared attributes (ops.MODULE_ATTRS) from a Python value."""
     decl = _module_decl(name)
-    with module.context:
+    with module.context, ir.Location.unknown():
         module.operation.attributes[name] = make_attribute(decl.kind, value, decl.element)
 
 

@@ -37,6 +37,7 @@ PASSES = {
     "btc-analyse": ("analyse", "AnalysePass"),
     "btc-derive-jacobians": ("derive_jacobians", "DeriveJacobiansPass"),
     "btc-plan-traces": ("plan_traces", "PlanTracesPass"),
+    "btc-plan-events": ("plan_events", "PlanEventsPass"),
     "btc-rewrite-online": ("rewrite_online", "RewriteOnlinePass"),
     "btc-lower-to-linalg": ("lower_to_linalg", "LowerToLinalgPass"),
     "btc-check-lowered": ("check_lowered", "CheckLoweredPass"),
@@ -59,14 +60,16 @@ def get_pass(name: str, **options):
     return cls(**options)
 
 
-def default_pipeline(algorithm: str = Algorithm.PP_PROP.value, plan: dict | None = None, lowering: dict | None = None) -> list:
+def default_pipeline(algorithm: str = Algorithm.PP_PROP.value, plan: dict | None = None, lowering: dict | None = None,
+                     events: dict | None = None) -> list:
     """plan: options of btc-plan-traces (decays, correction, budget, overrides); lowering: of
-    btc-lower-to-linalg (optimizer, update schedule)."""
+    btc-lower-to-linalg (optimizer, update schedule); events: of btc-plan-events (mode, activity)."""
     return [
         get_pass("btc-verify"),
         get_pass("btc-analyse"),
         get_pass("btc-derive-jacobians"),
         get_pass("btc-plan-traces", algorithm=algorithm, **(plan or {})),
+        get_pass("btc-plan-events", update_every=(lowering or {}).get("update_every", 0), **(events or {})),
         get_pass("btc-rewrite-online", algorithm=algorithm),
         get_pass("btc-lower-to-linalg", **(lowering or {})),
         get_pass("btc-check-lowered"),

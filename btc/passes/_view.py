@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from iree.compiler import ir
 
 from btc.dialect import btc_ops, module_attribute, typed
+from btc.dialect.ops import ANNOTATIONS
+from btc.errors import BtcError
 
 __all__ = ["ModelView", "GroupInfo", "ProjectionInfo", "TraceInfo", "source_key"]
 
@@ -46,6 +48,8 @@ class ProjectionInfo:
     port: str = "y"
     sign: int = 0  # Dale's law: W = sign*|W_raw|
     delay: int = 0
+    propagation: str = "dense"  # "event": pre @ W sums the rows of W its active inputs select
+    weight_gradient: str = "dense"  # "event": pp-prop's dW regrouped per block (pp-prop.md section 7)
 
     @property
     def lag(self) -> int:
@@ -87,6 +91,7 @@ class ModelView:
         self.inputs: dict[str, dict] = {}
         self.groups: dict[str, GroupInfo] = {}
         self.projections: dict[str, ProjectionInfo] = {}
+        self.projection_ops: dict[str, object] = {}  # for passes that annotate a projection
         self.traces: dict[str, TraceInfo] = {}
         self.derivatives: dict[str, object] = {}
         self.schedule = None
@@ -94,15 +99,17 @@ class ModelView:
         for op in btc_ops(module):
             w = typed(op)
             if op.name == "btc.input":
-                self.inputs[w.sym_name] = {"sym_name": w.sym_name, "size": w.size, "binary": w.binary}
+                self.inputs[w.sym_name] = {"sym_name": w.sym_name, "size": w.size, "binary": w.binary, "op": op}
             elif op.name == "btc.group":
                 self.groups[w.sym_name] = GroupInfo(w.sym_name, w.size, w.states, w.init, False, op, w.params,
                                                     w.ports, w.driven_by)
             elif op.name == "btc.readout":
                 self.groups[w.sym_name] = GroupInfo(w.sym_name, w.size, w.states, w.init, True, op)
             elif op.name == "btc.projection":
+                self.projection_ops[w.sym_name] = op
                 self.projections[w.sym_name] = ProjectionInfo(w.sym_name, w.pre, w.post, w.recurrent, w.bias,
-                                                              w.port, w.sign, w.delay)
+                                                              w.port, w.sign, w.delay, w.propagation,
+                                                              w.weight_gradient)
             elif op.name == "btc.loss":
                 self.loss = {"kind": w.kind, "readout": w.readout}
             elif op.name == "btc.derivatives":
@@ -114,11 +121,29 @@ class ModelView:
                 self.schedule = op
         self.batch = module_attribute(module, "btc.batch")
         self.chunk = module_attribute(module, "btc.chunk")
+        self.event_block = module_attribute(module, "btc.event_block")
         order = module_attribute(module, "btc.order")
         self.order: list[str] = list(order) if order is not None else list(self.groups)
 
     def size(self, name: str) -> int:
         return self.inputs[name]["size"] if name in self.inputs else self.groups[name].size
+
+    def binary(self, pre: str) -> bool:
+        """Whether a presynaptic signal is a spike train (0/1), as btc-analyse found it."""
+        if pre in self.inputs:
+            return bool(self.inputs[pre]["binary"])
+        attrs = self.source_op(pre).attributes
+        if "btc.binary" not in attrs:
+            raise BtcError(f"group {pre!r} has no btc.binary annotation: run btc-analyse first")
+        return bool(attrs["btc.binary"].value)
+
+    def source_op(self, pre: str):
+        return self.inputs[pre]["op"] if pre in self.inputs else self.groups[pre].op
+
+    def activity_of(self, pre: str) -> float:
+        """The expected fraction of `pre`'s entries active per step, as btc-plan-events planned it."""
+        attrs = self.source_op(pre).attributes
+        return float(attrs["btc.activity"].value) if "btc.activity" in attrs else ANNOTATIONS["btc.activity"].default
 
     def into(self, group: str) -> list[ProjectionInfo]:
         return [p for p in self.projections.values() if p.post == group]

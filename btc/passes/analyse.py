@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from iree.compiler import ir
+
 from btc.dialect import InputOp, make_attribute, set_module_attribute
 from btc.errors import BtcError
 from btc.passes._view import ModelView
 
-__all__ = ["AnalysePass", "step_order"]
+__all__ = ["AnalysePass", "step_order", "emits_spikes"]
 
 
 def step_order(view: ModelView) -> list[str]:
@@ -30,6 +32,32 @@ def step_order(view: ModelView) -> list[str]:
     return order
 
 
+def emits_spikes(info) -> bool:
+    """Whether a group's output is binary: its spike region yields a value that is 0 or 1 by
+    construction (an AlignPre synapse group yields its synaptic state, a readout has no spike region)."""
+    if info.readout:
+        return False
+    block = info.op.regions[1].blocks[0]
+    return _zero_or_one(list(block.operations)[-1].operands[0])
+
+
+def _zero_or_one(value) -> bool:
+    """A btc.spike; a constant 0 or 1; stop_gradient of, select between, or product of such values
+    (a refractory neuron selects 0 or its spike)."""
+    if isinstance(value.owner, ir.Block):
+        return False
+    op = value.owner.operation
+    if op.name == "btc.spike":
+        return True
+    if op.name == "arith.constant":
+        return isinstance(op.attributes["value"], ir.FloatAttr) and op.attributes["value"].value in (0.0, 1.0)
+    if op.name in ("btc.stop_gradient", "arith.mulf"):
+        return all(_zero_or_one(v) for v in op.operands)
+    if op.name == "arith.select":
+        return all(_zero_or_one(v) for v in list(op.operands)[1:])
+    return False
+
+
 @dataclass(frozen=True)
 class AnalysePass:
     name = "btc-analyse"
@@ -39,8 +67,8 @@ class AnalysePass:
         order = step_order(view)
         with module.context:
             set_module_attribute(module, "btc.order", order)
-            for info in view.groups.values():  # a group's output is spikes unless it is the readout
-                info.op.attributes["btc.binary"] = make_attribute("bool", not info.readout)
+            for info in view.groups.values():
+                info.op.attributes["btc.binary"] = make_attribute("bool", emits_spikes(info))
             for op in module.body.operations:
                 if op.operation.name == "btc.input":
                     op.operation.attributes["btc.binary"] = make_attribute("bool", InputOp(op).binary)

@@ -68,6 +68,9 @@ class Model:
         self.algorithm = Algorithm.parse(abi["algorithm"])
         self.functions = {f["name"]: f for f in abi["functions"]}
         self.inputs = {i["name"]: i for i in abi["inputs"]}
+        # inputs whose non-zeros event-driven work counts as ones: they must hold 0/1
+        self._spike_inputs = {p["pre"] for p in abi["projections"] if p["pre"] in self.inputs
+                              and "event" in (p.get("propagation"), p.get("weight_gradient"))}
         self.param_names = [p["name"] for p in abi["params"]]
         self.num_classes = abi["num_classes"]
         self.update_every = abi["update_every"] or None  # continual: the module updates every k steps itself
@@ -219,10 +222,24 @@ class Model:
             T = a.shape[0]
             if a.dtype.kind not in "biuf":
                 raise BtcError(f"input {n!r}: expected numbers, got dtype {a.dtype}")
+            if n in self._spike_inputs and a.dtype.kind != "b":
+                self._check_spikes(n, a)
             out[n] = a  # converted to float32 one chunk at a time: a long bool/uint8 spike train stays small
         if T == 0:
             raise BtcError("the sequence has no time steps")
         return out
+
+    @staticmethod
+    def _check_spikes(name: str, a: np.ndarray) -> None:
+        """0/1 only, checked a block of steps at a time (a long spike train is not copied whole).
+        NaN and infinity are left to the float32 conversion's check, which names them."""
+        for start in range(0, a.shape[0], 256):
+            block = a[start:start + 256]
+            off = (block != 0) & (block != 1) & np.isfinite(block)
+            if off.any():
+                raise BtcError(f"input {name!r} is declared binary (a spike train: event-driven work counts its "
+                               f"non-zeros as ones) but holds {block[off].flat[0].item()!r}; pass 0/1 values or "
+                               f"declare it net.input({name!r}, size, binary=False)")
 
     def _targets(self, target, T: int) -> np.ndarray:
         C = self.num_classes

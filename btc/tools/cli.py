@@ -75,14 +75,20 @@ def main():
 @click.option("--grad-clip", type=float, default=None, help="clip the global gradient norm before each update")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="decoupled weight decay")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--event-driven", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="per projection, dense or event-driven (spike-driven) propagation and weight gradient; "
+                   "auto: a cost model decides (btc inspect shows its choice)")
+@click.option("--activity", "activity", multiple=True, metavar="[NAME=]FRACTION",
+              help="expected fraction of a spike train's entries active per step (default 0.05), or of input or "
+                   "group NAME's; sizes the event-driven lists; repeatable")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
 @click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
               help="write the IR after every pass into this directory")
 def compile_cmd(model, algorithm, target, batch, chunk, decay, rank, decay_pre, decay_post, bias_correction,
                 trace_memory_budget, projection_algorithm, update_every, grad_clip, weight_decay, optimizer,
-                output, dump_ir_after_all):
+                event_driven, activity, output, dump_ir_after_all):
     """Compile MODEL.py[:FUNC] (a function returning a btc Network) into an artifact directory."""
-    from btc.driver import CompileOptions, compile_network
+    from btc.driver import DEFAULT_ACTIVITY, CompileOptions, compile_network
 
     try:
         per_projection = {}
@@ -91,11 +97,22 @@ def compile_cmd(model, algorithm, target, batch, chunk, decay, rank, decay_pre, 
             if not sep or not name or not alg:
                 raise BtcError(f"--projection-algorithm {item!r}: expected NAME=ALG, e.g. in_to_h=d-rtrl")
             per_projection[name] = alg
+        activities = {}
+        for item in activity:
+            name, sep, value = item.rpartition("=")
+            key = name if sep else "*"
+            if key in activities:
+                raise BtcError(f"--activity {item!r}: {'the default' if key == '*' else repr(key)} is given twice")
+            try:
+                activities[key] = float(value)
+            except ValueError:
+                raise BtcError(f"--activity {item!r}: expected FRACTION or NAME=FRACTION, e.g. 0.02 or x=0.1") from None
         options = CompileOptions(algorithm, batch, chunk, decay, optimizer, target, rank=rank, decay_pre=decay_pre,
                                  decay_post=decay_post, bias_correction=bias_correction,
                                  trace_memory_budget=trace_memory_budget,
                                  projection_algorithms=per_projection or None, update_every=update_every,
-                                 grad_clip=grad_clip, weight_decay=weight_decay)
+                                 grad_clip=grad_clip, weight_decay=weight_decay, event_driven=event_driven,
+                                 activity=activities or DEFAULT_ACTIVITY)
         options.check()
         net = load_model_function(model)
         manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
@@ -136,7 +153,21 @@ def inspect_cmd(artifact, as_json, steps):
     for role, n in abi["memory_bytes"].items():
         click.echo(f"total {role:<10} {n:>14,} B")
     click.echo(f"total       {sum(abi['memory_bytes'].values()):>14,} B in the module, whatever the sequence length")
+    _print_work(abi)
     _print_trace_plan(abi, steps)
+
+
+def _print_work(abi: dict) -> None:
+    """Each projection's dense or event-driven choice, with the work per step its cost model expects."""
+    if "steps_per_iteration" not in abi:  # an artifact from before btc-plan-events
+        return
+    click.echo(f"work per step ({abi['steps_per_iteration']} steps per loop iteration):")
+    for p in abi["projections"]:
+        macs = p["expected_macs_per_step"]
+        click.echo(f"  projection {p['name']:<20} propagation {p['propagation']:<6} weight gradient "
+                   f"{p['weight_gradient']:<6} {macs['propagation'] + macs['weight_gradient']:>14,} MACs "
+                   f"(dense {macs['dense']:,}) " + (f"at {p['activity']:.1%} activity" if p["binary"]
+                                                    else "input not binary"))
 
 
 def _print_trace_plan(abi: dict, steps: int) -> None:

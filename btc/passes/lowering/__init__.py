@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 from btc.algorithm import Algorithm
+from btc.errors import BtcError
 from btc.passes._view import ModelView
 from btc.passes.lowering.abi import Abi, abi_of, step_macs
 from btc.passes.lowering.bptt import bptt_backward_step, bptt_begin_backward, bptt_forward_step
@@ -54,7 +55,12 @@ def lower(view: ModelView, options: LoweringOptions) -> tuple[Lowering, Abi]:
     """Declare the globals and write every function; returns the lowering and its ABI record."""
     lw = Lowering(view, options)
     small = step_macs(view) < LARGE_STEP_MACS
-    lw.unroll = options.unroll or next(u for u in ((4, 2, 1) if small else (1,)) if view.chunk % u == 0)
+    regrouped = any(p.weight_gradient == "event" for p in view.projections.values())
+    if regrouped and options.update_every:
+        raise BtcError("a weight gradient regrouped per block (btc-plan-events) cannot be read by an in-module "
+                       f"update every {options.update_every} steps; plan the events with the same update_every")
+    lw.unroll = options.unroll or (view.event_block if regrouped else
+                                   next(u for u in ((4, 2, 1) if small else (1,)) if view.chunk % u == 0))
     declare_globals(lw)
     for build, applies in FUNCTIONS:
         if applies(lw):

@@ -18,6 +18,7 @@ from btc.errors import BtcError
 from btc.passes._view import ModelView
 from btc.passes.lowering.bptt import tape_entries
 from btc.passes.lowering.context import Lowering
+from btc.passes.plan_events import projection_costs
 
 __all__ = ["Abi", "abi_of", "trace_plan", "ABI_ATTR"]
 
@@ -44,6 +45,7 @@ class Abi:
     bptt_tape_bytes_per_step: int  # what BPTT would keep per step, for every algorithm
     step_macs: int  # multiply-accumulates of one step's projections
     update_every: int  # 0: the runtime applies the update
+    steps_per_iteration: int  # time steps per iteration of train_chunk's loop (a regrouped gradient's block)
 
     @property
     def memory_bytes(self) -> dict[str, int]:
@@ -99,14 +101,28 @@ def abi_of(lw: Lowering) -> Abi:
         inputs=[{"name": n, "size": i["size"], "binary": bool(i["binary"])} for n, i in v.inputs.items()],
         groups=groups,
         projections=[{"name": p.name, "pre": p.pre, "post": p.post, "port": p.port, "sign": p.sign,
-                      "delay": p.delay, "recurrent": p.recurrent, "bias": p.bias} for p in v.projections.values()],
+                      "delay": p.delay, "recurrent": p.recurrent, "bias": p.bias, **_work(lw, p)}
+                     for p in v.projections.values()],
         params=[{"name": n, "shape": list(s), "dtype": "float32"} for n, s in lw.params],
         functions=[{"name": f.name, "inputs": [a.record() for a in f.inputs],
                     "outputs": [a.record() for a in f.outputs]} for f in lw.functions],
         layout=lw.layout, trace_plan=trace_plan(v, lw.algorithm.online),
         tape=tape if not lw.algorithm.online else [],
         bptt_tape_bytes_per_step=sum(e["bytes"] for e in tape), step_macs=step_macs(v),
-        update_every=lw.options.update_every)
+        update_every=lw.options.update_every, steps_per_iteration=lw.unroll)
+
+
+def _work(lw: Lowering, p) -> dict:
+    """How the step computes a projection (btc-plan-events' choice) and the multiply-accumulates
+    per step its cost model expects for that choice, beside the dense ones."""
+    v = lw.v
+    costs = projection_costs(lw.B, v.size(p.pre), v.size(p.post), v.activity_of(p.pre), lw.unroll)
+    learns = lw.algorithm.online
+    return {"binary": v.binary(p.pre), "activity": v.activity_of(p.pre), "propagation": p.propagation, "weight_gradient": p.weight_gradient if learns else "bptt",
+            "expected_macs_per_step": {
+                "propagation": int(costs[f"propagation_{p.propagation}"]),
+                "weight_gradient": int(costs[f"gradient_{p.weight_gradient}"]) if learns else 0,
+                "dense": int(costs["propagation_dense"] + (costs["gradient_dense"] if learns else 0))}}
 
 
 def step_macs(view: ModelView) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from btc.passes.lowering.text import Fn
 
-__all__ = ["sum_body", "decay_body", "dot", "post_trace_body", "dot_body", "signed_abs_body", "fma_body",
+__all__ = ["sum_body", "decay_body", "scale_body", "dot", "post_trace_body", "dot_body", "signed_abs_body", "fma_body",
            "transpose_apply_body", "constant_like_body", "chain_sign_body", "select_body", "weighted_add_body"]
 
 
@@ -25,6 +25,13 @@ def decay_body(alpha: float):
         c, m, s = fn.name("r"), fn.name("r"), fn.name("r")
         return [f"{c} = arith.constant {alpha:.9e} : f32", f"{m} = arith.mulf {a[0]}, {c} : f32",
                 f"{s} = arith.addf {m}, {a[1]} : f32"], [s]
+    return body
+
+
+def scale_body(factor: float):
+    def body(fn: Fn, a):
+        c, m = fn.name("r"), fn.name("r")
+        return [f"{c} = arith.constant {factor:.9e} : f32", f"{m} = arith.mulf {a[0]}, {c} : f32"], [m]
     return body
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
+from btc.passes.lowering.events import active_lists, gather_rows_sum
+from btc.passes.plan_events import list_capacity
 from btc.passes.lowering.text import Fn, block_body
 
 __all__ = ["Step", "weights", "split_params", "pre_value", "source_value", "forward", "next_states", "time_loop"]
@@ -25,6 +27,7 @@ class Step:
     dsdh: dict = field(default_factory=dict)
     Dp: dict = field(default_factory=dict)
     dsdp: dict = field(default_factory=dict)
+    active: dict = field(default_factory=dict)  # source key -> its ActiveLists, built once per step
 
 
 def weights(lw: Lowering, fn: Fn) -> tuple[dict, dict]:
@@ -72,7 +75,13 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
         for p in v.into(g):
             if p.port == port:
                 pre = pre_value(lw, p.pre, p.lag, xt, cur, st)
-                y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
+                if p.propagation == "event":
+                    if p.source not in st.active:
+                        st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
+                                                           list_capacity(v.size(p.pre), v.activity_of(p.pre)))
+                    y = gather_rows_sum(fn, st.active[p.source], W[p.name], v.size(p.pre), N, y or fn.full((B, N), 0.0))
+                else:
+                    y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
         biases = [b[p.name] for p in v.biased(g, port)]
         if biases:
             y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, sum_body)[0]
@@ -124,8 +133,10 @@ def next_states(lw: Lowering, st: Step, cur: dict, xt: dict) -> dict:
     return nxt
 
 
-def time_loop(lw: Lowering, fn: Fn, carried: list[tuple[str, str, str]], body, unroll: int = 1) -> dict:
-    """scf.for over the K steps; carried = [(key, init value, type)]; body(t, cur) -> next.
+def time_loop(lw: Lowering, fn: Fn, carried: list[tuple[str, str, str]], body, unroll: int = 1,
+              end=None) -> dict:
+    """scf.for over the K steps; carried = [(key, init value, type)]; body(t, cur) -> next;
+    end(cur) -> cur, if given, closes each iteration's block of `unroll` steps.
 
     `unroll` steps run per iteration (K % unroll == 0): IREE 3.13 copies every loop-carried
     tensor once per iteration, gradient accumulators included, so fewer iterations copy less.
@@ -147,6 +158,8 @@ def time_loop(lw: Lowering, fn: Fn, carried: list[tuple[str, str, str]], body, u
             t = fn.name("t")
             fn.emit(f"{t} = arith.addi {iv}, {offsets[j - 1]} : index")
         cur = body(t, cur)
+    if end is not None:
+        cur = end(cur)
     fn.emit(f"scf.yield {', '.join(cur[k] for k, _, _ in carried)} : {types}")
     fn.indent -= 1
     fn.emit("}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from btc.passes.lowering.bodies import dot, fma_body
 from btc.passes.lowering.context import Lowering
+from btc.passes.lowering.forward import source_value
 from btc.passes.lowering.schedule import StepValues, lowers
 from btc.passes.lowering.text import Fn, tt
 
@@ -16,6 +17,12 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
     """grad W += eps_x^T (sum_s eps_f*delta): one outer product over the batch."""
     p, pre_t = lw.v.projections[op.projection], lw.v.traces[op.pre_trace]
     i = lw.param_index(f"{p.name}.W")
+    if p.weight_gradient == "event":  # added once per block, by GradientBlock.flush
+        x = source_value(lw, p.source, sv.xt, sv.cur, sv.st)
+        sv.block.add(f"g{i}", pre_t.name, pre_t.decay, sv.cur[f"tr_{pre_t.name}_0"], x, sv.post_sum[op.post_trace],
+                     pre_t.size, lw.v.size(p.post))
+        sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
+        return
     sv.nxt[f"g{i}"] = sv.fn.matmul_at(sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace], lw.B,
                                       pre_t.size, lw.v.size(p.post), sv.cur[f"g{i}"])
 

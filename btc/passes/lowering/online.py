@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from btc.passes.lowering.bodies import select_body, weighted_add_body
 from btc.passes.lowering.context import Arg, Lowering
+from btc.passes.lowering.event_grad import GradientBlock
 from btc.passes.lowering.forward import forward, next_states, split_params, time_loop, weights
 from btc.passes.lowering.loss import step_loss
 from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
@@ -30,6 +31,7 @@ def train_chunk(lw: Lowering) -> None:
         carried += [k for k in optimizer_syms(lw) if k not in grads] + ["t_upd"]
     carry = [(s, lw.load(fn, s), lw.type_of(s)) for s in carried]
     carry += [("loss", fn.full((), 0.0), tt()), ("rsum", fn.full((B, C), 0.0), tt(B, C))]
+    block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"})
 
     def step(t, cur):
         nonlocal W, b
@@ -44,12 +46,12 @@ def train_chunk(lw: Lowering) -> None:
         fn.emit(f"{mask_t} = tensor.extract %mask[{t}] : {tt(lw.K)}")
         rsum = fn.map([cur["rsum"], r], [(B, C)] * 2, (B, C), 1, weighted_add_body(mask_t))[0]
         nxt = dict(cur, loss=loss, rsum=rsum, **next_states(lw, st, cur, xt))
-        run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt))
+        run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt, block=block))
         if continual:
             _maybe_update(lw, fn, t, nxt)
         return nxt
 
-    out = time_loop(lw, fn, carry, step, unroll=lw.unroll)
+    out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=block.flush)
     for s in carried:
         lw.store(fn, out[s], s)
     inputs = lw.step_inputs(per_step=False) + lw.target_inputs(per_step=False)

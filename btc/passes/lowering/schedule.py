@@ -16,6 +16,7 @@ from btc.dialect.ops import SCHEDULE_OPS
 from btc.errors import BtcError
 from btc.passes.lowering.backward import backward
 from btc.passes.lowering.context import Lowering
+from btc.passes.lowering.event_grad import GradientBlock
 from btc.passes.lowering.forward import Step
 from btc.passes.lowering.text import Fn, tt
 
@@ -53,6 +54,7 @@ class StepValues:
     signals: dict | None = None  # the within-step backward, computed once for every group
     post_sum: dict = field(default_factory=dict)  # sum_s eps'[s]*delta[s] per post/bias/elem trace
     inv_corr: dict = field(default_factory=dict)  # 1 / (1 - alpha^(k+1)) per bias-corrected trace
+    block: GradientBlock | None = None  # the loop iteration's regrouped (event-driven) weight gradients
 
 
 def run_schedule(lw: Lowering, sv: StepValues) -> None:

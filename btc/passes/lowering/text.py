@@ -51,12 +51,16 @@ class Fn:
         self.emit(f"{n} = arith.constant {i} : index")
         return n
 
-    def empty(self, shape) -> str:
+    def empty(self, shape, dtype: str = "f32") -> str:
         n = self.name("e")
-        self.emit(f"{n} = tensor.empty() : {tt(*shape)}")
+        self.emit(f"{n} = tensor.empty() : {tt(*shape, dtype=dtype)}")
         return n
 
-    def full(self, shape, value: float) -> str:
+    def full(self, shape, value: float, dtype: str = "f32") -> str:
+        if dtype != "f32":  # an integer splat (shapes are small: index lists)
+            n = self.name("z")
+            self.emit(f"{n} = arith.constant dense<{int(value)}> : {tt(*shape, dtype=dtype)}")
+            return n
         c, e, n = self.const(value), self.empty(shape), self.name("z")
         self.emit(f"{n} = linalg.fill ins({c} : f32) outs({e} : {tt(*shape)}) -> {tt(*shape)}")
         return n

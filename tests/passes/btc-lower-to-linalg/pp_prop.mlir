@@ -19,14 +19,14 @@ module attributes {btc.batch = 2 : i64, btc.chunk = 4 : i64, btc.order = ["h", "
     %0 = arith.subf %arg0, %cst : f32
     %1 = "btc.spike"(%0) {slope = 4.000000e+00 : f64, surrogate = "fast_sigmoid"} : (f32) -> f32
     "btc.yield"(%1) : (f32) -> ()
-  }) {init = [0.000000e+00 : f32], model = "lif", ports = ["y"], size = 2 : i64, states = ["v"], sym_name = "h"} : () -> ()
+  }) {btc.binary = true, init = [0.000000e+00 : f32], model = "lif", ports = ["y"], size = 2 : i64, states = ["v"], sym_name = "h"} : () -> ()
   "btc.readout"() ({
   ^bb0(%arg0: f32, %arg1: f32):
     %cst = arith.constant 8.000000e-01 : f32
     %0 = arith.mulf %arg0, %cst : f32
     %1 = arith.addf %0, %arg1 : f32
     "btc.yield"(%1) : (f32) -> ()
-  }) {init = [0.000000e+00 : f32], size = 4 : i64, states = ["r"], sym_name = "out"} : () -> ()
+  }) {btc.binary = false, init = [0.000000e+00 : f32], size = 4 : i64, states = ["r"], sym_name = "out"} : () -> ()
   "btc.projection"() {bias = false, post = @h, pre = @x, recurrent = false, sym_name = "x_to_h"} : () -> ()
   "btc.projection"() {bias = true, post = @out, pre = @h, recurrent = false, sym_name = "h_to_out"} : () -> ()
   "btc.loss"() {kind = "cross_entropy", readout = @out} : () -> ()

@@ -1,0 +1,80 @@
+"""pp-prop's weight gradient regrouped over a block of steps (pp-prop.md section 7), for projections
+whose `weight_gradient` is "event".
+
+Over the block t0..t1 of one loop iteration, with e0 the presynaptic trace carried into it and
+L^t the per-step postsynaptic factor,
+
+    sum_t (eps_x^t)^T L^t = alpha e0^T M^t0 + sum_tau (x^tau)^T M^tau,   M^tau = L^tau + alpha M^(tau+1).
+
+The first term is one dense outer product per block; the second adds, per presynaptic spike
+(b, i, tau), the row M^tau[b, :] to row i of the gradient. The block's values are SSA values of one
+loop iteration, so nothing per step is carried through the loop (IREE copies carried tensors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from btc.passes.lowering.bodies import decay_body, scale_body
+from btc.passes.lowering.events import active_lists, gather_rows_sum
+from btc.passes.plan_events import list_capacity
+from btc.passes.lowering.text import Fn, tt
+
+__all__ = ["GradientBlock"]
+
+
+@dataclass
+class _Pending:
+    trace: str  # the presynaptic trace: its spikes' lists are shared by every projection reading it
+    alpha: float
+    e0: str
+    rows: int  # I
+    cols: int  # O
+    L: list = field(default_factory=list)
+
+
+class GradientBlock:
+    """Collects, step by step, what the regrouped gradients need; `flush` adds them at the block's end."""
+
+    def __init__(self, fn: Fn, batch: int, activity: dict[str, float]):
+        self.fn, self.B, self.activity = fn, batch, activity  # per trace: its signal's expected activity
+        self.pending: dict[str, _Pending] = {}  # gradient key -> its block
+        self.spikes: dict[str, list[str]] = {}  # trace -> x^t of each step of the block, shared by its projections
+
+    def add(self, grad: str, trace: str, alpha: float, e0: str, x: str, L: str, rows: int, cols: int) -> None:
+        """Step j of gradient `grad`'s block: e0 is kept from the block's first step."""
+        entry = self.pending.setdefault(grad, _Pending(trace, alpha, e0, rows, cols))
+        step = len(entry.L)
+        entry.L.append(L)
+        steps = self.spikes.setdefault(trace, [])
+        if len(steps) == step:  # the first projection of this trace to reach step j records x^j
+            steps.append(x)
+
+    def flush(self, cur: dict) -> dict:
+        fn, B = self.fn, self.B
+        out = dict(cur)
+        lists = {}
+        for trace, xs in self.spikes.items():
+            rows = next(e.rows for e in self.pending.values() if e.trace == trace)
+            lists[trace] = active_lists(fn, _stack(fn, xs, B, rows), (len(xs) * B, rows), 0,
+                                        list_capacity(len(xs) * B, self.activity[trace]))
+        for grad, e in self.pending.items():
+            m = len(e.L)
+            M = [e.L[-1]]
+            for L in reversed(e.L[:-1]):  # the backward filter over the block
+                M.insert(0, fn.map([M[0], L], [(B, e.cols)] * 2, (B, e.cols), 1, decay_body(e.alpha))[0])
+            first = fn.map([M[0]], [(B, e.cols)], (B, e.cols), 1, scale_body(e.alpha))[0]
+            g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
+            out[grad] = gather_rows_sum(fn, lists[e.trace], _stack(fn, M, B, e.cols), m * B, e.cols, g, guarded=True)
+        self.pending, self.spikes = {}, {}
+        return out
+
+
+def _stack(fn: Fn, values: list[str], B: int, cols: int) -> str:
+    """[B, cols] values, one per step, as one [steps*B, cols] tensor (step-major)."""
+    acc = fn.empty((len(values) * B, cols))
+    for j, v in enumerate(values):
+        n = fn.name("stk")
+        fn.emit(f"{n} = tensor.insert_slice {v} into {acc}[{j * B}, 0] [{B}, {cols}] [1, 1] : "
+                f"{tt(B, cols)} into {tt(len(values) * B, cols)}")
+        acc = n
+    return acc

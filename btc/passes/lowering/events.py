@@ -1,0 +1,192 @@
+"""Event-driven kernels: lists of the active (non-zero) entries of a binary tensor, built with a
+prefix sum, and the sum of the table rows those lists select.
+
+A list holds `capacity` entries (from the expected activity); entries past it are summed by a
+slower exact path, so a busier step costs more but is never wrong. Indices travel as i32: `index`
+tensors may not cross an IREE dispatch boundary.
+"""
+from __future__ import annotations
+
+import math
+
+from btc.passes.lowering.bodies import sum_body
+from btc.passes.lowering.text import Fn, tt
+
+__all__ = ["ActiveLists", "active_lists", "gather_rows_sum"]
+
+
+class ActiveLists:
+    """A binary tensor's active entries, ready to be listed: `prefix`, the inclusive prefix sum of
+    its flags along the list dimension (i32, the tensor's own shape), and `totals`, each list's length."""
+
+    def __init__(self, prefix: str, totals: str, shape: tuple[int, int], along: int, capacity: int):
+        self.prefix, self.totals, self.shape, self.along, self.capacity = prefix, totals, shape, along, capacity
+        self.rows, self.n = (shape[0], shape[1]) if along == 1 else (shape[1], shape[0])
+        self.overflows: str | None = None  # 1 if some list is longer than the capacity, read back once
+
+
+def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: int) -> ActiveLists:
+    """The active entries of binary x[shape] along dimension `along` (1: per row, the columns;
+    0: per column, the rows): their flags' prefix sum and each list's length."""
+    R0, R1 = shape
+    rows, n = (R0, R1) if along == 1 else (R1, R0)
+    i32 = tt(R0, R1, dtype="i32")
+    flags = fn.generic([(x, "affine_map<(d0, d1) -> (d0, d1)>", tt(R0, R1))],
+                       [(fn.empty((R0, R1), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", i32)],
+                       ["parallel", "parallel"], lambda a: _flag_body(fn, a))[0]
+    prefix, scan_out, zero = fn.name("scan"), fn.empty((R0, R1), "i32"), fn.full((rows,), 0, "i32")
+    fn.emit(f"{prefix}:2 = iree_linalg_ext.scan dimension({along}) inclusive(true) ins({flags} : {i32}) "
+            f"outs({scan_out}, {zero} : {i32}, {tt(rows, dtype='i32')}) {{")
+    a, b, s = fn.name("a"), fn.name("a"), fn.name("r")
+    fn.emit(f"^bb0({a}: i32, {b}: i32):")
+    fn.emit(f"  {s} = arith.addi {a}, {b} : i32")
+    fn.emit(f"  iree_linalg_ext.yield {s} : i32")
+    fn.emit(f"}} -> {i32}, {tt(rows, dtype='i32')}")
+    totals = _row_totals(fn, f"{prefix}#0", R0, R1, along)
+    return ActiveLists(f"{prefix}#0", totals, shape, along, max(1, min(capacity, n)))
+
+
+def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str,
+                    guarded: bool = False) -> str:
+    """acc[r, o] + sum over r's active entries e of table[e, o].
+
+    The first `capacity` entries of every list are found, then their table rows gathered and summed.
+    Entries past the capacity, if a list is that long,
+    are summed by a scalar loop in a second kernel whose trip count is zero for every shorter list:
+    exact whatever the activity. That kernel costs about 7 ns per output entry even when it has
+    nothing to add, so `guarded` runs it only when some list overflows, which reads a flag back to
+    the host: once per loop iteration is fine, but IREE 3.13's stream scheduling fails ("failed to
+    solve for timepoint coverage") with a few tens of read-backs in one iteration, so the per-step
+    propagation is not guarded."""
+    C, rows = lists.capacity, lists.rows
+    acc_type, idx_type = tt(rows, cols), tt(rows, C, dtype="i32")
+    idx = fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
+                     [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
+                     ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0]))[0]
+
+    # the listed rows of the table, gathered whole ([rows, C, cols]; -1 reads row 0, masked below),
+    # then summed over the list: IREE vectorizes the row copies of iree_linalg_ext.gather, where a
+    # tensor.extract inside a linalg.generic became scalar loads (2x slower at 32x2048x2048)
+    clamped = fn.generic([(idx, "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
+                         [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
+                         ["parallel", "parallel"], lambda a: _clamp_body(fn, a))[0]
+    rows_type = tt(rows, C, cols)
+    gathered = fn.name("rows")
+    fn.emit(f"{gathered} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {clamped} : "
+            f"{tt(table_rows, cols)}, {idx_type}) outs({fn.empty((rows, C, cols))} : {rows_type}) -> {rows_type}")
+
+    def masked_sum(a):
+        zero_i, zero_f, ok, z, out = (fn.name("r") for _ in range(5))
+        return [f"{zero_i} = arith.constant 0 : i32", f"{zero_f} = arith.constant 0.0 : f32",
+                f"{ok} = arith.cmpi sge, {a[1]}, {zero_i} : i32", f"{z} = arith.select {ok}, {a[0]}, {zero_f} : f32",
+                f"{out} = arith.addf {a[2]}, {z} : f32"], [out]
+
+    summed = fn.generic([(gathered, "affine_map<(d0, d1, d2) -> (d0, d1, d2)>", rows_type),
+                         (idx, "affine_map<(d0, d1, d2) -> (d0, d1)>", idx_type)],
+                        [(acc, "affine_map<(d0, d1, d2) -> (d0, d2)>", acc_type)],
+                        ["parallel", "reduction", "parallel"], masked_sum)[0]
+    if C == lists.n:
+        return summed
+
+    def overflow(a):
+        r, o, n, first, one, c, it, res, v, s = (fn.name("r") for _ in range(10))
+        lines = [f"{r} = linalg.index 0 : index", f"{o} = linalg.index 1 : index",
+                 f"{n} = arith.index_cast {a[0]} : i32 to index", f"{first} = arith.constant {C} : index",
+                 f"{one} = arith.constant 1 : index",
+                 f"{res} = scf.for {c} = {first} to {n} step {one} iter_args({it} = {a[1]}) -> (f32) {{"]
+        ci = fn.name("r")
+        lines.append(f"  {ci} = arith.index_cast {c} : index to i32")
+        body, pos = _binary_search(fn, lists, r, ci)
+        lines += ["  " + line for line in body]
+        lines += [f"  {v} = tensor.extract {table}[{pos}, {o}] : {tt(table_rows, cols)}",
+                  f"  {s} = arith.addf {it}, {v} : f32", f"  scf.yield {s} : f32", "}"]
+        return lines, [res]
+
+    def overflow_kernel(acc_in: str) -> str:
+        return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
+                          [(acc_in, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"],
+                          overflow)[0]
+
+    if not guarded:
+        return overflow_kernel(summed)
+    # run it (a 0- or 1-trip loop) only when some list is longer than the capacity
+    if lists.overflows is None:
+        over, flag, n = fn.name("over"), fn.name("n"), fn.name("n")
+        over = fn.generic([(lists.totals, "affine_map<(d0) -> (d0)>", tt(rows, dtype="i32"))],
+                          [(fn.full((), 0, "i32"), "affine_map<(d0) -> ()>", tt(dtype="i32"))], ["reduction"],
+                          lambda a: _any_over_body(fn, a, C))[0]
+        fn.emit(f"{flag} = tensor.extract {over}[] : {tt(dtype='i32')}")
+        fn.emit(f"{n} = arith.index_cast {flag} : i32 to index")
+        lists.overflows = n
+    # the loop carries a fresh zero tensor, added afterwards: carrying `summed` itself (which may share
+    # its buffer with a gradient carried by train_chunk's loop) gave wrong gradients from the second
+    # iteration of that loop on in IREE 3.13
+    res, k, it = fn.name("ov"), fn.name("k"), fn.name("acc")
+    fn.emit(f"{res} = scf.for {k} = {fn.index(0)} to {lists.overflows} step {fn.index(1)} "
+            f"iter_args({it} = {fn.full((rows, cols), 0.0)}) -> ({acc_type}) {{")
+    fn.indent += 1
+    fn.emit(f"scf.yield {overflow_kernel(it)} : {acc_type}")
+    fn.indent -= 1
+    fn.emit("}")
+    return fn.map([summed, res], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
+
+
+def _any_over_body(fn: Fn, a, capacity: int):
+    c, gt, one, r = fn.name("r"), fn.name("r"), fn.name("r"), fn.name("r")
+    return [f"{c} = arith.constant {capacity} : i32", f"{gt} = arith.cmpi sgt, {a[0]}, {c} : i32",
+            f"{one} = arith.extui {gt} : i1 to i32", f"{r} = arith.maxsi {a[1]}, {one} : i32"], [r]
+
+
+def _clamp_body(fn: Fn, a):
+    z, r = fn.name("r"), fn.name("r")
+    return [f"{z} = arith.constant 0 : i32", f"{r} = arith.maxsi {a[0]}, {z} : i32"], [r]
+
+
+def _flag_body(fn: Fn, a):
+    z, c, r = fn.name("r"), fn.name("r"), fn.name("r")
+    return [f"{z} = arith.constant 0.0 : f32", f"{c} = arith.cmpf one, {a[0]}, {z} : f32",
+            f"{r} = arith.extui {c} : i1 to i32"], [r]
+
+
+def _row_totals(fn: Fn, prefix: str, R0: int, R1: int, along: int) -> str:
+    """The last entry of each list's prefix sum: its number of active entries."""
+    n = fn.name("tot")
+    if along == 1:
+        fn.emit(f"{n} = tensor.extract_slice {prefix}[0, {R1 - 1}] [{R0}, 1] [1, 1] : "
+                f"{tt(R0, R1, dtype='i32')} to {tt(R0, dtype='i32')}")
+    else:
+        fn.emit(f"{n} = tensor.extract_slice {prefix}[{R0 - 1}, 0] [1, {R1}] [1, 1] : "
+                f"{tt(R0, R1, dtype='i32')} to {tt(R1, dtype='i32')}")
+    return n
+
+
+def _binary_search(fn: Fn, lists: ActiveLists, r: str, ci: str) -> tuple[list[str], str]:
+    """Lines finding the smallest position p with prefix[r, p] > ci (row r's ci-th active entry,
+    if it has one): ceil(log2 n) probes, unrolled. Returns (lines, p as an index)."""
+    n, at_type = lists.n, tt(*lists.shape, dtype="i32")
+    lo, hi, one = fn.name("r"), fn.name("r"), fn.name("r")
+    lines = [f"{lo} = arith.constant 0 : index", f"{hi} = arith.constant {n - 1} : index",
+             f"{one} = arith.constant 1 : index"]
+    for _ in range(math.ceil(math.log2(n)) if n > 1 else 0):
+        s, mid, p, gt, hi2, mid1, lo2 = (fn.name("r") for _ in range(7))
+        at = f"[{r}, {mid}]" if lists.along == 1 else f"[{mid}, {r}]"
+        lines += [f"{s} = arith.addi {lo}, {hi} : index", f"{mid} = arith.shrui {s}, {one} : index",
+                  f"{p} = tensor.extract {lists.prefix}{at} : {at_type}",
+                  f"{gt} = arith.cmpi sgt, {p}, {ci} : i32",
+                  f"{hi2} = arith.select {gt}, {mid}, {hi} : index",
+                  f"{mid1} = arith.addi {mid}, {one} : index",
+                  f"{lo2} = arith.select {gt}, {lo}, {mid1} : index"]
+        lo, hi = lo2, hi2
+    return lines, lo
+
+
+def _search_body(fn: Fn, lists: ActiveLists, total: str):
+    """idx[r, c] = the position of row r's c-th active entry, or -1 past its last (c >= total)."""
+    r, c, ci, minus, found, pos, out = (fn.name("r") for _ in range(7))
+    lines = [f"{r} = linalg.index 0 : index", f"{c} = linalg.index 1 : index",
+             f"{ci} = arith.index_cast {c} : index to i32", f"{minus} = arith.constant -1 : i32"]
+    search, p = _binary_search(fn, lists, r, ci)
+    lines += search + [f"{found} = arith.cmpi slt, {ci}, {total} : i32",
+                       f"{pos} = arith.index_cast {p} : index to i32",
+                       f"{out} = arith.select {found}, {pos}, {minus} : i32"]
+    return lines, [out]

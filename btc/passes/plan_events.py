@@ -1,0 +1,123 @@
+"""btc-plan-events: reads the analysed model (which signals are spike trains) and the trace plan;
+annotates every projection with how its step is computed, dense or event-driven, by a cost model,
+and every input and group with its expected activity (`btc.activity`, sizing its active lists).
+
+`propagation = "event"`: pre @ W sums the rows of W that the active (non-zero) inputs of each
+batch row select, exact for a binary presynaptic signal. `weight_gradient = "event"`: pp-prop's
+dW = sum_t eps_x^T L^t is regrouped over blocks of `btc.event_block` steps (pp-prop.md section 7):
+one dense outer product per block plus, per presynaptic spike, one row of the block's backward
+filter. Both are exact rearrangements (equal up to float summation order).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from iree.compiler import ir
+
+from btc.dialect import make_attribute, set_module_attribute
+from btc.dialect.ops import ANNOTATIONS
+from btc.errors import BtcError
+from btc.passes._view import ModelView
+
+__all__ = ["PlanEventsPass", "EVENT_MODES", "DEFAULT_ACTIVITY", "projection_costs", "event_block", "list_capacity"]
+
+EVENT_MODES = ("auto", "on", "off")
+
+DEFAULT_ACTIVITY = ANNOTATIONS["btc.activity"].default
+
+# The cost model, in dense multiply-accumulates (one MAC of linalg.matmul), measured on the 2-core
+# CI machine kind with llvm-cpu (benchmarks/bench_events.py --kernels): summing a gathered table entry
+# costs about 6 MACs (the gather is bound by memory, the matmul by arithmetic); listing the active
+# entries (flags, prefix sum, binary search) about 20 MACs per entry of the binary tensor; the exact
+# kernel for entries past a list's capacity about 78 MACs per output entry when it has nothing to add.
+GATHER_MACS = 6.0
+LIST_MACS_PER_ENTRY = 20.0
+OVERFLOW_MACS_PER_OUTPUT = 78.0
+FIXED_MACS = 500_000  # the extra dispatches of an event-driven projection
+MAX_BLOCK = 20  # steps per regrouped gradient block: one loop iteration holds them all (compile time grows)
+MIN_BLOCK = 4  # below this the per-block dense outer product saves too little
+
+
+def list_capacity(n: int, activity: float) -> int:
+    """Entries per active list over n positions: twice the expected count plus 8, a multiple of 8.
+    A longer list stays exact but takes a slow path (a binary search per entry and output)."""
+    return min(n, 8 * math.ceil((2.0 * activity * n + 8) / 8))
+
+
+def event_block(chunk: int) -> int:
+    """The largest divisor of the chunk up to MAX_BLOCK: a block never straddles two calls."""
+    return max(d for d in range(1, min(chunk, MAX_BLOCK) + 1) if chunk % d == 0)
+
+
+def projection_costs(B: int, I: int, O: int, activity: float, block: int) -> dict[str, float]:
+    """Expected MACs per step of each way to compute one projection, for inputs of this activity."""
+    dense = float(B * I * O)
+    step_lists = GATHER_MACS * B * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
+    block_lists = (GATHER_MACS * I * list_capacity(block * B, activity) * O
+                   + LIST_MACS_PER_ENTRY * block * B * I) / block
+    return {"propagation_dense": dense,
+            "propagation_event": step_lists + OVERFLOW_MACS_PER_OUTPUT * B * O + FIXED_MACS,
+            "gradient_dense": dense,
+            "gradient_event": dense / block + block_lists + FIXED_MACS / block}
+
+
+@dataclass(frozen=True)
+class PlanEventsPass:
+    name = "btc-plan-events"
+    mode: str = "auto"  # auto: the cost model decides; on: event-driven wherever exact; off: dense
+    activity: float = DEFAULT_ACTIVITY  # expected fraction of a spike train's entries active per step
+    activities: tuple = ()  # ("name=fraction", ...): an input's or group's own expected activity
+    update_every: int = 0  # an in-module update reads the gradient every k steps: no regrouping then
+
+    def __post_init__(self):
+        if self.mode not in EVENT_MODES:
+            raise BtcError(f"{self.name}: mode must be one of {list(EVENT_MODES)}, got {self.mode!r}")
+        if isinstance(self.activity, bool) or not 0.0 < float(self.activity) <= 1.0:
+            raise BtcError(f"{self.name}: activity must be a fraction in (0, 1], got {self.activity!r}")
+
+    def run(self, module) -> None:
+        view = ModelView(module)
+        own = self._activities(view)
+        block = event_block(view.chunk) if not self.update_every else 1
+        any_gradient = False
+        with module.context, ir.Location.unknown():
+            for name in [*view.inputs, *view.groups]:
+                view.source_op(name).attributes["btc.activity"] = make_attribute("float", own.get(name, self.activity))
+            for p in view.projections.values():
+                binary = view.binary(p.pre)
+                costs = projection_costs(view.batch, view.size(p.pre), view.size(p.post),
+                                         own.get(p.pre, self.activity), block)
+                propagate = binary and self._choose(costs["propagation_event"] < costs["propagation_dense"])
+                regroup = (binary and _learns_by_pp_prop(view, p) and block > 1
+                           and self._choose(block >= MIN_BLOCK and costs["gradient_event"] < costs["gradient_dense"]))
+                any_gradient |= regroup
+                p_op = view.projection_ops[p.name]
+                p_op.attributes["propagation"] = make_attribute("str", "event" if propagate else "dense")
+                p_op.attributes["weight_gradient"] = make_attribute("str", "event" if regroup else "dense")
+        set_module_attribute(module, "btc.event_block", block if any_gradient else 1)
+
+    def _activities(self, view: ModelView) -> dict[str, float]:
+        out = {}
+        for item in self.activities:
+            name, sep, value = item.partition("=")
+            try:
+                out[name] = float(value) if sep else -1.0
+            except ValueError:
+                out[name] = -1.0
+            if not 0.0 < out[name] <= 1.0:
+                raise BtcError(f"activity {item!r}: expected NAME=FRACTION with a fraction in (0, 1], e.g. x=0.1")
+            if name not in view.inputs and name not in view.groups:
+                raise BtcError(f"activity {item!r}: no input or group {name!r}; "
+                               f"inputs and groups: {sorted([*view.inputs, *view.groups])}")
+        return out
+
+    def _choose(self, cheaper: bool) -> bool:
+        return self.mode == "on" or (self.mode == "auto" and cheaper)
+
+
+def _learns_by_pp_prop(view: ModelView, p) -> bool:
+    """The trace plan gave this projection's signal a presynaptic trace and the projection no D-RTRL
+    trace (BPTT plans no traces)."""
+    pre_trace = any(t.kind == "pre" and t.of == p.pre and t.delay == p.lag for t in view.traces.values())
+    return pre_trace and view.dense_trace(p.name) is None
