@@ -55,7 +55,7 @@ def test_event_driven_equals_dense(compiled, name):
 def test_regrouped_gradient_is_pp_prop_across_blocks_and_chunks(compiled):
     """Blocks of 12 steps, two per chunk of 24, over 30 steps (the second chunk padded), against the
     plain-JAX pp-prop of pp-prop.md. The recurrent and readout projections' lists overflow, so this
-    also holds the guarded exact path inside a loop of several iterations (it once miscompiled)."""
+    also holds the exact path past the capacity inside a loop of several iterations."""
     name = "recurrent_expon"
     net = NETWORKS[name]()
     x, target, mask = sequence(net, BATCH, 30, rate=0.3)

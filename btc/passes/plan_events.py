@@ -55,7 +55,7 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int) -> dic
     dense = float(B * I * O)
     step_lists = GATHER_MACS * B * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
     block_lists = (GATHER_MACS * I * list_capacity(block * B, activity) * O
-                   + LIST_MACS_PER_ENTRY * block * B * I) / block
+                   + LIST_MACS_PER_ENTRY * block * B * I + OVERFLOW_MACS_PER_OUTPUT * I * O) / block
     return {"propagation_dense": dense,
             "propagation_event": step_lists + OVERFLOW_MACS_PER_OUTPUT * B * O + FIXED_MACS,
             "gradient_dense": dense,

@@ -64,7 +64,7 @@ class GradientBlock:
                 M.insert(0, fn.map([M[0], L], [(B, e.cols)] * 2, (B, e.cols), 1, decay_body(e.alpha))[0])
             first = fn.map([M[0]], [(B, e.cols)], (B, e.cols), 1, scale_body(e.alpha))[0]
             g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
-            out[grad] = gather_rows_sum(fn, lists[e.trace], _stack(fn, M, B, e.cols), m * B, e.cols, g, guarded=True)
+            out[grad] = gather_rows_sum(fn, lists[e.trace], _stack(fn, M, B, e.cols), m * B, e.cols, g)
         self.pending, self.spikes = {}, {}
         return out
 

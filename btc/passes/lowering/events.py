@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["ActiveLists", "active_lists", "gather_rows_sum"]
@@ -22,7 +21,6 @@ class ActiveLists:
     def __init__(self, prefix: str, totals: str, shape: tuple[int, int], along: int, capacity: int):
         self.prefix, self.totals, self.shape, self.along, self.capacity = prefix, totals, shape, along, capacity
         self.rows, self.n = (shape[0], shape[1]) if along == 1 else (shape[1], shape[0])
-        self.overflows: str | None = None  # 1 if some list is longer than the capacity, read back once
 
 
 def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: int) -> ActiveLists:
@@ -46,18 +44,17 @@ def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: i
     return ActiveLists(f"{prefix}#0", totals, shape, along, max(1, min(capacity, n)))
 
 
-def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str,
-                    guarded: bool = False) -> str:
+def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str) -> str:
     """acc[r, o] + sum over r's active entries e of table[e, o].
 
     The first `capacity` entries of every list are found, then their table rows gathered and summed.
-    Entries past the capacity, if a list is that long,
-    are summed by a scalar loop in a second kernel whose trip count is zero for every shorter list:
-    exact whatever the activity. That kernel costs about 7 ns per output entry even when it has
-    nothing to add, so `guarded` runs it only when some list overflows, which reads a flag back to
-    the host: once per loop iteration is fine, but IREE 3.13's stream scheduling fails ("failed to
-    solve for timepoint coverage") with a few tens of read-backs in one iteration, so the per-step
-    propagation is not guarded."""
+    Entries past the capacity, if a list is that long, are summed by a scalar loop in a second kernel
+    whose trip count is zero for every shorter list: exact whatever the activity. That kernel costs
+    about 7 ns per output entry even when it has nothing to add, but running it only when some list
+    overflows needs the flag read back to the host, and in IREE 3.13 such a loop inside train_chunk's
+    loop kept ~60 MB per call alive (peak RSS x14.6 at T=10,000; bench_events.py --t-long), and a few
+    tens of read-backs per iteration fail to compile ("failed to solve for timepoint coverage").
+    """
     C, rows = lists.capacity, lists.rows
     acc_type, idx_type = tt(rows, cols), tt(rows, C, dtype="i32")
     idx = fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
@@ -107,34 +104,7 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
                           [(acc_in, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"],
                           overflow)[0]
 
-    if not guarded:
-        return overflow_kernel(summed)
-    # run it (a 0- or 1-trip loop) only when some list is longer than the capacity
-    if lists.overflows is None:
-        over, flag, n = fn.name("over"), fn.name("n"), fn.name("n")
-        over = fn.generic([(lists.totals, "affine_map<(d0) -> (d0)>", tt(rows, dtype="i32"))],
-                          [(fn.full((), 0, "i32"), "affine_map<(d0) -> ()>", tt(dtype="i32"))], ["reduction"],
-                          lambda a: _any_over_body(fn, a, C))[0]
-        fn.emit(f"{flag} = tensor.extract {over}[] : {tt(dtype='i32')}")
-        fn.emit(f"{n} = arith.index_cast {flag} : i32 to index")
-        lists.overflows = n
-    # the loop carries a fresh zero tensor, added afterwards: carrying `summed` itself (which may share
-    # its buffer with a gradient carried by train_chunk's loop) gave wrong gradients from the second
-    # iteration of that loop on in IREE 3.13
-    res, k, it = fn.name("ov"), fn.name("k"), fn.name("acc")
-    fn.emit(f"{res} = scf.for {k} = {fn.index(0)} to {lists.overflows} step {fn.index(1)} "
-            f"iter_args({it} = {fn.full((rows, cols), 0.0)}) -> ({acc_type}) {{")
-    fn.indent += 1
-    fn.emit(f"scf.yield {overflow_kernel(it)} : {acc_type}")
-    fn.indent -= 1
-    fn.emit("}")
-    return fn.map([summed, res], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
-
-
-def _any_over_body(fn: Fn, a, capacity: int):
-    c, gt, one, r = fn.name("r"), fn.name("r"), fn.name("r"), fn.name("r")
-    return [f"{c} = arith.constant {capacity} : i32", f"{gt} = arith.cmpi sgt, {a[0]}, {c} : i32",
-            f"{one} = arith.extui {gt} : i1 to i32", f"{r} = arith.maxsi {a[1]}, {one} : i32"], [r]
+    return overflow_kernel(summed)
 
 
 def _clamp_body(fn: Fn, a):
