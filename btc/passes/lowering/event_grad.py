@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from btc.passes.lowering.bodies import decay_body, scale_body
 from btc.passes.lowering.events import active_lists, gather_rows_sum
-from btc.passes.plan_events import list_capacity
 from btc.passes.lowering.text import Fn, tt
+from btc.passes.plan_events import list_capacity
 
 __all__ = ["GradientBlock"]
 
@@ -57,16 +57,25 @@ class GradientBlock:
             rows = next(e.rows for e in self.pending.values() if e.trace == trace)
             lists[trace] = active_lists(fn, _stack(fn, xs, B, rows), (len(xs) * B, rows), 0,
                                         list_capacity(len(xs) * B, self.activity[trace]))
+        filters: dict = {}  # projections into one group share its L^t: one backward filter per (L, alpha)
         for grad, e in self.pending.items():
-            m = len(e.L)
-            M = [e.L[-1]]
-            for L in reversed(e.L[:-1]):  # the backward filter over the block
-                M.insert(0, fn.map([M[0], L], [(B, e.cols)] * 2, (B, e.cols), 1, decay_body(e.alpha))[0])
-            first = fn.map([M[0]], [(B, e.cols)], (B, e.cols), 1, scale_body(e.alpha))[0]
+            key = (tuple(e.L), e.alpha)
+            if key not in filters:
+                filters[key] = self._backward_filter(e)
+            first, stacked = filters[key]
             g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
-            out[grad] = gather_rows_sum(fn, lists[e.trace], _stack(fn, M, B, e.cols), m * B, e.cols, g)
+            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g)
         self.pending, self.spikes = {}, {}
         return out
+
+    def _backward_filter(self, e: _Pending) -> tuple[str, str]:
+        """(alpha M^t0, the block's M^tau stacked step-major), M^tau = L^tau + alpha M^(tau+1)."""
+        fn, B = self.fn, self.B
+        M = [e.L[-1]]
+        for L in reversed(e.L[:-1]):
+            M.insert(0, fn.map([M[0], L], [(B, e.cols)] * 2, (B, e.cols), 1, decay_body(e.alpha))[0])
+        first = fn.map([M[0]], [(B, e.cols)], (B, e.cols), 1, scale_body(e.alpha))[0]
+        return first, _stack(fn, M, B, e.cols)
 
 
 def _stack(fn: Fn, values: list[str], B: int, cols: int) -> str:

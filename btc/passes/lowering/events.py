@@ -99,12 +99,8 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
                   f"  {s} = arith.addf {it}, {v} : f32", f"  scf.yield {s} : f32", "}"]
         return lines, [res]
 
-    def overflow_kernel(acc_in: str) -> str:
-        return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
-                          [(acc_in, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"],
-                          overflow)[0]
-
-    return overflow_kernel(summed)
+    return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
+                      [(summed, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"], overflow)[0]
 
 
 def _clamp_body(fn: Fn, a):

@@ -9,8 +9,8 @@ from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.events import active_lists, gather_rows_sum
-from btc.passes.plan_events import list_capacity
 from btc.passes.lowering.text import Fn, block_body
+from btc.passes.plan_events import list_capacity
 
 __all__ = ["Step", "weights", "split_params", "pre_value", "source_value", "forward", "next_states", "time_loop"]
 
