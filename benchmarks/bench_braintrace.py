@@ -30,6 +30,9 @@ Projections (`--projection`), input and recurrent alike; the readout is braintra
          dense product). braintrace 0.2.8 has no event-driven op of its own
          (`braintrace.sparse_matmul` / `nn.SparseLinear` multiply a dense x by a brainevent sparse matrix).
          Same loss and same gradients as dense (checked: `--check 128 100 --projection event`).
+  csr    input projection dense (braintrace.nn.Linear); the recurrent projection sparse:
+         braintrace.nn.SparseLinear over a brainevent.CSR of the pairs in `--pairs FILE.npz` (arrays pre,
+         post; weights N(0, (0.5 / sqrt(mean fan-in))^2)), pp-prop through braintrace's sparse_matmul rules.
 
 Timing: two untimed warm-up sequences (the second call is also slow), then the median of `--repeats` timed
 sequences (default 10 for T <= 100, else 3), each including the Adam update and the on-device draw of its
@@ -80,7 +83,8 @@ def import_stack():
 
 
 # ----------------------------------------------------------------------------- projections
-PROJECTIONS = ("dense", "event")
+PROJECTIONS = ("dense", "event", "csr")
+PAIRS = {}  # csr: the recurrent projection's pairs, {"file": path of an .npz with int arrays pre, post}
 _EVENT_MM = []  # the event-driven ETP primitive, registered once per process
 
 
@@ -115,6 +119,8 @@ def make_projection(kind: str, fan_in: int, fan_out: int, w):
 
     if kind == "dense":
         return braintrace.nn.Linear(fan_in, fan_out, w_init=w, b_init=None)
+    if kind == "csr":
+        return braintrace.nn.SparseLinear(w, b_init=None)
     prim = event_matmul_primitive()
 
     class EventLinear(brainstate.nn.Module):
@@ -153,8 +159,12 @@ def model_class(N: int, projection: str, seed: int):
     class RecurrentLIF(brainstate.nn.Module):
         def __init__(self):
             super().__init__()
-            self.w_in = make_projection(projection, I, N, normal(I, N, INPUT_SCALE))
-            self.w_rec = make_projection(projection, N, N, normal(N, N, RECURRENT_SCALE))
+            if projection == "csr":
+                self.w_in = make_projection("dense", I, N, normal(I, N, INPUT_SCALE))
+                self.w_rec = make_projection("csr", N, N, csr_matrix(N, rng))
+            else:
+                self.w_in = make_projection(projection, I, N, normal(I, N, INPUT_SCALE))
+                self.w_rec = make_projection(projection, N, N, normal(N, N, RECURRENT_SCALE))
             self.out = braintrace.nn.LeakyRateReadout(N, C, tau=TAU_OUT * u.ms, w_init=normal(N, C, READOUT_SCALE))
 
         def init_state(self, batch_size=None, **kwargs):
@@ -179,6 +189,22 @@ def model_class(N: int, projection: str, seed: int):
             return self.out(spk_fun(v_new - 1.0))
 
     return RecurrentLIF
+
+
+def csr_matrix(N: int, rng):
+    """The recurrent weights as a brainevent.CSR over the pairs of PAIRS["file"] (sorted by (pre, post))."""
+    import numpy as np
+    import jax.numpy as jnp
+    import brainevent
+
+    with np.load(PAIRS["file"]) as z:
+        pre, post = z["pre"].astype(np.int64), z["post"].astype(np.int64)
+    order = np.lexsort((post, pre))
+    pre, post = pre[order], post[order]
+    data = rng.standard_normal(pre.size) * RECURRENT_SCALE / math.sqrt(max(pre.size / N, 1.0))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=N))])
+    return brainevent.CSR((jnp.asarray(data, jnp.float32), jnp.asarray(post, jnp.int32), jnp.asarray(indptr, jnp.int32)),
+                          shape=(N, N))
 
 
 def draw_sequence(key, T: int):
@@ -310,10 +336,11 @@ def default_repeats(T: int) -> int:
     return 10 if T <= 100 else 3
 
 
-def one_cmd(N: int, T: int, projection: str, repeats: int, numba_parallel: int, python: str = sys.executable) -> list[str]:
+def one_cmd(N: int, T: int, projection: str, repeats: int, numba_parallel: int, python: str = sys.executable,
+            pairs: str | None = None) -> list[str]:
     """The command line of one measuring child (`--one`), run by `python` (the side environment's)."""
     return [python, os.path.abspath(__file__), "--one", str(N), str(T), "--projection", projection,
-            "--repeats", str(repeats), "--numba-parallel", str(numba_parallel)]
+            "--repeats", str(repeats), "--numba-parallel", str(numba_parallel)] + (["--pairs", pairs] if pairs else [])
 
 
 def child_env(jax_threads: int) -> dict:
@@ -357,11 +384,15 @@ def main() -> int:
                          "or serial (0)")
     ap.add_argument("--check", nargs=2, type=int, metavar=("N", "T"),
                     help="print the cosine between braintrace's pp-prop gradient and BPTT's for one sequence, then exit")
+    ap.add_argument("--pairs", help="csr: an .npz with int arrays pre, post (the recurrent projection's pairs)")
     ap.add_argument("--one", nargs=2, type=int, metavar=("N", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    PAIRS["file"] = args.pairs
     projections = [p.strip() for p in args.projection.split(",") if p.strip()]
     if any(p not in PROJECTIONS for p in projections):
         ap.error(f"--projection: expected a comma-separated subset of {list(PROJECTIONS)}")
+    if "csr" in projections and not args.pairs:
+        ap.error("--projection csr needs --pairs FILE.npz (benchmarks/bench_sparse.py writes one)")
     import_stack()
     if "event" in projections:  # (the event projection needs braintrace >= 0.2.8's register_primitive)
         set_numba_parallel(args.numba_parallel)
@@ -384,7 +415,7 @@ def main() -> int:
     for N in [int(v) for v in args.n.split(",")]:
         for T in [int(v) for v in args.t.split(",")]:
             for proj in projections:
-                cmd = one_cmd(N, T, proj, args.repeats or default_repeats(T), args.numba_parallel)
+                cmd = one_cmd(N, T, proj, args.repeats or default_repeats(T), args.numba_parallel, pairs=args.pairs)
                 r = run_child(cmd, child_env(args.jax_threads), args.timeout, {"N": N, "T": T, "projection": proj})
                 results.append(r)
                 print(fmt_result(r) + (f"\n{r['stderr'][-3000:]}" if r.get("status") != "ok" else ""), flush=True)

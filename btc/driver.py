@@ -17,7 +17,7 @@ import numpy as np
 from btc.algorithm import Algorithm
 from btc.dialect.ops import ANNOTATIONS
 from btc.errors import BtcError
-from btc.runtime.model import MANIFEST_FORMAT  # what the runtime reads is what the compiler writes
+from btc.runtime.model import MANIFEST_FORMAT, REQUIRED_FILES  # what the runtime reads is what the compiler writes
 
 __all__ = ["CompileOptions", "compile_network", "lower_network", "DEFAULT_ACTIVITY"]
 
@@ -226,6 +226,9 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
         with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
             f.write(vmfb)
         np.savez(os.path.join(tmp, "init_params.npz"), **params)
+        np.savez(os.path.join(tmp, "connectivity.npz"),
+                 **{f"{p.name}.{side}": getattr(p.connectivity, side) for p in net.projections.values()
+                    if p.connectivity is not None for side in ("pre", "post")})
         manifest = {
             "format": MANIFEST_FORMAT,
             "btc_version": btc.__version__,
@@ -236,7 +239,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             "pipeline": pipeline,
             "model_source": model_source,
             "abi": {**abi.to_dict(), "memory_bytes": abi.memory_bytes},
-            "files": {name: _sha256(os.path.join(tmp, name)) for name in ("model.vmfb", "init_params.npz")},
+            "files": {name: _sha256(os.path.join(tmp, name)) for name in REQUIRED_FILES[1:]},
         }
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
@@ -262,7 +265,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
 
 def _is_artifact(path: str) -> bool:
     """Only a directory holding exactly a btc artifact may be replaced."""
-    if set(os.listdir(path)) != {"manifest.json", "model.vmfb", "init_params.npz"}:
+    if set(os.listdir(path)) != set(REQUIRED_FILES):
         return False
     try:
         with open(os.path.join(path, "manifest.json")) as f:

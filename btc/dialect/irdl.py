@@ -20,7 +20,8 @@ UNVERIFIED_TERMINATOR = "btc_unverified.yield"
 
 # attribute kind -> the IRDL base attribute of its values (bool is an i1 integer: listed by value)
 _BASES = {"str": "#builtin.string", "int": "#builtin.integer", "float": "#builtin.float", "f32": "#builtin.float",
-          "symbol": "#builtin.symbol_ref", "array": "#builtin.array"}
+          "symbol": "#builtin.symbol_ref", "array": "#builtin.array",
+          "indices": "#builtin.dense_int_or_fp_elements"}
 
 
 def _attr_constraint(a: Attr) -> list[str]:

@@ -20,10 +20,12 @@ SURROGATE_KINDS = tuple(SURROGATE_RULES)
 TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
 ALGORITHMS = tuple(a.value for a in Algorithm)
 LOSS_KINDS = ("cross_entropy", "mse")
-EVENT_CHOICES = ("dense", "event")  # a projection's propagation or weight gradient
+# a projection's propagation or weight gradient; "sparse": over its connected pairs (sparse projections)
+EVENT_CHOICES = ("dense", "event", "sparse")
 # an attribute's kind: str -> StringAttr, int -> i64, float -> f64, f32 -> f32 (array elements),
-# bool -> BoolAttr, symbol -> FlatSymbolRefAttr, array -> ArrayAttr of `element`
-ATTR_KINDS = ("str", "int", "float", "f32", "bool", "symbol", "array")
+# bool -> BoolAttr, symbol -> FlatSymbolRefAttr, array -> ArrayAttr of `element`, indices -> a 1-D
+# dense i32 elements attribute (numpy int32 arrays; printed in hex when large)
+ATTR_KINDS = ("str", "int", "float", "f32", "bool", "symbol", "array", "indices")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,17 @@ def _group_verify(group) -> str | None:
     return _positive_size(group) or _states_match_regions(group)
 
 
+def _projection_verify(p) -> str | None:
+    pre, post = p.pre_index, p.post_index
+    if (pre is None) != (post is None):
+        return "a sparse projection needs both pre_index and post_index"
+    if pre is not None and (pre.size != post.size or pre.size == 0):
+        return f"pre_index and post_index must be non-empty and of one length, got {pre.size} and {post.size}"
+    if (pre is not None) != (p.propagation == "sparse") and p.propagation != "dense":
+        return f"propagation {p.propagation!r} does not fit a {'sparse' if pre is not None else 'dense'} projection"
+    return None
+
+
 _SYM = Attr("sym_name", "str")
 _SIZE = Attr("size", "int")
 _STATES = Attr("states", "array", element="str")
@@ -96,14 +109,17 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
     OpDecl("btc.readout", "a leaky-integrator readout group (no spikes)",
            (_SYM, _SIZE, _STATES, _INIT),
            regions=("dynamics",), verify=_positive_size),
-    OpDecl("btc.projection", "dense interaction y_post[port] += pre(t - lag) @ W (+ b), W = sign*|W| if "
-           "sign != 0; lag = delay (+1 if recurrent)",
+    OpDecl("btc.projection", "interaction y_post[port] += pre(t - lag) @ W (+ b), W = sign*|W| if "
+           "sign != 0; lag = delay (+1 if recurrent); W dense, or only at the pairs (pre_index, post_index)",
            (_SYM, Attr("pre", "symbol"), Attr("post", "symbol"), Attr("recurrent", "bool"),
             Attr("bias", "bool"), Attr("port", "str", optional=True, default="y"),
             Attr("sign", "int", optional=True, default=0), Attr("delay", "int", optional=True, default=0),
             # set by btc-plan-events: how the step computes pre @ W, and how pp-prop accumulates dW
             Attr("propagation", "str", EVENT_CHOICES, optional=True, default="dense"),
-            Attr("weight_gradient", "str", EVENT_CHOICES, optional=True, default="dense"))),
+            Attr("weight_gradient", "str", EVENT_CHOICES, optional=True, default="dense"),
+            # a sparse projection: W exists only at the pairs (pre_index[k], post_index[k]), k < nnz
+            Attr("pre_index", "indices", optional=True), Attr("post_index", "indices", optional=True)),
+           verify=_projection_verify),
     OpDecl("btc.loss", "per-step loss on a readout, weighted by the step mask",
            (Attr("kind", "str", LOSS_KINDS), Attr("readout", "symbol"))),
     # ---- scalar ops inside elementwise regions
@@ -119,7 +135,8 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            (Attr("group", "symbol"), Attr("num_states", "int")), regions=("step", "spike")),
     # ---- produced by btc-plan-traces
     OpDecl("btc.trace", "an online trace buffer: num_states tensors of [batch, rows, size] (dense: "
-           "D-RTRL's per-weight trace of projection `of`) or [batch, size] (every other kind)",
+           "D-RTRL's per-weight trace of projection `of`; rows = its presynaptic size, or for a sparse projection "
+           "its largest fan-in: one trace per pull slot) or [batch, size] (every other kind)",
            (_SYM, Attr("kind", "str", TRACE_KINDS), Attr("of", "symbol"), Attr("delay", "int"),
             _SIZE, Attr("num_states", "int"), Attr("decay", "float"), Attr("rows", "int", optional=True, default=0),
             Attr("param", "str", optional=True, default=""), Attr("correction", "bool", optional=True, default=False),

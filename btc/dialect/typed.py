@@ -21,6 +21,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 from typing import Callable, Sequence
 
+import numpy as np
 from iree.compiler import ir
 
 from btc.dialect.ops import MODULE_ATTRS, OPS, Attr, OpDecl
@@ -33,7 +34,7 @@ __all__ = ["BtcOp", "OP_CLASSES", "typed", "make_attribute", "read_attribute", "
 # the Python value types each kind accepts when building (numpy scalars included; bool is an int to
 # Python, so it is refused where a number is due)
 _ACCEPTS = {"str": (str,), "int": (Integral,), "float": (Real,), "f32": (Real,), "bool": (bool,),
-            "symbol": (str,), "array": (list, tuple)}
+            "symbol": (str,), "array": (list, tuple), "indices": (np.ndarray, list, tuple)}
 
 
 def make_attribute(kind: str, value, element: str | None = None) -> ir.Attribute:
@@ -52,6 +53,11 @@ def make_attribute(kind: str, value, element: str | None = None) -> ir.Attribute
         return ir.BoolAttr.get(value)
     if kind == "symbol":
         return ir.FlatSymbolRefAttr.get(str(value))
+    if kind == "indices":
+        array = np.asarray(value)
+        if array.ndim != 1 or array.dtype.kind not in "iu" or (array.size and (array.min() < -2**31 or array.max() >= 2**31)):
+            raise TypeError(f"expected a 1-D array of int32 indices, got {array.dtype} of shape {list(array.shape)}")
+        return ir.DenseElementsAttr.get(np.ascontiguousarray(array, dtype=np.int32))
     return ir.ArrayAttr.get([make_attribute(element, v) for v in value])
 
 
@@ -61,6 +67,9 @@ def _is_kind(kind: str, attr: ir.Attribute) -> bool:
         return isinstance(attr, ir.BoolAttr)
     if kind == "int":
         return isinstance(attr, ir.IntegerAttr) and not isinstance(attr, ir.BoolAttr)
+    if kind == "indices":
+        return (isinstance(attr, ir.DenseElementsAttr) and str(attr.type.element_type) == "i32"
+                and attr.type.rank == 1)
     return isinstance(attr, {"str": ir.StringAttr, "float": ir.FloatAttr, "f32": ir.FloatAttr,
                              "symbol": ir.FlatSymbolRefAttr, "array": ir.ArrayAttr}[kind])
 
@@ -108,6 +117,8 @@ def read_attribute(kind: str, attr: ir.Attribute, element: str | None = None):
     """The Python value of an attribute already checked to be of `kind` (arrays as tuples)."""
     if kind == "array":
         return tuple(read_attribute(element, e) for e in attr)
+    if kind == "indices":
+        return np.array(attr, dtype=np.int32)
     return attr.value
 
 

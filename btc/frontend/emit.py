@@ -66,8 +66,11 @@ def build_module(net: Network, batch: int, chunk: int, ctx: ir.Context | None = 
                               init=[float(v) for v in g.neuron.initial_state(net.dt)], params=list(g.trainable),
                               ports=list(g.neuron.ports), driven_by=g.driven_by, model=g.model)
             for p in net.projections.values():
+                conn = p.connectivity
                 ProjectionOp.build(sym_name=p.name, pre=p.pre, post=p.post, recurrent=p.recurrent, bias=p.bias,
-                                   port=p.port, sign=p.sign, delay=p.delay)
+                                   port=p.port, sign=p.sign, delay=p.delay,
+                                   pre_index=None if conn is None else conn.pre,
+                                   post_index=None if conn is None else conn.post)
             LossOp.build(kind=net.loss.kind, readout=net.loss.readout)
     return module
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from btc.errors import BtcError
+from btc.frontend.connectivity import Connectivity, connectivity_of, initial_scale
 from btc.frontend.neurons import LIF, NEURONS
 from btc.frontend.synapses import PreSynapse
 
@@ -34,6 +35,10 @@ class Normal:
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         return (rng.standard_normal(shape) * self.scale / math.sqrt(shape[0])).astype(np.float32)
+
+    def sample_sparse(self, rng: np.random.Generator, conn: Connectivity) -> np.ndarray:
+        """One weight per connection; the fan-in is the mean number of connections per target."""
+        return (rng.standard_normal(conn.nnz) * self.scale * initial_scale(conn)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class Projection:
     port: str = "y"
     sign: int = 0
     delay: int = 0  # synaptic delay in whole time steps
+    connectivity: Connectivity | None = None  # sparse: only these pairs have weights (W is [nnz])
 
     @property
     def lag(self) -> int:
@@ -162,14 +168,19 @@ class Network:
 
     def project(self, pre: str, post: str, *, recurrent: bool = False, bias: bool | None = None,
                 init: Normal | float = 1.0, name: str | None = None, weights=None, port: str | None = None,
-                sign: str | int | None = None, delay: int = 0, synapse=None) -> str:
+                sign: str | int | None = None, delay: int = 0, synapse=None, connectivity=None) -> str:
         """`port`: the postsynaptic entry point (COBA: "exc" or "inh"); `sign`: "+"/"-" (or +1/-1)
         keeps every weight of that sign through training; `delay`: whole time steps.
         `synapse` (Expon, Alpha, DualExp or STP) makes the projection AlignPre: the synaptic state
         lives on the presynaptic neurons (shared by every projection from `pre` with the same synapse)
-        and the weights multiply its output instead of the spikes."""
+        and the weights multiply its output instead of the spikes.
+        `connectivity` makes the projection sparse: a connection probability (float or
+        FixedProbability), (pre_index, post_index) arrays, a boolean [pre, post] mask or a
+        scipy.sparse matrix. Only the connected pairs have weights: `<name>.W` is then a vector, one
+        entry per pair in (pre, post) order, and `weights=` may give it as such a vector, a dense
+        [pre, post] array or a scipy.sparse matrix (read at the pairs)."""
         if synapse is None:
-            return self._project(pre, post, recurrent, bias, init, name, weights, port, sign, delay)
+            return self._project(pre, post, recurrent, bias, init, name, weights, port, sign, delay, connectivity)
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}")
         if isinstance(self.groups.get(pre), Readout):
@@ -178,12 +189,12 @@ class Network:
         try:  # a refused projection leaves no synapse group behind
             syn = self._pre_synapse(pre, synapse)
             return self._project(syn, post, recurrent, bias, init, name or f"{pre}_to_{post}", weights, port, sign,
-                                 delay)
+                                 delay, connectivity)
         except Exception:
             self.groups = before
             raise
 
-    def _project(self, pre, post, recurrent, bias, init, name, weights, port, sign, delay) -> str:
+    def _project(self, pre, post, recurrent, bias, init, name, weights, port, sign, delay, connectivity) -> str:
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}; known: "
                            f"{sorted(self.inputs) + sorted(self.groups)}")
@@ -205,19 +216,26 @@ class Network:
         port, sign = self._port_and_sign(name, pre, post, port, sign)
         if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 0:
             raise BtcError(f"projection {name!r}: delay must be a whole number of steps >= 0, got {delay!r}")
-        if weights is not None:
+        shape = (self.size(pre), self.size(post))
+        conn = None
+        if connectivity is not None:
+            conn = connectivity_of(connectivity, shape, f"projection {name!r}", [self.seed, len(self.projections), 1])
+        if weights is not None and conn is not None:
+            weights = _sparse_weights(name, weights, conn)
+        elif weights is not None:
             weights = np.asarray(weights)
-            expected = (self.size(pre), self.size(post))
+            expected = shape
             if weights.shape != expected:
                 raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected "
                                f"{list(expected)} ({pre!r} has {expected[0]}, {post!r} has {expected[1]} neurons)")
             if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
                 raise BtcError(f"projection {name!r}: weights must be finite numbers")
+        if weights is not None:
             weights = weights.astype(np.float32)
             if sign and np.any(weights * sign < 0):
                 raise BtcError(f"projection {name!r}: weights= has entries of the wrong sign for sign={sign:+d}")
         self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init, weights, port, sign,
-                                            int(delay))
+                                            int(delay), conn)
         return name
 
     def _pre_synapse(self, pre: str, synapse) -> str:
@@ -332,8 +350,12 @@ class Network:
         params: dict[str, np.ndarray] = {}
         for index, p in enumerate(self.projections.values()):
             rng = np.random.default_rng([self.seed, index])
-            params[f"{p.name}.W"] = (p.weights.copy() if p.weights is not None
-                                     else p.init.sample(rng, (self.size(p.pre), self.size(p.post))))
+            if p.weights is not None:
+                params[f"{p.name}.W"] = p.weights.copy()
+            elif p.connectivity is not None:
+                params[f"{p.name}.W"] = p.init.sample_sparse(rng, p.connectivity)
+            else:
+                params[f"{p.name}.W"] = p.init.sample(rng, (self.size(p.pre), self.size(p.post)))
             if p.sign:  # W = sign * |W_raw|: start from weights of the right sign
                 params[f"{p.name}.W"] = np.abs(params[f"{p.name}.W"]) * p.sign
             if p.bias:
@@ -352,6 +374,24 @@ class Network:
         _check_name(name, what)
         if name in self.inputs or name in self.groups:
             raise BtcError(f"{what} {name!r}: the name is already used")
+
+
+def _sparse_weights(name: str, weights, conn: Connectivity) -> np.ndarray:
+    """Initial weights of a sparse projection, one per connection: a vector, or read at the pairs
+    from a dense [pre, post] array or a scipy.sparse matrix."""
+    if hasattr(weights, "tocsr"):
+        if tuple(weights.shape) != conn.shape:
+            raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected {list(conn.shape)}")
+        weights = np.asarray(weights.tocsr()[conn.pre, conn.post]).ravel()
+    weights = np.asarray(weights)
+    if weights.shape == conn.shape:
+        weights = weights[conn.pre, conn.post]
+    if weights.shape != (conn.nnz,):
+        raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected one per connection "
+                       f"[{conn.nnz}] or the dense {list(conn.shape)}")
+    if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
+        raise BtcError(f"projection {name!r}: weights must be finite numbers")
+    return weights
 
 
 def _check_name(name: str, what: str) -> None:

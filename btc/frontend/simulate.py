@@ -129,9 +129,12 @@ def elementwise(net: Network, params: dict, group: str) -> dict:
 
 
 def weight(proj, params: dict):
-    """The weights a projection applies: sign * |W_raw| under Dale's law, else W."""
+    """The weights a projection applies: sign * |W_raw| under Dale's law, else W; a sparse
+    projection's vector scattered into its dense [pre, post] matrix."""
     W = params[f"{proj.name}.W"]
-    return proj.sign * jnp.abs(W) if proj.sign else W
+    W = proj.sign * jnp.abs(W) if proj.sign else W
+    conn = proj.connectivity
+    return W if conn is None else jnp.zeros(conn.shape, W.dtype).at[conn.pre, conn.post].set(W)
 
 
 def presynaptic(proj, x_t: dict, spikes: dict, history: dict):

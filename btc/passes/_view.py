@@ -5,8 +5,9 @@ wrappers, and the module attributes earlier passes attached) into small records.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from iree.compiler import ir
 
 from btc.dialect import btc_ops, module_attribute, typed
@@ -50,6 +51,18 @@ class ProjectionInfo:
     delay: int = 0
     propagation: str = "dense"  # "event": pre @ W sums the rows of W its active inputs select
     weight_gradient: str = "dense"  # "event": pp-prop's dW regrouped per block (pp-prop.md section 7)
+    # sparse projections: W exists only at the pairs (pre_index[k], post_index[k]), sorted by (pre, post)
+    pre_index: np.ndarray | None = field(default=None, compare=False)
+    post_index: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def sparse(self) -> bool:
+        return self.pre_index is not None
+
+    @property
+    def nnz(self) -> int:
+        """Its number of weights."""
+        return int(self.pre_index.size) if self.sparse else 0
 
     @property
     def lag(self) -> int:
@@ -69,7 +82,7 @@ class TraceInfo:
     size: int
     num_states: int
     decay: float
-    rows: int = 0  # dense (D-RTRL) traces: the presynaptic size; 0 for [batch, size] traces
+    rows: int = 0  # dense (D-RTRL) traces: the presynaptic size (sparse: the largest fan-in); 0 for [batch, size]
     param: str = ""  # elem traces: the learned parameter
     correction: bool = False  # post traces: divide by 1 - decay^(k+1), k = steps since reset
     port: str = "y"  # post and bias traces: the entry point whose Df drives them
@@ -109,7 +122,7 @@ class ModelView:
                 self.projection_ops[w.sym_name] = op
                 self.projections[w.sym_name] = ProjectionInfo(w.sym_name, w.pre, w.post, w.recurrent, w.bias,
                                                               w.port, w.sign, w.delay, w.propagation,
-                                                              w.weight_gradient)
+                                                              w.weight_gradient, w.pre_index, w.post_index)
             elif op.name == "btc.loss":
                 self.loss = {"kind": w.kind, "readout": w.readout}
             elif op.name == "btc.derivatives":
@@ -185,7 +198,7 @@ class ModelView:
         `Network.init_params` order: projections, then learned per-neuron parameters)."""
         out = []
         for p in self.projections.values():
-            out.append((f"{p.name}.W", (self.size(p.pre), self.size(p.post))))
+            out.append((f"{p.name}.W", (p.nnz,) if p.sparse else (self.size(p.pre), self.size(p.post))))
             if p.bias:
                 out.append((f"{p.name}.b", (self.size(p.post),)))
         for g in self.order:

@@ -32,6 +32,16 @@ def _global_op(entry: dict, index: int) -> ir.Operation:
         "initial_value": ir.DenseElementsAttr.get_splat(kind, ir.FloatAttr.get(f32, float(index + 1)))})
 
 
+def _table_op(sym: str, array, splat: bool = False) -> ir.Operation:
+    """An immutable util.global holding an i32 index table (a splat stand-in when only its type matters)."""
+    kind = ir.RankedTensorType.get(list(array.shape), ir.IntegerType.get_signless(32))
+    value = (ir.DenseElementsAttr.get_splat(kind, ir.IntegerAttr.get(ir.IntegerType.get_signless(32), 0)) if splat
+             else ir.DenseElementsAttr.get(array, type=kind))
+    return ir.Operation.create("util.global", attributes={
+        "sym_name": ir.StringAttr.get(sym), "sym_visibility": ir.StringAttr.get("private"),
+        "type": ir.TypeAttr.get(kind), "initial_value": value})
+
+
 @dataclass(frozen=True)
 class LowerToLinalgPass:
     name = "btc-lower-to-linalg"
@@ -62,10 +72,12 @@ class LowerToLinalgPass:
             op.operation.erase()
         with module.context, ir.Location.unknown():
             globals_ = [_global_op(e, i) for i, e in enumerate(lw.layout)]
-            for g in globals_:
+            for g in globals_ + [_table_op(sym, a) for sym, (a, *_) in lw.tables.items()]:
                 module.body.append(g)
             # a function's global loads are verified against these declarations when it is parsed
-            header = "\n".join(str(g) for g in globals_)
+            # (the tables by type only: their contents can be tens of MB)
+            header = "\n".join([str(g) for g in globals_] + [str(_table_op(sym, a, splat=True))
+                                                             for sym, (a, *_) in lw.tables.items()])
             for f in lw.functions:
                 try:
                     parsed = ir.Module.parse(f"module {{\n{header}\n{f.text}\n}}")

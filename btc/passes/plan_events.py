@@ -6,7 +6,8 @@ and every input and group with its expected activity (`btc.activity`, sizing its
 batch row select, exact for a binary presynaptic signal. `weight_gradient = "event"`: pp-prop's
 dW = sum_t eps_x^T L^t is regrouped over blocks of `btc.event_block` steps (pp-prop.md section 7):
 one dense outer product per block plus, per presynaptic spike, one row of the block's backward
-filter. Both are exact rearrangements (equal up to float summation order).
+filter. Both are exact rearrangements (equal up to float summation order). A sparse projection
+(pre_index/post_index) is "sparse" for both: its work follows its connected pairs.
 """
 from __future__ import annotations
 
@@ -50,9 +51,13 @@ def event_block(chunk: int) -> int:
     return max(d for d in range(1, min(chunk, MAX_BLOCK) + 1) if chunk % d == 0)
 
 
-def projection_costs(B: int, I: int, O: int, activity: float, block: int) -> dict[str, float]:
-    """Expected MACs per step of each way to compute one projection, for inputs of this activity."""
+def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots: int = 0) -> dict[str, float]:
+    """Expected MACs per step of each way to compute one projection, for inputs of this activity;
+    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot)."""
     dense = float(B * I * O)
+    if slots:
+        return {"propagation_sparse": GATHER_MACS * B * slots, "gradient_sparse": GATHER_MACS * B * slots,
+                "propagation_dense": dense, "gradient_dense": dense}
     step_lists = GATHER_MACS * B * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
     block_lists = (GATHER_MACS * I * list_capacity(block * B, activity) * O
                    + LIST_MACS_PER_ENTRY * block * B * I + OVERFLOW_MACS_PER_OUTPUT * I * O) / block
@@ -85,6 +90,11 @@ class PlanEventsPass:
             for name in [*view.inputs, *view.groups]:
                 view.source_op(name).attributes["btc.activity"] = make_attribute("float", own.get(name, self.activity))
             for p in view.projections.values():
+                p_op = view.projection_ops[p.name]
+                if p.sparse:  # its storage decides: work over the connected pairs
+                    p_op.attributes["propagation"] = make_attribute("str", "sparse")
+                    p_op.attributes["weight_gradient"] = make_attribute("str", "sparse")
+                    continue
                 binary = view.binary(p.pre)
                 costs = projection_costs(view.batch, view.size(p.pre), view.size(p.post),
                                          own.get(p.pre, self.activity), block)
@@ -92,7 +102,6 @@ class PlanEventsPass:
                 regroup = (binary and _learns_by_pp_prop(view, p) and block > 1
                            and self._choose(block >= MIN_BLOCK and costs["gradient_event"] < costs["gradient_dense"]))
                 any_gradient |= regroup
-                p_op = view.projection_ops[p.name]
                 p_op.attributes["propagation"] = make_attribute("str", "event" if propagate else "dense")
                 p_op.attributes["weight_gradient"] = make_attribute("str", "event" if regroup else "dense")
         set_module_attribute(module, "btc.event_block", block if any_gradient else 1)

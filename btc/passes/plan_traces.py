@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from iree.compiler import ir
 
 from btc.algorithm import ONLINE, Algorithm
@@ -106,7 +107,7 @@ class PlanTracesPass:
     @staticmethod
     def _dense_bytes(view: ModelView, proj: str) -> int:
         p = view.projections[proj]
-        return 4 * view.batch * view.size(p.pre) * view.size(p.post) * view.groups[p.post].num_states
+        return 4 * view.batch * _trace_rows(view, p) * view.size(p.post) * view.groups[p.post].num_states
 
     def _total(self, view: ModelView, chosen: dict[str, Algorithm]) -> int:
         return sum(t.bytes(view.batch) for t in self._traces(view, chosen))
@@ -129,7 +130,7 @@ class PlanTracesPass:
             for p in view.into(g):
                 if chosen[p.name] is Algorithm.D_RTRL:
                     traces.append(TraceInfo(f"e_W_{p.name}", "dense", p.name, 0, info.size, info.num_states, 1.0,
-                                            rows=view.size(p.pre)))
+                                            rows=_trace_rows(view, p)))
             for port in info.ports:
                 if view.biased(g, port):
                     traces.append(TraceInfo(bias_trace_name(g, port), "bias", g, 0, info.size, info.num_states, 1.0,
@@ -137,3 +138,11 @@ class PlanTracesPass:
             for q in info.params:
                 traces.append(TraceInfo(f"e_p_{g}_{q}", "elem", g, 0, info.size, info.num_states, 1.0, param=q))
         return traces
+
+
+def _trace_rows(view: ModelView, p) -> int:
+    """Rows of a D-RTRL trace: the presynaptic size, or for a sparse projection its largest fan-in
+    (one trace per pull slot, btc/passes/lowering/sparse.py)."""
+    if p.sparse:
+        return int(np.bincount(p.post_index, minlength=view.size(p.post)).max())
+    return view.size(p.pre)

@@ -19,8 +19,9 @@ from btc.runtime.checkpoint import read_checkpoint, save_checkpoint
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
-REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz")
-MANIFEST_FORMAT = 2
+# connectivity.npz: each sparse projection's pairs, "<projection>.pre" / ".post" (empty if none)
+REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz", "connectivity.npz")
+MANIFEST_FORMAT = 3
 
 
 def load(path: str, hal_driver: str | None = None) -> "Model":
@@ -41,7 +42,7 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
             manifest = json.load(f)
     except json.JSONDecodeError as e:
         raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
-    if manifest.get("format") != MANIFEST_FORMAT or set(manifest.get("files", {})) != {"model.vmfb", "init_params.npz"}:
+    if manifest.get("format") != MANIFEST_FORMAT or set(manifest.get("files", {})) != set(REQUIRED_FILES[1:]):
         raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format {MANIFEST_FORMAT}; "
                        "recompile the artifact with this version of btc")
     if not isinstance(manifest.get("abi"), dict):
@@ -81,6 +82,10 @@ class Model:
         # every global is initialised here: the module's initial values are placeholders
         with np.load(io.BytesIO(blobs["init_params.npz"])) as z:  # the bytes that were hashed
             self.set_params({n: z[n] for n in self.param_names})
+        with np.load(io.BytesIO(blobs["connectivity.npz"])) as z:
+            # sparse projection -> (pre index, post index) of its weights, in the order of "<name>.W"
+            self.connectivity = {p["name"]: (z[f"{p['name']}.pre"], z[f"{p['name']}.post"])
+                                 for p in abi["projections"] if p["connectivity"]["layout"] != "dense"}
         self.reset_state()
         self.zero_grads()
         self.reset_optimizer()
@@ -125,14 +130,22 @@ class Model:
         return dict(zip(self.param_names, self._call("get_params")))
 
     @property
-    def weights(self) -> dict[str, np.ndarray]:
+    def weights(self) -> dict:
         """The weights each projection applies, projection -> [pre, post]: sign*|W| under Dale's law
-        (the stored parameter is W), else W itself."""
+        (the stored parameter is W), else W itself; a sparse projection's as a scipy.sparse CSR array."""
         params = self.params
         out = {}
         for p in self.abi["projections"]:
             W = params[f"{p['name']}.W"]
-            out[p["name"]] = p["sign"] * np.abs(W) if p["sign"] else W
+            W = p["sign"] * np.abs(W) if p["sign"] else W
+            if p["name"] in self.connectivity:
+                from scipy.sparse import csr_array
+
+                pre, post = self.connectivity[p["name"]]
+                size = {**{i["name"]: i["size"] for i in self.abi["inputs"]},
+                        **{g["name"]: g["size"] for g in self.abi["groups"]}}
+                W = csr_array((W, (pre, post)), shape=(size[p["pre"]], size[p["post"]]))
+            out[p["name"]] = W
         return out
 
     @property

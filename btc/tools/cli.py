@@ -167,7 +167,15 @@ def _print_work(abi: dict) -> None:
         click.echo(f"  projection {p['name']:<20} propagation {p['propagation']:<6} weight gradient "
                    f"{p['weight_gradient']:<6} {macs['propagation'] + macs['weight_gradient']:>14,} MACs "
                    f"(dense {macs['dense']:,}) " + (f"at {p['activity']:.1%} activity" if p["binary"]
-                                                    else "input not binary"))
+                                                    else "input not binary") + _pairs(p))
+
+
+def _pairs(p: dict) -> str:
+    conn = p.get("connectivity", {"layout": "dense"})
+    if conn["layout"] == "dense":
+        return ""
+    return (f"; {conn['nnz']:,} pairs ({conn['layout']}, fan-in up to {conn['fan_in_max']}, "
+            f"mean {conn['fan_in_mean']:.1f})")
 
 
 def _print_trace_plan(abi: dict, steps: int) -> None:

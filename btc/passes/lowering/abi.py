@@ -36,7 +36,7 @@ class Abi:
     # ordered collections are lists of records with a "name": an MLIR dictionary sorts its keys
     inputs: list  # [{name, size, binary}], the order of every function's x_<input> arguments
     groups: list  # [{name, size, model, states}], in step order
-    projections: list  # [{name, pre, post, port, sign, delay, recurrent, bias}]
+    projections: list  # [{name, pre, post, port, sign, delay, recurrent, bias, connectivity, ...}]
     params: list  # [{name, shape, dtype}], the order of get_params/set_params
     functions: list  # [{name, inputs: [{name, shape, dtype}], outputs: [...]}]
     layout: list  # [{global, role, name, shape, bytes}]
@@ -106,7 +106,7 @@ def abi_of(lw: Lowering) -> Abi:
         params=[{"name": n, "shape": list(s), "dtype": "float32"} for n, s in lw.params],
         functions=[{"name": f.name, "inputs": [a.record() for a in f.inputs],
                     "outputs": [a.record() for a in f.outputs]} for f in lw.functions],
-        layout=lw.layout, trace_plan=trace_plan(v, lw.algorithm.online),
+        layout=lw.layout + lw.table_layout(), trace_plan=trace_plan(v, lw.algorithm.online),
         tape=tape if not lw.algorithm.online else [],
         bptt_tape_bytes_per_step=sum(e["bytes"] for e in tape), step_macs=step_macs(v),
         update_every=lw.options.update_every, steps_per_iteration=lw.unroll)
@@ -116,9 +116,11 @@ def _work(lw: Lowering, p) -> dict:
     """How the step computes a projection (btc-plan-events' choice) and the multiply-accumulates
     per step its cost model expects for that choice, beside the dense ones."""
     v = lw.v
-    costs = projection_costs(lw.B, v.size(p.pre), v.size(p.post), v.activity_of(p.pre), lw.unroll)
+    layout = lw.sparse.get(p.name)
+    costs = projection_costs(lw.B, v.size(p.pre), v.size(p.post), v.activity_of(p.pre), lw.unroll,
+                             layout.slots() if layout else 0)
     learns = lw.algorithm.online
-    return {"binary": v.binary(p.pre), "activity": v.activity_of(p.pre), "propagation": p.propagation, "weight_gradient": p.weight_gradient if learns else "bptt",
+    return {"connectivity": layout.record() if layout else {"layout": "dense"},"binary": v.binary(p.pre), "activity": v.activity_of(p.pre), "propagation": p.propagation, "weight_gradient": p.weight_gradient if learns else "bptt",
             "expected_macs_per_step": {
                 "propagation": int(costs[f"propagation_{p.propagation}"]),
                 "weight_gradient": int(costs[f"gradient_{p.weight_gradient}"]) if learns else 0,
@@ -126,7 +128,9 @@ def _work(lw: Lowering, p) -> dict:
 
 
 def step_macs(view: ModelView) -> int:
-    return sum(view.batch * view.size(p.pre) * view.size(p.post) for p in view.projections.values())
+    """Multiply-accumulates of one step's products (a sparse projection: one per pair)."""
+    return sum(view.batch * (p.nnz if p.sparse else view.size(p.pre) * view.size(p.post))
+               for p in view.projections.values())
 
 
 # ---- a Python record as a typed MLIR attribute (dict, list, str, int, float, bool, None); read back

@@ -7,6 +7,7 @@ from __future__ import annotations
 from btc.passes.lowering.bodies import dot, sum_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import Step
+from btc.passes.lowering.sparse import times_weights_t
 from btc.passes.lowering.text import Fn
 
 __all__ = ["backward"]
@@ -29,7 +30,7 @@ def backward(lw: Lowering, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | Non
         else:
             a_s = (fut_s or {}).get(g)
             for p in v.out_of(g, lag=0):
-                a_s = fn.matmul_bt(a_y[p.post][p.port], W[p.name], B, N, v.size(p.post), acc=a_s)
+                a_s = times_weights_t(fn, W[p.name], a_y[p.post][p.port], B, N, v.size(p.post), acc=a_s)
             for syn in v.driven_by(g):  # one-to-one into its AlignPre synapses
                 a_s = a_y[syn]["y"] if a_s is None else fn.map([a_s, a_y[syn]["y"]], [(B, N)] * 2, (B, N), 1,
                                                                sum_body)[0]
@@ -51,8 +52,13 @@ def backward(lw: Lowering, fn: Fn, st: Step, dLdr: str, W: dict, fut: dict | Non
                     base = tot
                 hs.append(base)
             df0 = 1 if readout else 1 + S
-            return lines, hs + [dot(fn, lines, hs, a[df0 + k * S:df0 + (k + 1) * S]) for k in range(K)]
+            a_ys = [dot(fn, lines, hs, a[df0 + k * S:df0 + (k + 1) * S]) for k in range(K)]
+            return lines, a_ys if readout and not has_fut else hs + a_ys
 
-        res = fn.map(ins, [(B, N)] * len(ins), (B, N), S + K, body)
-        a_h[g], a_y[g] = res[:S], dict(zip(info.ports, res[S:]))
+        # a readout's a_h without BPTT's carry is dL/dr itself, not yielded again: a generic yielding its
+        # input unchanged is turned into invalid IR by IREE 3.13's transpose propagation (sparse kernels)
+        own = 0 if info.readout and not extra else S
+        res = fn.map(ins, [(B, N)] * len(ins), (B, N), own + K, body)
+        a_h[g] = res[:own] if own else [dLdr] * S
+        a_y[g] = dict(zip(info.ports, res[own:]))
     return a_h, a_y, a_s_of

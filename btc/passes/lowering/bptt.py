@@ -13,6 +13,7 @@ from btc.passes.lowering.bodies import dot_body, transpose_apply_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.forward import Step, forward, next_states, source_value, weights
 from btc.passes.lowering.loss import step_loss
+from btc.passes.lowering.sparse import times_weights_t, weight_outer
 from btc.passes.lowering.state_io import setter
 from btc.passes.lowering.text import Fn
 
@@ -99,7 +100,8 @@ def bptt_backward_step(lw: Lowering) -> None:
         x = tape.get(f"src.{p.source}") or xt[p.pre]
         i = lw.param_index(f"{p.name}.W")
         a = a_y[p.post][p.port]
-        lw.store(fn, fn.matmul_at(x, a, B, v.size(p.pre), v.size(p.post), lw.load(fn, f"g{i}")), f"g{i}")
+        lw.store(fn, weight_outer(fn, W[p.name], x, a, B, v.size(p.pre), v.size(p.post), lw.load(fn, f"g{i}")),
+                 f"g{i}")
         if p.bias:
             j = lw.param_index(f"{p.name}.b")
             lw.store(fn, fn.sum_rows(a, B, v.size(p.post), lw.load(fn, f"g{j}")), f"g{j}")
@@ -122,6 +124,6 @@ def bptt_backward_step(lw: Lowering) -> None:
         for k in range(len(queue)):
             acc = queue[k + 1] if k + 1 < len(queue) else None
             for p in v.out_of(g, lag=k + 1):
-                acc = fn.matmul_bt(a_y[p.post][p.port], W[p.name], B, N, v.size(p.post), acc=acc)
+                acc = times_weights_t(fn, W[p.name], a_y[p.post][p.port], B, N, v.size(p.post), acc=acc)
             lw.store(fn, acc or fn.full((B, N), 0.0), f"futs_{g}_{k}")
     lw.export("bptt_backward_step", lw.step_inputs(per_step=True) + args, [], fn, [])

@@ -12,6 +12,7 @@ from btc.algorithm import Algorithm
 from btc.dialect.typed import typed
 from btc.errors import BtcError
 from btc.passes._view import ModelView
+from btc.passes.lowering.sparse import SparseLayout
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["Arg", "Lowering", "LoweringOptions", "Function"]
@@ -82,6 +83,10 @@ class Lowering:
         self.histories = view.histories()
         self.layout: list[dict] = []
         self.functions: list[Function] = []
+        self.sparse = {p.name: SparseLayout(p.name, p.pre_index, p.post_index, view.size(p.pre), view.size(p.post))
+                       for p in view.projections.values() if p.sparse}
+        # immutable i32 globals (sparse projections' index tables): symbol -> (array, projection, table)
+        self.tables: dict[str, tuple] = {}
 
     # ---------------------------------------------------------------- globals
     def declare(self, sym: str, shape: tuple, role: str, label: str) -> None:
@@ -91,6 +96,20 @@ class Lowering:
         for d in shape:
             n *= d
         self.layout.append({"global": sym, "role": role, "name": label, "shape": list(shape), "bytes": 4 * n})
+
+    def load_table(self, fn: Fn, projection: str, table: str) -> str:
+        """Load one index table of a sparse projection (declared on first use)."""
+        sym = f"ix_{projection}_{table}"
+        array = self.sparse[projection].tables[table]
+        self.tables.setdefault(sym, (array, projection, table))
+        n = fn.name("ix")
+        fn.emit(f"{n} = util.global.load @{sym} : {tt(*array.shape, dtype='i32')}")
+        return n
+
+    def table_layout(self) -> list[dict]:
+        """The index tables as layout records (role "index"), for the manifest's memory accounting."""
+        return [{"global": sym, "role": "index", "name": f"{proj}.{table}", "shape": list(a.shape), "bytes": 4 * a.size}
+                for sym, (a, proj, table) in self.tables.items()]
 
     def shape_of(self, sym: str) -> tuple[int, ...]:
         return tuple(next(e["shape"] for e in self.layout if e["global"] == sym))

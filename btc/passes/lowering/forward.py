@@ -9,6 +9,7 @@ from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.events import active_lists, gather_rows_sum
+from btc.passes.lowering.sparse import sparse_weights, times_weights
 from btc.passes.lowering.text import Fn, block_body
 from btc.passes.plan_events import list_capacity
 
@@ -36,7 +37,8 @@ def weights(lw: Lowering, fn: Fn) -> tuple[dict, dict]:
 
 
 def split_params(lw: Lowering, values: list[str], fn: Fn) -> tuple[dict, dict]:
-    """W[projection] (the applied weights: sign*|W_raw| under Dale's law), b[projection], and
+    """W[projection] (the applied weights: sign*|W_raw| under Dale's law; SparseWeights for a sparse
+    projection), b[projection], and
     b["<group>.<param>"] for learned per-neuron parameters."""
     W, b = {}, {}
     for (name, shape), value in zip(lw.params, values):
@@ -45,6 +47,9 @@ def split_params(lw: Lowering, values: list[str], fn: Fn) -> tuple[dict, dict]:
             sign = lw.v.projections[owner].sign
             if kind == "W" and sign:
                 value = fn.map([value], [shape], shape, 1, signed_abs_body(sign))[0]
+            if kind == "W" and owner in lw.sparse:
+                value = sparse_weights(fn, lw.sparse[owner], value,
+                                       lambda table, owner=owner: lw.load_table(fn, owner, table))
             (W if kind == "W" else b)[owner] = value
         else:
             b[name] = value
@@ -81,7 +86,7 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                                                            list_capacity(v.size(p.pre), v.activity_of(p.pre)))
                     y = gather_rows_sum(fn, st.active[p.source], W[p.name], v.size(p.pre), N, y or fn.full((B, N), 0.0))
                 else:
-                    y = fn.matmul(pre, W[p.name], B, v.size(p.pre), N, acc=y)
+                    y = times_weights(fn, W[p.name], pre, B, v.size(p.pre), N, acc=y)
         biases = [b[p.name] for p in v.biased(g, port)]
         if biases:
             y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, sum_body)[0]

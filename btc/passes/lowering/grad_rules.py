@@ -7,6 +7,7 @@ from btc.passes.lowering.bodies import dot, fma_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import source_value
 from btc.passes.lowering.schedule import StepValues, lowers
+from btc.passes.lowering.sparse import slots_to_pairs, weight_outer
 from btc.passes.lowering.text import Fn, tt
 
 __all__: list[str] = []
@@ -23,8 +24,8 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
                      pre_t.size, lw.v.size(p.post))
         sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
         return
-    sv.nxt[f"g{i}"] = sv.fn.matmul_at(sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace], lw.B,
-                                      pre_t.size, lw.v.size(p.post), sv.cur[f"g{i}"])
+    sv.nxt[f"g{i}"] = weight_outer(sv.fn, sv.W[p.name], sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace],
+                                   lw.B, pre_t.size, lw.v.size(p.post), sv.cur[f"g{i}"])
 
 
 @lowers("btc.accumulate_bias_grad")
@@ -49,8 +50,12 @@ def accumulate_elem_grad(lw: Lowering, sv: StepValues, op) -> None:
 def accumulate_dense_grad(lw: Lowering, sv: StepValues, op) -> None:
     t, p = lw.v.traces[op.trace], lw.v.projections[op.projection]
     i = lw.param_index(f"{p.name}.W")
-    sv.nxt[f"g{i}"] = _dense_grad(sv.fn, [sv.nxt[f"tr_{t.name}_{s}"] for s in range(t.num_states)],
-                                  sv.a_h[p.post], sv.cur[f"g{i}"], lw.B, t.rows, t.size)
+    e = [sv.nxt[f"tr_{t.name}_{s}"] for s in range(t.num_states)]
+    if p.sparse:  # the trace is per pull slot, [B, F_in, O]: summed per slot, then read at the pairs
+        per_slot = _dense_grad(sv.fn, e, sv.a_h[p.post], sv.fn.full((t.rows, t.size), 0.0), lw.B, t.rows, t.size)
+        sv.nxt[f"g{i}"] = slots_to_pairs(sv.fn, sv.W[p.name], per_slot, sv.cur[f"g{i}"], transposed=True)
+        return
+    sv.nxt[f"g{i}"] = _dense_grad(sv.fn, e, sv.a_h[p.post], sv.cur[f"g{i}"], lw.B, t.rows, t.size)
 
 
 def _dense_grad(fn: Fn, e: list, delta: list, acc: str, B: int, I: int, O: int) -> str:

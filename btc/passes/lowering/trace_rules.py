@@ -8,6 +8,7 @@ from btc.passes.lowering.bodies import decay_body, dot, post_trace_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import source_value
 from btc.passes.lowering.schedule import StepValues, lowers
+from btc.passes.lowering.sparse import gather_columns
 from btc.passes.lowering.text import Fn, tt
 
 __all__: list[str] = []
@@ -59,16 +60,21 @@ def update_elem_trace(lw: Lowering, sv: StepValues, op) -> None:
 def update_dense_trace(lw: Lowering, sv: StepValues, op) -> None:
     t, p = lw.v.traces[op.trace], lw.v.projections[op.projection]
     x = source_value(lw, p.source, sv.xt, sv.cur, sv.st)
+    if p.sparse:  # one trace per pull slot [B, F_in, O]: the drive is each slot's presynaptic value
+        x = gather_columns(sv.fn, sv.W[p.name], x, lw.B)
     new = _dense_trace_update(sv.fn, sv.st.D[p.post], sv.st.Df[p.post][p.port], x,
-                              [sv.cur[f"tr_{t.name}_{s}"] for s in range(t.num_states)], lw.B, t.rows, t.size)
+                              [sv.cur[f"tr_{t.name}_{s}"] for s in range(t.num_states)], lw.B, t.rows, t.size,
+                              per_slot=p.sparse)
     for s, value in enumerate(new):
         sv.nxt[f"tr_{t.name}_{s}"] = value
 
 
-def _dense_trace_update(fn: Fn, D: list, Df: list, x: str, old: list, B: int, I: int, O: int) -> list[str]:
-    """D-RTRL: e'[s][b,i,o] = sum_s' D[s][s'][b,o]*e[s'][b,i,o] + Df[s][b,o]*x[b,i]."""
+def _dense_trace_update(fn: Fn, D: list, Df: list, x: str, old: list, B: int, I: int, O: int,
+                        per_slot: bool = False) -> list[str]:
+    """D-RTRL: e'[s][b,i,o] = sum_s' D[s][s'][b,o]*e[s'][b,i,o] + Df[s][b,o]*x[b,i] (x[b,i,o] per_slot)."""
     S = len(old)
-    ins = ([(d, _M3["bo"], tt(B, O)) for d in D + Df] + [(x, _M3["bi"], tt(B, I))]
+    ins = ([(d, _M3["bo"], tt(B, O)) for d in D + Df]
+           + [(x, _M3["bio"], tt(B, I, O)) if per_slot else (x, _M3["bi"], tt(B, I))]
            + [(e, _M3["bio"], tt(B, I, O)) for e in old])
     outs = [(fn.empty((B, I, O)), _M3["bio"], tt(B, I, O)) for _ in range(S)]
 

@@ -1,0 +1,125 @@
+"""Which (pre, post) pairs of a sparse projection are connected: only those weights exist.
+
+`project(..., connectivity=...)` takes a connection probability (a float, or `FixedProbability`
+with its own seed), explicit `(pre_index, post_index)` arrays, a boolean [pre, post] mask, or a
+scipy.sparse matrix (its stored entries). Every form becomes a `Connectivity`: the pairs sorted by
+(pre, post), the order of the projection's weight vector `<name>.W` (scipy's CSR order).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from btc.errors import BtcError
+
+__all__ = ["Connectivity", "FixedProbability", "connectivity_of", "initial_scale"]
+
+
+@dataclass(frozen=True)
+class FixedProbability:
+    """Each (pre, post) pair connected independently with probability `p`. `seed` None draws from
+    the network's seed and the projection's index; `self_connections=False` drops pre == post
+    (recurrent projections of a group onto itself)."""
+
+    p: float
+    seed: int | None = None
+    self_connections: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.p, bool) or not isinstance(self.p, (int, float)) or not 0 < self.p <= 1:
+            raise BtcError(f"FixedProbability: p must be a probability in (0, 1], got {self.p!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
+                                      or self.seed < 0):
+            raise BtcError(f"FixedProbability: seed must be an integer >= 0 or None, got {self.seed!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Connectivity:
+    """The connected pairs: `pre[k]`, `post[k]` (int32, sorted by (pre, post), no duplicates)."""
+
+    pre: np.ndarray
+    post: np.ndarray
+    shape: tuple[int, int]  # (pre size, post size)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.pre.size)
+
+    def fan_in(self) -> np.ndarray:
+        return np.bincount(self.post, minlength=self.shape[1])
+
+    def fan_out(self) -> np.ndarray:
+        return np.bincount(self.pre, minlength=self.shape[0])
+
+    def dense_mask(self) -> np.ndarray:
+        mask = np.zeros(self.shape, bool)
+        mask[self.pre, self.post] = True
+        return mask
+
+
+def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectivity:
+    """`spec` (any form `project` accepts) as a Connectivity of a [pre, post] = `shape` projection;
+    `seed` (an int or a sequence of ints) draws a FixedProbability that has none of its own."""
+    I, O = shape
+    if isinstance(spec, (float, int)) and not isinstance(spec, bool):
+        spec = FixedProbability(float(spec)) if 0 < spec <= 1 else _bad(where, f"probability {spec!r} not in (0, 1]")
+    if isinstance(spec, FixedProbability):
+        rng = np.random.default_rng(seed if spec.seed is None else spec.seed)
+        pre, post = _draw(rng, I, O, spec.p, spec.self_connections)
+    elif hasattr(spec, "tocoo"):  # scipy.sparse: its stored entries (explicit zeros included)
+        if tuple(spec.shape) != (I, O):
+            _bad(where, f"the sparse matrix has shape {list(spec.shape)}, expected {[I, O]}")
+        coo = spec.tocoo()
+        pre, post = np.asarray(coo.row), np.asarray(coo.col)
+    elif isinstance(spec, tuple) and len(spec) == 2:
+        pre, post = (np.asarray(a) for a in spec)
+        for what, a, n in (("pre", pre, I), ("post", post, O)):
+            if a.ndim != 1 or a.dtype.kind not in "iu":
+                _bad(where, f"{what} indices must be a 1-D integer array, got {a.dtype} of shape {list(a.shape)}")
+            if a.size and (a.min() < 0 or a.max() >= n):
+                _bad(where, f"{what} index {int(a.min() if a.min() < 0 else a.max())} is out of range [0, {n})")
+        if pre.size != post.size:
+            _bad(where, f"pre and post index arrays differ in length ({pre.size} vs {post.size})")
+    elif isinstance(spec, np.ndarray) and spec.dtype == bool:
+        if spec.shape != (I, O):
+            _bad(where, f"the mask has shape {list(spec.shape)}, expected {[I, O]}")
+        pre, post = np.nonzero(spec)
+    else:
+        _bad(where, f"connectivity must be a probability, FixedProbability, (pre, post) index arrays, a boolean "
+                    f"[pre, post] mask or a scipy.sparse matrix; got {type(spec).__name__}")
+    order = np.lexsort((post, pre))
+    pre, post = pre[order].astype(np.int32), post[order].astype(np.int32)
+    if pre.size == 0:
+        _bad(where, "connects no pair; a projection needs at least one connection")
+    dup = np.nonzero((pre[1:] == pre[:-1]) & (post[1:] == post[:-1]))[0]
+    if dup.size:
+        _bad(where, f"connects ({pre[dup[0]]}, {post[dup[0]]}) more than once")
+    return Connectivity(pre, post, (I, O))
+
+
+def _draw(rng: np.random.Generator, I: int, O: int, p: float, self_connections: bool):
+    """Bernoulli(p) per pair, drawn row by row so that memory is O(nnz) for large projections."""
+    pres, posts = [], []
+    rows = max(1, (1 << 22) // O)
+    for start in range(0, I, rows):
+        n = min(rows, I - start)
+        block = rng.random((n, O)) < p
+        if not self_connections:
+            diag = np.arange(start, start + n)
+            ok = diag < O
+            block[np.nonzero(ok)[0], diag[ok]] = False
+        r, c = np.nonzero(block)
+        pres.append(r + start)
+        posts.append(c)
+    return np.concatenate(pres), np.concatenate(posts)
+
+
+def _bad(where: str, what: str):
+    raise BtcError(f"{where}: connectivity {what}")
+
+
+def initial_scale(conn: Connectivity) -> float:
+    """1/sqrt(mean fan-in): Normal(scale)'s fan-in for a sparse projection."""
+    return 1.0 / math.sqrt(max(conn.nnz / conn.shape[1], 1.0))

@@ -1,0 +1,196 @@
+"""Sparse projections (`project(..., connectivity=...)`): weights only at the connected pairs.
+
+Oracles: the same network with dense weights that are zero off the pairs computes the same thing,
+so its spikes must be identical and its gradients, read at the pairs, equal (1e-5 relative) under
+pp-prop on every network of nets.py, and under D-RTRL and BPTT on networks with delays, Dale's
+law, AlignPre synapses and multi-state neurons; BPTT also against jax.grad of the simulator, which
+scatters the weight vector into its matrix itself. Sequences are 13 steps in chunks of 5.
+"""
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+import oracles
+from btc.driver import CompileOptions, compile_network
+from btc.errors import BtcError
+from btc.frontend import FixedProbability, Network
+from btc.runtime import load
+from data import sequence
+from nets import NETWORKS
+from sparse_nets import at_pairs, masked_twin, sparse_variant
+
+STEPS, BATCH = 13, 3
+
+
+def _rel_err(got: dict, want: dict) -> dict:
+    return {k: float(np.max(np.abs(got[k] - want[k])) / max(np.max(np.abs(want[k])), 1e-12)) for k in want}
+
+
+def _compile(net, tmp_path, tag, **options):
+    out = str(tmp_path / tag)
+    compile_network(net, CompileOptions(batch=BATCH, chunk=5, decay=0.8, **options), out)
+    return load(out)
+
+
+def _run(model, x, target, mask):
+    model.zero_grads()
+    model.train_sequence(x, target, mask)
+    return model.grads, model.infer_sequence(x, record=True)
+
+
+def _assert_same(sparse_net, sparse, dense, x, target, mask, name):
+    g_sparse, rec_sparse = _run(sparse, x, target, mask)
+    g_dense, rec_dense = _run(dense, x, target, mask)
+    for key in rec_dense:
+        if key.startswith("spikes."):
+            np.testing.assert_array_equal(rec_sparse[key], rec_dense[key], err_msg=key)
+        else:
+            scale = max(1.0, float(np.max(np.abs(rec_dense[key]))))
+            np.testing.assert_allclose(rec_sparse[key], rec_dense[key], rtol=1e-4, atol=1e-4 * scale, err_msg=key)
+    want = at_pairs(sparse_net, g_dense)
+    assert {k: v.shape for k, v in g_sparse.items()} == {k: v.shape for k, v in want.items()}
+    errors = _rel_err(g_sparse, want)
+    # Izhikevich's 0.04 v^2 at v ~ 100 mV carries another summation order's rounding to ~5e-5
+    assert max(errors.values()) < (1e-4 if "izhikevich" in name else 1e-5), errors
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_sparse_equals_masked_dense_under_pp_prop(tmp_path, name):
+    sparse_net = sparse_variant(NETWORKS[name]())
+    dense_net = masked_twin(sparse_net, NETWORKS[name]())
+    x, target, mask = sequence(sparse_net, BATCH, STEPS)
+    sparse = _compile(sparse_net, tmp_path, "sparse")
+    dense = _compile(dense_net, tmp_path, "dense")
+    assert all(p["propagation"] == "sparse" and p["connectivity"]["layout"] == "pull-ell"
+               for p in sparse.abi["projections"])
+    _assert_same(sparse_net, sparse, dense, x, target, mask, name)
+
+
+@pytest.mark.parametrize("algorithm", ["d-rtrl", "bptt"])
+@pytest.mark.parametrize("name", ["cuba_dale_delays", "align_pre", "exact_alif"])
+def test_sparse_equals_masked_dense_under_d_rtrl_and_bptt(tmp_path, name, algorithm):
+    sparse_net = sparse_variant(NETWORKS[name]())
+    dense_net = masked_twin(sparse_net, NETWORKS[name]())
+    x, target, mask = sequence(sparse_net, BATCH, STEPS)
+    sparse = _compile(sparse_net, tmp_path, "sparse", algorithm=algorithm)
+    dense = _compile(dense_net, tmp_path, "dense", algorithm=algorithm)
+    if algorithm == "d-rtrl":  # one trace per pull slot: [B, largest fan-in, post]
+        traces = {t["of"]: t["shape"] for t in sparse.abi["trace_plan"]["traces"] if t["kind"] == "dense"}
+        for p in sparse.abi["projections"]:
+            post = next(g["size"] for g in sparse.abi["groups"] if g["name"] == p["post"])
+            assert traces[p["name"]][1:] == [BATCH, p["connectivity"]["fan_in_max"], post]
+    _assert_same(sparse_net, sparse, dense, x, target, mask, name)
+
+
+def test_sparse_bptt_against_jax_grad(tmp_path):
+    """The simulator scatters each weight vector into its matrix; jax.grad differentiates that."""
+    net = sparse_variant(NETWORKS["recurrent_expon"](), density=0.3, seed=3)
+    x, target, mask = sequence(net, BATCH, STEPS)
+    model = _compile(net, tmp_path, "bptt", algorithm="bptt")
+    got, _ = _run(model, x, target, mask)
+    want = oracles.bptt_grads(net, net.init_params(), x, target, mask)
+    errors = _rel_err(got, want)
+    assert max(errors.values()) < 1e-5, errors
+
+
+def _small_net(connectivity, weights=None, sign=None, **kw):
+    net = Network(seed=5)
+    net.input("x", 12)
+    net.group("h", 9)
+    net.readout("out", 3)
+    net.project("x", "h", connectivity=connectivity, weights=weights, sign=sign, **kw)
+    net.project("h", "out")
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def test_every_connectivity_form_gives_the_same_pairs():
+    rng = np.random.default_rng(0)
+    mask = rng.random((12, 9)) < 0.3
+    pre, post = np.nonzero(mask)
+    order = rng.permutation(pre.size)  # any order in, (pre, post) order out
+    forms = [mask, (pre[order], post[order]), scipy.sparse.csr_matrix(mask.astype(np.float32)),
+             scipy.sparse.coo_array((np.ones(pre.size), (pre, post)), shape=(12, 9))]
+    for form in forms:
+        conn = _small_net(form).projections["x_to_h"].connectivity
+        np.testing.assert_array_equal(conn.pre, pre)
+        np.testing.assert_array_equal(conn.post, post)
+        assert conn.nnz == mask.sum()
+
+
+def test_fixed_probability_is_reproducible_and_O_of_nnz():
+    a = _small_net(0.25).projections["x_to_h"].connectivity
+    b = _small_net(FixedProbability(0.25)).projections["x_to_h"].connectivity
+    c = _small_net(FixedProbability(0.25, seed=11)).projections["x_to_h"].connectivity
+    np.testing.assert_array_equal(a.pre, b.pre)  # a float is FixedProbability seeded by the network
+    assert not np.array_equal(a.dense_mask(), c.dense_mask())
+    assert a.nnz == _small_net(0.25).projections["x_to_h"].connectivity.nnz
+    net = Network()
+    net.group("h", 50)
+    net.input("x", 1)
+    net.project("x", "h")
+    net.project("h", "h", recurrent=True, connectivity=FixedProbability(0.5, seed=1, self_connections=False))
+    conn = net.projections["h_to_h"].connectivity
+    assert not np.any(conn.pre == conn.post) and 0.4 < conn.nnz / 2450 < 0.6
+    big = Network()
+    big.input("x", 20_000)
+    big.group("h", 20_000)
+    big.project("x", "h", connectivity=1e-4)  # 4e8 pairs considered, ~4e4 kept, drawn block by block
+    assert 3.0e4 < big.projections["x_to_h"].connectivity.nnz < 5.0e4
+
+
+def test_weights_only_at_the_pairs():
+    mask = np.zeros((12, 9), bool)
+    mask[[0, 3, 3, 11], [2, 0, 8, 8]] = True
+    dense = np.arange(108, dtype=np.float32).reshape(12, 9)
+    for weights in (dense, np.array([2.0, 27.0, 35.0, 107.0]), scipy.sparse.csr_matrix(dense * mask)):
+        params = _small_net(mask, weights=weights).init_params()
+        np.testing.assert_array_equal(params["x_to_h.W"], [2.0, 27.0, 35.0, 107.0])
+    drawn = _small_net(mask).init_params()["x_to_h.W"]
+    assert drawn.shape == (4,)
+    signed = _small_net(mask, sign="-").init_params()["x_to_h.W"]
+    assert np.all(signed <= 0)
+
+
+@pytest.mark.parametrize("connectivity, weights, message", [
+    (1.5, None, "probability 1.5 not in (0, 1]"),
+    (FixedProbability(0.1), None, None),
+    ((np.array([0, 12]), np.array([0, 1])), None, "pre index 12 is out of range [0, 12)"),
+    ((np.array([0, 1]), np.array([0, -1])), None, "post index -1 is out of range [0, 9)"),
+    ((np.array([0, 1]), np.array([0])), None, "differ in length"),
+    ((np.array([2, 2]), np.array([3, 3])), None, "connects (2, 3) more than once"),
+    (np.zeros((12, 9), bool), None, "connects no pair"),
+    (np.ones((9, 12), bool), None, "the mask has shape [9, 12], expected [12, 9]"),
+    (scipy.sparse.eye(5), None, "the sparse matrix has shape [5, 5], expected [12, 9]"),
+    ("dense", None, "connectivity must be a probability"),
+    (np.eye(12, 9, dtype=bool), np.ones(5), "expected one per connection [9] or the dense [12, 9]"),
+    (np.eye(12, 9, dtype=bool), np.full(9, np.nan), "weights must be finite numbers"),
+])
+def test_bad_connectivity_is_one_clear_error(connectivity, weights, message):
+    if message is None:
+        _small_net(connectivity)
+        return
+    with pytest.raises(BtcError, match=re.escape(message)):
+        _small_net(connectivity, weights=weights)
+
+
+def test_artifact_records_the_layout_and_the_pairs(tmp_path):
+    net = _small_net(FixedProbability(0.4, seed=2), sign="+")
+    model = _compile(net, tmp_path, "a")
+    conn = net.projections["x_to_h"].connectivity
+    rec = next(p for p in model.abi["projections"] if p["name"] == "x_to_h")
+    assert rec["connectivity"]["nnz"] == conn.nnz and rec["connectivity"]["fan_in_max"] == conn.fan_in().max()
+    assert rec["connectivity"]["fan_out_max"] == conn.fan_out().max()
+    assert next(p for p in model.abi["params"] if p["name"] == "x_to_h.W")["shape"] == [conn.nnz]
+    assert model.abi["step_macs"] == BATCH * (conn.nnz + 9 * 3)
+    index = [e for e in model.abi["layout"] if e["role"] == "index"]
+    assert index and all(e["name"].startswith("x_to_h.") for e in index)
+    assert model.manifest["abi"]["memory_bytes"]["index"] == sum(e["bytes"] for e in index)
+    np.testing.assert_array_equal(model.connectivity["x_to_h"][0], conn.pre)
+    W = model.weights["x_to_h"]
+    assert scipy.sparse.issparse(W) and W.shape == (12, 9) and W.nnz == conn.nnz
+    dense_W = W.toarray()
+    np.testing.assert_array_equal(dense_W[conn.pre, conn.post], np.abs(model.params["x_to_h.W"]))
+    assert np.all(dense_W[~conn.dense_mask()] == 0)
