@@ -17,7 +17,7 @@ import numpy as np
 from btc.algorithm import Algorithm
 from btc.dialect.ops import ANNOTATIONS
 from btc.errors import BtcError
-from btc.runtime.model import MANIFEST_FORMAT, REQUIRED_FILES  # what the runtime reads is what the compiler writes
+from btc.runtime.model import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash  # what the runtime reads is what the compiler writes
 
 __all__ = ["CompileOptions", "compile_network", "lower_network", "DEFAULT_ACTIVITY"]
 
@@ -190,13 +190,13 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     import btc
     from btc.backends import compile_module, save_temps_dir
 
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise BtcError(f"output must be a directory name, got {out_dir!r}")
     out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise BtcError(f"output {out_dir} exists and is not a directory")
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not _is_artifact(out_dir):
-        raise BtcError(f"output directory {out_dir} is not empty and holds no btc artifact; refusing to overwrite")
+    check_output_dir(out_dir)
     options.check()
     net.check()
+    check_size(net, options)
     params = net.init_params()  # before compiling: a bad initialiser fails fast
     temps = save_temps_dir()  # BTC_SAVE_TEMPS: the IR after every pass, the pipeline, IREE's input and flags
     dump_dir = dump_dir or (os.path.join(temps, "passes") if temps else None)
@@ -239,28 +239,88 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             "pipeline": pipeline,
             "model_source": model_source,
             "abi": {**abi.to_dict(), "memory_bytes": abi.memory_bytes},
+            "abi_sha256": None,
             "files": {name: _sha256(os.path.join(tmp, name)) for name in REQUIRED_FILES[1:]},
         }
+        manifest["abi_sha256"] = abi_hash(manifest["abi"])
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; an artifact is meant to be shared
-        old = None
-        if os.path.isdir(out_dir):
-            old = out_dir + ".old-" + os.path.basename(tmp)
-            os.rename(out_dir, old)
-        try:
-            os.rename(tmp, out_dir)
-        except BaseException:
-            if old:
-                os.rename(old, out_dir)  # put the previous artifact back
-            raise
+        old = _publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old:
         shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _publish(tmp: str, out_dir: str) -> str | None:
+    """Rename the finished artifact `tmp` to `out_dir`, moving a previous artifact aside (returned, to be
+    removed). Another compile publishing the same directory at the same moment wins: this one's is
+    discarded with a BtcError and no stray directory is left."""
+    old = out_dir + ".old-" + os.path.basename(tmp)
+    try:
+        os.rename(out_dir, old)
+    except FileNotFoundError:
+        old = None
+    except OSError as e:
+        raise BtcError(f"cannot replace {out_dir}: {e.strerror}") from None
+    try:
+        os.rename(tmp, out_dir)
+    except OSError:
+        if old:
+            try:
+                os.rename(old, out_dir)  # put the previous artifact back
+            except OSError:
+                shutil.rmtree(old, ignore_errors=True)  # another compile published meanwhile
+        raise BtcError(f"another compile published {out_dir} at the same time; this compile's artifact was "
+                       "discarded (the other one is in place)") from None
+    return old
+
+
+def check_output_dir(out_dir: str) -> None:
+    """Refuse, before compiling, an output the artifact could not be written to or must not replace."""
+    if os.path.islink(out_dir):
+        raise BtcError(f"output {out_dir} is a symbolic link; name the directory itself (replacing the artifact "
+                       "would replace the link)")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BtcError(f"output {out_dir} exists and is not a directory")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not _is_artifact(out_dir):
+        raise BtcError(f"output directory {out_dir} is not empty and holds no btc artifact; refusing to overwrite")
+    ancestor = os.path.dirname(out_dir)
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        what = "a dangling symbolic link" if os.path.islink(ancestor) else "not a directory"
+        raise BtcError(f"output {out_dir}: {ancestor} is {what}, so the artifact cannot be written there")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise BtcError(f"output {out_dir}: {ancestor} is not writable (read-only file system or permissions)")
+
+
+def estimated_bytes(net, options: CompileOptions) -> int:
+    """A lower bound of the module's memory: parameters with their gradients and Adam moments, and the
+    states, spike histories and one trace per state of every group, for the compiled batch."""
+    weights = sum((p.connectivity.nnz if p.connectivity is not None else net.size(p.pre) * net.size(p.post))
+                  + (net.size(p.post) if p.bias else 0) for p in net.projections.values())
+    per_weight = 4 * (4 if options.optimizer == "adam" else 2)
+    states = sum(g.size * max(1, len(getattr(getattr(g, "neuron", None), "state_names", lambda dt: ("r",))(net.dt)))
+                 for g in net.groups.values())
+    lags = sum(net.size(p.pre) * p.lag for p in net.projections.values())
+    return per_weight * weights + 4 * options.batch * (2 * states + lags)
+
+
+def check_size(net, options: CompileOptions) -> None:
+    """Refuse, with the estimate, a model that cannot fit this machine's memory."""
+    need = estimated_bytes(net, options)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise BtcError(f"the model needs at least {need / 2**30:,.1f} GiB (parameters with gradients and optimizer "
+                       f"state, states and traces at batch {options.batch}); this machine has {have / 2**30:,.1f} GiB")
 
 
 def _is_artifact(path: str) -> bool:

@@ -120,3 +120,170 @@ def test_values_beyond_float32_are_refused(compiled):
         model.set_params(dict(params, **{name: params[name].astype(np.float64) * 1e300}))
     with pytest.raises(BtcError, match="mask: contains NaN or infinity"):
         model.train_sequence(np.clip(x, 0, 1), target, np.full(13, 1e300))
+
+
+# ---- issue 11, items 7-14: every one a clear BtcError before anything is written
+def _small(tmp_path, name="a", **options):
+    from btc.driver import CompileOptions, compile_network
+
+    out = str(tmp_path / name)
+    compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=BATCH, chunk=5, **options), out)
+    return out
+
+
+def _edit_manifest(path, edit):
+    import json
+
+    with open(f"{path}/manifest.json") as f:
+        manifest = json.load(f)
+    manifest = edit(manifest)
+    with open(f"{path}/manifest.json", "w") as f:
+        json.dump(manifest, f)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: {**m, "abi": {**m["abi"], "batch": 7}}, "was edited"),
+    (lambda m: {**m, "abi": {**m["abi"], "num_classes": 99}}, "was edited"),
+    (lambda m: {**m, "abi": {k: v for k, v in m["abi"].items() if k != "functions"}}, "was edited"),
+    (lambda m: [m], "is not a btc artifact manifest"),
+    (lambda m: {**m, "files": None}, "is not a btc artifact manifest"),
+])
+def test_an_edited_manifest_is_refused(tmp_path, edit, message):
+    path = _small(tmp_path)
+    _edit_manifest(path, edit)
+    with pytest.raises(BtcError, match=message):
+        load(path)
+
+
+def test_bad_load_arguments_are_clear_errors(tmp_path):
+    for bad in (None, "", 3):
+        with pytest.raises(BtcError, match="artifact path must be a directory name"):
+            load(bad)
+    with pytest.raises(BtcError, match="driver 'no-such-driver' is not available"):
+        load(_small(tmp_path), hal_driver="no-such-driver")
+
+
+def test_a_checkpoint_of_another_artifact_needs_to_be_asked_for(tmp_path):
+    a, b = load(_small(tmp_path, "a")), load(_small(tmp_path, "b", decay=0.5))  # same shapes, other module
+    a.set_params({n: v + 0.25 for n, v in a.params.items()})
+    a.save_checkpoint(str(tmp_path / "a.npz"))
+    before = b.params
+    with pytest.raises(BtcError, match="saved by another artifact"):
+        b.load_checkpoint(str(tmp_path / "a.npz"))
+    assert all(np.array_equal(before[n], v) for n, v in b.params.items())
+    b.load_checkpoint(str(tmp_path / "a.npz"), other_artifact=True)
+    assert all(np.array_equal(a.params[n], v) for n, v in b.params.items())
+    a.load_checkpoint(str(tmp_path / "a.npz"))  # its own: no question asked
+    np.save(str(tmp_path / "x.npy"), np.zeros(3))
+    for bad in ("x.npy", "missing.npz"):
+        with pytest.raises(BtcError, match="checkpoint|not a"):
+            a.load_checkpoint(str(tmp_path / bad))
+
+
+def test_negative_masks_and_bad_stream_chunks_are_refused(compiled):
+    model = compiled("one_layer_delta", "pp-prop", 5)
+    net = NETWORKS["one_layer_delta"]()
+    x, target, mask = sequence(net, BATCH, 5)
+    model.zero_grads()
+    with pytest.raises(BtcError, match="mask: weights must be >= 0"):
+        model.train_sequence(x, target, -mask)
+    with pytest.raises(BtcError, match=r"chunk 0 must be a tuple \(x, target, mask\)"):
+        model.train_stream([(x, target)])
+    assert _zero(model.grads)
+
+
+def test_model_level_mistakes_are_refused_in_the_frontend(tmp_path):
+    from btc.driver import CompileOptions, compile_network
+    from btc.frontend import LIF, CustomNeuron, Network, spike_fn
+    from btc.frontend.zoo import recurrent_lif
+
+    net = Network()
+    net.input("x", 3)
+    net.readout("out", 1)
+    with pytest.raises(BtcError, match="cross-entropy over one class is always 0"):
+        net.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match="delay 65 is longer than btc supports"):
+        net.project("x", "out", delay=65)
+    odd = CustomNeuron(lambda st, ys, p: {"v m": st["v m"] + ys["y"]}, lambda st, p: spike_fn(st["v m"] - 1.0, "sigmoid"),
+                       {"v m": 0.0})
+    with pytest.raises(BtcError, match="state name 'v m' must be an identifier"):
+        Network().group("h", 2, odd)
+    learns_w = CustomNeuron(lambda st, ys, p: {"v": st["v"] * p["W"] + ys["y"]},
+                            lambda st, p: spike_fn(st["v"] - 1.0, "sigmoid"), {"v": 0.0}, params={"W": 0.9})
+    net = Network()
+    net.input("x", 3)
+    net.group("p", 4, learns_w, trainable=("W",))
+    net.readout("out", 2)
+    net.project("x", "p")
+    net.project("p", "out", name="q")
+    net.project("x", "out", name="p")  # its weights would be "p.W", as the group's parameter
+    net.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match="has the name of a parameter of projection 'p'"):
+        net.check()
+    net = Network()
+    net.input("x", 3)
+    net.group("h", 4, LIF(theta=1e300))
+    net.readout("out", 2)
+    net.project("x", "h")
+    net.project("h", "out")
+    net.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match="does not fit float32"):
+        compile_network(net, CompileOptions(batch=2, chunk=2), str(tmp_path / "big"))
+    with pytest.raises(BtcError, match=r"needs at least [\d,.]+ GiB"):
+        compile_network(recurrent_lif(100, 10**6, 10), CompileOptions(batch=2, chunk=2), str(tmp_path / "huge"))
+    with pytest.raises(BtcError, match="needs at least"):
+        compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=10**9, chunk=2), str(tmp_path / "wide"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_output_locations_are_refused_before_compiling(tmp_path):
+    import os
+
+    from btc.driver import CompileOptions, compile_network
+
+    (tmp_path / "file").write_text("x")
+    os.symlink(str(tmp_path / "nowhere"), str(tmp_path / "dangling"))
+    (tmp_path / "real").mkdir()
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "link"))
+    cases = [(tmp_path / "file" / "out", "is not a directory"),
+             (tmp_path / "dangling" / "out", "is a dangling symbolic link"),
+             (tmp_path / "link", "is a symbolic link")]
+    if os.geteuid() != 0:  # root writes anywhere
+        (tmp_path / "ro").mkdir(mode=0o555)
+        cases.append((tmp_path / "ro" / "out", "is not writable"))
+    for out, message in cases:
+        with pytest.raises(BtcError, match=message):
+            compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=2, chunk=2), str(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file", "dangling", "real", "link"] +
+                                                                 (["ro"] if os.geteuid() != 0 else []))
+    assert os.path.islink(tmp_path / "link") and not list((tmp_path / "real").iterdir())
+
+
+def test_stale_checkpoint_temporaries_are_removed_and_races_lose_cleanly(compiled, tmp_path, monkeypatch):
+    import os
+    import time
+
+    import btc.driver as driver
+
+    model = compiled("one_layer_delta", "pp-prop", 5)
+    stale, fresh = tmp_path / ".ckpt-killed.npz", tmp_path / ".ckpt-running.npz"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    model.save_checkpoint(str(tmp_path / "c.npz"))
+    assert not stale.exists() and fresh.exists()
+    # the losing side of a race: the other compile publishes the directory between our two renames
+    out = tmp_path / "art"
+    real_rename = os.rename
+
+    def racing_rename(src, dst):
+        if str(dst) == str(out) and not out.exists():
+            out.mkdir()
+            (out / "manifest.json").write_text("{}")  # the winner's artifact
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(driver.os, "rename", racing_rename)
+    with pytest.raises(BtcError, match="another compile published"):
+        _small(tmp_path, "art")
+    assert (out / "manifest.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt-running.npz", "art", "c.npz"]

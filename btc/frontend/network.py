@@ -20,6 +20,9 @@ from btc.frontend.synapses import PreSynapse
 __all__ = ["Network", "Input", "Group", "Readout", "Projection", "Loss", "Normal", "LOSSES"]
 
 LOSSES = ("cross_entropy", "mse")
+# Each step of delay is one module buffer carried through the time loop: compile time and per-step copies
+# grow with it (delay=500 did not compile in 300 s), so delays are limited (README, "Semantics").
+MAX_DELAY = 64
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -154,6 +157,11 @@ class Network:
         if dale not in (None, "exc", "inh"):
             raise BtcError(f"group {name!r}: dale must be 'exc', 'inh' or None, got {dale!r}")
         names = list(neuron.state_names(self.dt)) + list(trainable)
+        for kind, items in (("state", neuron.state_names(self.dt)), ("port", neuron.ports), ("parameter", trainable)):
+            bad = [n for n in items if not isinstance(n, str) or not _NAME.match(n)]
+            if bad:
+                raise BtcError(f"group {name!r}: {kind} name {bad[0]!r} must be an identifier (letters, digits, _; "
+                               "a letter first)")
         if len(set(names)) != len(names):
             raise BtcError(f"group {name!r}: state and parameter names must differ, got {names}")
         self.groups[name] = Group(name, _size("group", name, size), neuron, trainable, dale)
@@ -216,6 +224,9 @@ class Network:
         port, sign = self._port_and_sign(name, pre, post, port, sign)
         if isinstance(delay, bool) or not isinstance(delay, (int, np.integer)) or delay < 0:
             raise BtcError(f"projection {name!r}: delay must be a whole number of steps >= 0, got {delay!r}")
+        if delay > MAX_DELAY:
+            raise BtcError(f"projection {name!r}: delay {delay} is longer than btc supports ({MAX_DELAY} steps: each "
+                           "step of delay is a buffer carried through the time loop); use a longer dt")
         shape = (self.size(pre), self.size(post))
         conn = None
         if connectivity is not None:
@@ -291,6 +302,9 @@ class Network:
         if not isinstance(self.groups.get(readout), Readout):
             raise BtcError(f"loss {kind}: {readout!r} is not a readout; readouts: "
                            f"{[g for g, v in self.groups.items() if isinstance(v, Readout)]}")
+        if kind == "cross_entropy" and self.groups[readout].size < 2:
+            raise BtcError(f"loss cross_entropy: readout {readout!r} has {self.groups[readout].size} class; "
+                           "cross-entropy over one class is always 0 (use mse, or two or more classes)")
         self.loss = Loss(kind, readout)
 
     # ---- queries
@@ -329,6 +343,14 @@ class Network:
         if not self.inputs:
             raise BtcError("network has no input; call net.input(name, size)")
         order = self.order()
+        owners: dict[str, str] = {}  # parameter name -> what declares it: names must not collide
+        for p in self.projections.values():
+            owners.update({n: f"projection {p.name!r}" for n in p.params})
+        for g in order:
+            for n in getattr(self.groups[g], "params", ()):
+                if n in owners:
+                    raise BtcError(f"group {g!r}: its learned parameter {n!r} has the name of a parameter of "
+                                   f"{owners[n]}; rename the group, the parameter or the projection")
         for g in order:
             if not self.into(g) and not getattr(self.groups[g], "driven_by", None):
                 raise BtcError(f"group {g!r} receives no projection; connect it with net.project(pre, {g!r})")

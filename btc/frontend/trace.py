@@ -104,7 +104,13 @@ class _Body:
         return op_class.build(*operands, loc=self.loc(), ip=self.ip, **attrs).results[0]
 
     def const(self, value: float) -> ir.Value:
-        return self.op("arith.constant", attrs={"value": ir.FloatAttr.get(self.f32, float(np.float32(value)))})
+        with np.errstate(over="ignore", under="ignore"):
+            f32 = np.float32(value)
+        if not np.isfinite(f32):
+            raise BtcError(f"{self.where}: the constant {float(value)!r} does not fit float32 (it would become "
+                           f"{float(f32)!r}); neuron parameters and what the dynamics compute from them must stay "
+                           "below about 3.4e38 in magnitude")
+        return self.op("arith.constant", attrs={"value": ir.FloatAttr.get(self.f32, float(f32))})
 
     def bool_const(self, value: bool) -> ir.Value:
         return self.op("arith.constant", result=self.i1, attrs={"value": ir.BoolAttr.get(value)})

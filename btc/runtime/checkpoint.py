@@ -23,6 +23,7 @@ def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str)
                        "training diverged (lower the learning rate)")
     target = check_checkpoint_path(path)
     directory = os.path.dirname(target)
+    _remove_stale_temporaries(directory)
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -35,6 +36,24 @@ def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str)
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+STALE_SECONDS = 3600  # a save takes seconds: an older temporary was left by a killed process
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Temporary files of saves that were killed (kill -9 leaves them), older than STALE_SECONDS."""
+    import time
+
+    now = time.time()
+    for name in os.listdir(directory):
+        if name.startswith(".ckpt-") and name.endswith(".npz"):
+            path = os.path.join(directory, name)
+            try:
+                if now - os.path.getmtime(path) > STALE_SECONDS:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def check_checkpoint_path(path: str) -> str:
@@ -54,15 +73,21 @@ def check_checkpoint_path(path: str) -> str:
     return target
 
 
-def read_checkpoint(path: str) -> dict[str, np.ndarray]:
-    """The parameters of a btc checkpoint (without its artifact hash)."""
-    if not os.path.isfile(path):
+def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str]:
+    """The parameters of a btc checkpoint and the content hash of the artifact that saved it."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise BtcError(f"checkpoint {path!r} does not exist")
     try:
-        with np.load(path) as z:
-            if not hasattr(z, "files") or HASH_KEY not in z.files:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):  # a .npy file holds one array
+        raise BtcError(f"{path!r} is not a btc checkpoint (a single array, not a .npz of parameters)")
+    try:
+        with z:
+            if HASH_KEY not in z.files:
                 raise BtcError(f"{path!r} is not a btc checkpoint")
-            return {n: z[n] for n in z.files if n != HASH_KEY}
+            return {n: z[n] for n in z.files if n != HASH_KEY}, str(z[HASH_KEY])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
 

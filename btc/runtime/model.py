@@ -30,8 +30,16 @@ def load(path: str, hal_driver: str | None = None) -> "Model":
     return Model(path, hal_driver)
 
 
+def abi_hash(abi: dict) -> str:
+    """The hash of an ABI record, as the manifest stores it: an edited manifest is refused."""
+    return hashlib.sha256(json.dumps(abi, sort_keys=True).encode()).hexdigest()
+
+
 def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
     """(manifest, file contents) of an artifact directory, every file checked against its hash."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise BtcError(f"artifact path must be a directory name, got {path!r}")
+    path = os.fspath(path)
     if not os.path.isdir(path):
         raise BtcError(f"artifact directory {path!r} does not exist (create one with `btc compile`)")
     missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(path, f))]
@@ -42,11 +50,15 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
             manifest = json.load(f)
     except json.JSONDecodeError as e:
         raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
-    if manifest.get("format") != MANIFEST_FORMAT or set(manifest.get("files", {})) != set(REQUIRED_FILES[1:]):
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
+            or not isinstance(manifest.get("files"), dict) or set(manifest["files"]) != set(REQUIRED_FILES[1:]):
         raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format {MANIFEST_FORMAT}; "
                        "recompile the artifact with this version of btc")
     if not isinstance(manifest.get("abi"), dict):
         raise BtcError(f"artifact {path!r}: manifest.json has no ABI record ('abi'); recompile the artifact")
+    if manifest.get("abi_sha256") != abi_hash(manifest["abi"]):
+        raise BtcError(f"artifact {path!r}: the ABI record in manifest.json does not match its hash (the manifest "
+                       "was edited); recompile the artifact")
     blobs = {}
     for name, expected in manifest["files"].items():
         with open(os.path.join(path, name), "rb") as f:
@@ -75,7 +87,11 @@ class Model:
         self.param_names = [p["name"] for p in abi["params"]]
         self.num_classes = abi["num_classes"]
         self.update_every = abi["update_every"] or None  # continual: the module updates every k steps itself
-        self._config = rt.Config(hal_driver or self.manifest["hal_driver"])
+        driver = hal_driver or self.manifest["hal_driver"]
+        if not isinstance(driver, str) or driver not in rt.query_available_drivers():
+            raise BtcError(f"IREE runtime driver {driver!r} is not available here; available: "
+                           f"{sorted(rt.query_available_drivers())}")
+        self._config = rt.Config(driver)
         self._ctx = rt.SystemContext(config=self._config)
         self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
         self._fns = self._ctx.modules.btc_model
@@ -273,7 +289,11 @@ class Model:
     def _mask(self, mask, T: int) -> np.ndarray:
         if mask is None:
             return np.ones(T, np.float32)
-        return self._check(mask, (T,), np.float32, "mask")
+        mask = self._check(mask, (T,), np.float32, "mask")
+        if np.any(mask < 0):
+            raise BtcError(f"mask: weights must be >= 0 (a negative weight ascends the loss), got {float(mask.min())} "
+                           f"at step {int(np.argmin(mask))}")
+        return mask
 
     # ---- sequences
     def _chunks(self, x: dict, *extra) -> Iterator[tuple[int, list]]:
@@ -359,7 +379,11 @@ class Model:
         self._check_schedule(lr)
         self.reset_state()
         loss, steps = 0.0, 0
-        for x, target, mask in chunks:
+        for n, item in enumerate(chunks):
+            if not isinstance(item, (tuple, list)) or len(item) != 3:
+                raise BtcError(f"train_stream: chunk {n} must be a tuple (x, target, mask) (mask may be None), got "
+                               f"{type(item).__name__}" + (f" of {len(item)}" if isinstance(item, (tuple, list)) else ""))
+            x, target, mask = item
             x = self._inputs(x)
             T = next(iter(x.values())).shape[0]
             if T != self.chunk:
@@ -398,5 +422,11 @@ class Model:
         over a file that is not a btc checkpoint."""
         save_checkpoint(self.params, self.manifest["content_hash"], path)
 
-    def load_checkpoint(self, path: str) -> None:
-        self.set_params(read_checkpoint(path))
+    def load_checkpoint(self, path: str, other_artifact: bool = False) -> None:
+        """Set the parameters from a checkpoint this artifact saved; one saved by another artifact (another
+        model, or this model compiled again) is refused unless `other_artifact=True`."""
+        params, saved_by = read_checkpoint(path)
+        if saved_by != self.manifest["content_hash"] and not other_artifact:
+            raise BtcError(f"checkpoint {path!r} was saved by another artifact (content hash {saved_by[:12]}..., this one "
+                           f"is {self.manifest['content_hash'][:12]}...); pass other_artifact=True to load it anyway")
+        self.set_params(params)

@@ -286,6 +286,8 @@ def dialect_cmd(irdl_out, verify_file):
     if not irdl_out and not verify_file:
         raise click.UsageError("pass --irdl FILE and/or --verify FILE")
     try:
+        if irdl_out and irdl_out != "-" and not os.path.isdir(os.path.dirname(os.path.abspath(irdl_out))):
+            raise BtcError(f"--irdl {irdl_out}: the directory {os.path.dirname(os.path.abspath(irdl_out))!r} does not exist")
         if irdl_out:
             click.echo(irdl_text(), nl=False) if irdl_out == "-" else open(irdl_out, "w").write(irdl_text())
         if verify_file:
