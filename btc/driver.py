@@ -5,6 +5,7 @@ and the artifact is written to a temporary directory that is renamed into place 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -198,6 +199,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     net.check()
     check_size(net, options)
     params = net.init_params()  # before compiling: a bad initialiser fails fast
+    model_hash = _model_hash(net)
     temps = save_temps_dir()  # BTC_SAVE_TEMPS: the IR after every pass, the pipeline, IREE's input and flags
     dump_dir = dump_dir or (os.path.join(temps, "passes") if temps else None)
     try:
@@ -243,6 +245,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             "files": {name: _sha256(os.path.join(tmp, name)) for name in REQUIRED_FILES[1:]},
         }
         manifest["abi_sha256"] = abi_hash(manifest["abi"])
+        manifest["model_hash"] = model_hash
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1)
@@ -254,6 +257,14 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     if old:
         shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _model_hash(net) -> str:
+    """The model itself, whatever it was compiled for: its btc dialect module at batch 1, chunk 1
+    (dynamics, constants, projections, pairs). Checkpoints carry it: another model's are refused."""
+    from btc.frontend.emit import emit_module
+
+    return hashlib.sha256(emit_module(net, 1, 1).encode()).hexdigest()
 
 
 def _publish(tmp: str, out_dir: str) -> str | None:
@@ -269,14 +280,16 @@ def _publish(tmp: str, out_dir: str) -> str | None:
         raise BtcError(f"cannot replace {out_dir}: {e.strerror}") from None
     try:
         os.rename(tmp, out_dir)
-    except OSError:
+    except OSError as e:
         if old:
             try:
                 os.rename(old, out_dir)  # put the previous artifact back
             except OSError:
                 shutil.rmtree(old, ignore_errors=True)  # another compile published meanwhile
-        raise BtcError(f"another compile published {out_dir} at the same time; this compile's artifact was "
-                       "discarded (the other one is in place)") from None
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise BtcError(f"another compile published {out_dir} at the same time; this compile's artifact was "
+                           "discarded (the other one is in place)") from None
+        raise BtcError(f"cannot write the artifact to {out_dir}: {e.strerror}") from None
     return old
 
 
@@ -325,7 +338,8 @@ def check_size(net, options: CompileOptions) -> None:
 
 def _is_artifact(path: str) -> bool:
     """Only a directory holding exactly a btc artifact may be replaced."""
-    if set(os.listdir(path)) != set(REQUIRED_FILES):
+    files = set(os.listdir(path))  # this format's files, or format 2's (no connectivity.npz)
+    if not set(REQUIRED_FILES[:3]) <= files <= set(REQUIRED_FILES):
         return False
     try:
         with open(os.path.join(path, "manifest.json")) as f:

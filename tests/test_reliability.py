@@ -127,7 +127,7 @@ def _small(tmp_path, name="a", **options):
     from btc.driver import CompileOptions, compile_network
 
     out = str(tmp_path / name)
-    compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=BATCH, chunk=5, **options), out)
+    compile_network(NETWORKS["one_layer_delta"](), CompileOptions(**{"batch": BATCH, "chunk": 5, **options}), out)
     return out
 
 
@@ -163,17 +163,26 @@ def test_bad_load_arguments_are_clear_errors(tmp_path):
         load(_small(tmp_path), hal_driver="no-such-driver")
 
 
-def test_a_checkpoint_of_another_artifact_needs_to_be_asked_for(tmp_path):
-    a, b = load(_small(tmp_path, "a")), load(_small(tmp_path, "b", decay=0.5))  # same shapes, other module
+def test_a_checkpoint_of_another_model_needs_to_be_asked_for(tmp_path):
+    from btc.driver import CompileOptions, compile_network
+    from btc.frontend import LIF
+
+    a = load(_small(tmp_path, "a"))
+    same_model = load(_small(tmp_path, "b", decay=0.5, chunk=3))  # another artifact of the same model
+    other = NETWORKS["one_layer_delta"]()
+    other.groups["h"] = type(other.groups["h"])("h", other.groups["h"].size, LIF(tau=7.0))  # same shapes
+    compile_network(other, CompileOptions(batch=BATCH, chunk=5), str(tmp_path / "c"))
+    b = load(str(tmp_path / "c"))
     a.set_params({n: v + 0.25 for n, v in a.params.items()})
     a.save_checkpoint(str(tmp_path / "a.npz"))
     before = b.params
-    with pytest.raises(BtcError, match="saved by another artifact"):
+    with pytest.raises(BtcError, match="holds the parameters of another model"):
         b.load_checkpoint(str(tmp_path / "a.npz"))
     assert all(np.array_equal(before[n], v) for n, v in b.params.items())
-    b.load_checkpoint(str(tmp_path / "a.npz"), other_artifact=True)
+    b.load_checkpoint(str(tmp_path / "a.npz"), other_model=True)
     assert all(np.array_equal(a.params[n], v) for n, v in b.params.items())
-    a.load_checkpoint(str(tmp_path / "a.npz"))  # its own: no question asked
+    same_model.load_checkpoint(str(tmp_path / "a.npz"))  # another compile of this model: no question asked
+    a.load_checkpoint(str(tmp_path / "a.npz"))
     np.save(str(tmp_path / "x.npy"), np.zeros(3))
     for bad in ("x.npy", "missing.npz"):
         with pytest.raises(BtcError, match="checkpoint|not a"):

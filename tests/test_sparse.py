@@ -145,7 +145,7 @@ def test_weights_only_at_the_pairs():
     mask = np.zeros((12, 9), bool)
     mask[[0, 3, 3, 11], [2, 0, 8, 8]] = True
     dense = np.arange(108, dtype=np.float32).reshape(12, 9)
-    for weights in (dense, np.array([2.0, 27.0, 35.0, 107.0]), scipy.sparse.csr_matrix(dense * mask)):
+    for weights in (dense * mask, np.array([2.0, 27.0, 35.0, 107.0]), scipy.sparse.csr_matrix(dense * mask)):
         params = _small_net(mask, weights=weights).init_params()
         np.testing.assert_array_equal(params["x_to_h.W"], [2.0, 27.0, 35.0, 107.0])
     drawn = _small_net(mask).init_params()["x_to_h.W"]
@@ -167,6 +167,7 @@ def test_weights_only_at_the_pairs():
     ("dense", None, "connectivity must be a probability"),
     (np.eye(12, 9, dtype=bool), np.ones(5), "expected one per connection [9] or the dense [12, 9]"),
     (np.eye(12, 9, dtype=bool), np.full(9, np.nan), "weights must be finite numbers"),
+    (np.eye(12, 9, dtype=bool), np.ones((12, 9)), "non-zero entry at (0, 1), which the connectivity does not connect"),
 ])
 def test_bad_connectivity_is_one_clear_error(connectivity, weights, message):
     if message is None:
@@ -189,6 +190,7 @@ def test_artifact_records_the_layout_and_the_pairs(tmp_path):
     assert index and all(e["name"].startswith("x_to_h.") for e in index)
     assert model.manifest["abi"]["memory_bytes"]["index"] == sum(e["bytes"] for e in index)
     np.testing.assert_array_equal(model.connectivity["x_to_h"][0], conn.pre)
+    np.testing.assert_array_equal(model.connectivity["x_to_h"][1], conn.post)
     W = model.weights["x_to_h"]
     assert scipy.sparse.issparse(W) and W.shape == (12, 9) and W.nnz == conn.nnz
     dense_W = W.toarray()

@@ -86,8 +86,10 @@ def _projection_verify(p) -> str | None:
         return "a sparse projection needs both pre_index and post_index"
     if pre is not None and (pre.size != post.size or pre.size == 0):
         return f"pre_index and post_index must be non-empty and of one length, got {pre.size} and {post.size}"
-    if (pre is not None) != (p.propagation == "sparse") and p.propagation != "dense":
-        return f"propagation {p.propagation!r} does not fit a {'sparse' if pre is not None else 'dense'} projection"
+    for name in ("propagation", "weight_gradient"):  # "dense" until btc-plan-events; then "sparse" iff sparse
+        value = getattr(p, name)
+        if value != "dense" and (value == "sparse") != (pre is not None):
+            return f"{name} {value!r} does not fit a {'sparse' if pre is not None else 'dense'} projection"
     return None
 
 

@@ -20,15 +20,16 @@ __all__ = ["Connectivity", "FixedProbability", "connectivity_of", "initial_scale
 @dataclass(frozen=True)
 class FixedProbability:
     """Each (pre, post) pair connected independently with probability `p`. `seed` None draws from
-    the network's seed and the projection's index; `self_connections=False` drops pre == post
-    (recurrent projections of a group onto itself)."""
+    the network's seed and the projection's index; `self_connections=False` drops the pairs with
+    pre index == post index (meant for a group's projection onto itself)."""
 
     p: float
     seed: int | None = None
     self_connections: bool = True
 
     def __post_init__(self):
-        if isinstance(self.p, bool) or not isinstance(self.p, (int, float)) or not 0 < self.p <= 1:
+        if isinstance(self.p, bool) or not isinstance(self.p, (int, float, np.integer, np.floating)) \
+                or not 0 < self.p <= 1:
             raise BtcError(f"FixedProbability: p must be a probability in (0, 1], got {self.p!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer))
                                       or self.seed < 0):
@@ -63,7 +64,7 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
     """`spec` (any form `project` accepts) as a Connectivity of a [pre, post] = `shape` projection;
     `seed` (an int or a sequence of ints) draws a FixedProbability that has none of its own."""
     I, O = shape
-    if isinstance(spec, (float, int)) and not isinstance(spec, bool):
+    if isinstance(spec, (float, int, np.integer, np.floating)) and not isinstance(spec, bool):
         spec = FixedProbability(float(spec)) if 0 < spec <= 1 else _bad(where, f"probability {spec!r} not in (0, 1]")
     if isinstance(spec, FixedProbability):
         rng = np.random.default_rng(seed if spec.seed is None else spec.seed)

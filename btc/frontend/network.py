@@ -404,9 +404,22 @@ def _sparse_weights(name: str, weights, conn: Connectivity) -> np.ndarray:
     if hasattr(weights, "tocsr"):
         if tuple(weights.shape) != conn.shape:
             raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected {list(conn.shape)}")
+        coo = weights.tocoo()
+        stored = coo.row.astype(np.int64) * conn.shape[1] + coo.col
+        outside = (coo.data != 0) & ~np.isin(stored, conn.pre.astype(np.int64) * conn.shape[1] + conn.post)
+        if np.any(outside):
+            k = int(np.argmax(outside))
+            raise BtcError(f"projection {name!r}: weights has a non-zero entry at ({int(coo.row[k])}, {int(coo.col[k])}), "
+                           "which the connectivity does not connect; only the connected pairs have weights")
         weights = np.asarray(weights.tocsr()[conn.pre, conn.post]).ravel()
     weights = np.asarray(weights)
     if weights.shape == conn.shape:
+        off = weights.copy()
+        off[conn.pre, conn.post] = 0
+        if np.any(off):
+            i, j = (int(v[0]) for v in np.nonzero(off))
+            raise BtcError(f"projection {name!r}: weights has a non-zero entry at ({i}, {j}), which the connectivity "
+                           "does not connect; only the connected pairs have weights")
         weights = weights[conn.pre, conn.post]
     if weights.shape != (conn.nnz,):
         raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected one per connection "

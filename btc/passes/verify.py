@@ -35,6 +35,7 @@ class VerifyPass:
             if p.port not in view.groups[p.post].ports:
                 raise BtcError(f"btc.projection {p.name}: @{p.post} has no port {p.port!r}; "
                                f"ports: {list(view.groups[p.post].ports)}")
+            _check_pairs(view, p)
             if p.sign not in (-1, 0, 1) or p.delay < 0:
                 raise BtcError(f"btc.projection {p.name}: sign must be -1, 0 or 1 and delay >= 0, "
                                f"got sign {p.sign}, delay {p.delay}")
@@ -46,3 +47,17 @@ class VerifyPass:
                                f"{view.size(info.driven_by)}, but has {info.size} neurons")
             if not view.into(g) and not info.driven_by:
                 raise BtcError(f"btc group {g}: no projection feeds it")
+
+
+def _check_pairs(view: ModelView, p) -> None:
+    """A sparse projection's pairs: within both groups, sorted by (pre, post), each once; the lowering's
+    tables rely on it."""
+    if not p.sparse:
+        return
+    I, O = view.size(p.pre), view.size(p.post)
+    pre, post = p.pre_index.astype("int64"), p.post_index.astype("int64")
+    if pre.min() < 0 or pre.max() >= I or post.min() < 0 or post.max() >= O:
+        raise BtcError(f"btc.projection {p.name}: a pair is out of range ([0, {I}) x [0, {O}))")
+    key = pre * O + post
+    if (key[1:] <= key[:-1]).any():
+        raise BtcError(f"btc.projection {p.name}: the pairs must be sorted by (pre, post), each once")

@@ -10,12 +10,13 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["save_checkpoint", "check_checkpoint_path", "read_checkpoint", "HASH_KEY"]
+__all__ = ["save_checkpoint", "check_checkpoint_path", "read_checkpoint", "HASH_KEY", "MODEL_KEY"]
 
 HASH_KEY = "__content_hash__"  # the artifact the parameters were trained with
+MODEL_KEY = "__model_hash__"  # the model (btc.driver._model_hash), whatever it was compiled for
 
 
-def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str) -> None:
+def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str, model_hash: str = "") -> None:
     """Write `params` to `path` atomically (a temporary file renamed over it); every check first."""
     bad = [n for n, a in params.items() if not np.all(np.isfinite(a))]
     if bad:
@@ -27,7 +28,7 @@ def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str)
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{HASH_KEY: np.array(content_hash)}, **params)
+            np.savez(f, **{HASH_KEY: np.array(content_hash), MODEL_KEY: np.array(model_hash)}, **params)
             f.flush()
             os.fsync(f.fileno())  # the rename must not publish a file whose data is still in flight
         os.chmod(tmp, 0o644)
@@ -73,8 +74,9 @@ def check_checkpoint_path(path: str) -> str:
     return target
 
 
-def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str]:
-    """The parameters of a btc checkpoint and the content hash of the artifact that saved it."""
+def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str, str]:
+    """The parameters of a btc checkpoint, the content hash of the artifact that saved it and its model hash
+    ("" if it has none)."""
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise BtcError(f"checkpoint {path!r} does not exist")
     try:
@@ -87,7 +89,8 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str]:
         with z:
             if HASH_KEY not in z.files:
                 raise BtcError(f"{path!r} is not a btc checkpoint")
-            return {n: z[n] for n in z.files if n != HASH_KEY}, str(z[HASH_KEY])
+            model = str(z[MODEL_KEY]) if MODEL_KEY in z.files else ""
+            return {n: z[n] for n in z.files if n not in (HASH_KEY, MODEL_KEY)}, str(z[HASH_KEY]), model
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
 

@@ -420,13 +420,15 @@ class Model:
     def save_checkpoint(self, path: str) -> None:
         """Write the parameters atomically; refused if any is NaN or infinite, inside an artifact, or
         over a file that is not a btc checkpoint."""
-        save_checkpoint(self.params, self.manifest["content_hash"], path)
+        save_checkpoint(self.params, self.manifest["content_hash"], path, self.manifest.get("model_hash", ""))
 
-    def load_checkpoint(self, path: str, other_artifact: bool = False) -> None:
-        """Set the parameters from a checkpoint this artifact saved; one saved by another artifact (another
-        model, or this model compiled again) is refused unless `other_artifact=True`."""
-        params, saved_by = read_checkpoint(path)
-        if saved_by != self.manifest["content_hash"] and not other_artifact:
-            raise BtcError(f"checkpoint {path!r} was saved by another artifact (content hash {saved_by[:12]}..., this one "
-                           f"is {self.manifest['content_hash'][:12]}...); pass other_artifact=True to load it anyway")
+    def load_checkpoint(self, path: str, other_model: bool = False) -> None:
+        """Set the parameters from a checkpoint of this model (saved by any artifact compiled from it: another
+        algorithm, batch or chunk); one of another model is refused unless `other_model=True`."""
+        params, saved_by, model = read_checkpoint(path)
+        mine = self.manifest.get("model_hash", "")
+        same = model == mine if model and mine else saved_by == self.manifest["content_hash"]
+        if not same and not other_model:
+            raise BtcError(f"checkpoint {path!r} holds the parameters of another model (the network, its dynamics "
+                           "or its connectivity differ from this artifact's); pass other_model=True to load it anyway")
         self.set_params(params)

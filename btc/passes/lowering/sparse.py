@@ -88,9 +88,22 @@ class SparseWeights:
     t: dict  # table name -> SSA value
 
 
+class _Tables(dict):
+    """Index tables loaded on first use: a module declares only the tables it reads."""
+
+    def __init__(self, load_table):
+        super().__init__()
+        self.load_table = load_table
+
+    def __missing__(self, name: str) -> str:
+        self[name] = self.load_table(name)
+        return self[name]
+
+
 def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table) -> SparseWeights:
-    """Gather the vector W into its pull and push tables; `load_table(name)` gives a table's SSA value."""
-    t = {name: load_table(name) for name in layout.tables}
+    """Gather the vector W into its pull and push tables; `load_table(name)` gives a table's SSA value
+    (called once per table, when a product first needs it)."""
+    t = _Tables(load_table)
     pull = _take(fn, flat, layout.nnz, t["in_k"], (layout.O, layout.fan_in))
     push = _take(fn, flat, layout.nnz, t["out_k"], (layout.I, layout.fan_out))
     return SparseWeights(layout, flat, pull, push, t)
