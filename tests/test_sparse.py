@@ -56,13 +56,20 @@ def _assert_same(sparse_net, sparse, dense, x, target, mask, name):
     assert max(errors.values()) < (1e-4 if "izhikevich" in name else 1e-5), errors
 
 
+def _dense_twin(compiled, name, sparse_net, algorithm="pp-prop"):
+    """The dense module of network `name` (the session's cached compile: weights are run-time
+    parameters) with the twin's weights, zero off the sparse network's pairs."""
+    dense = compiled(name, algorithm, 5, BATCH, decay=0.8)
+    dense.set_params(masked_twin(sparse_net, NETWORKS[name]()).init_params())
+    return dense
+
+
 @pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_sparse_equals_masked_dense_under_pp_prop(tmp_path, name):
+def test_sparse_equals_masked_dense_under_pp_prop(compiled, tmp_path, name):
     sparse_net = sparse_variant(NETWORKS[name]())
-    dense_net = masked_twin(sparse_net, NETWORKS[name]())
     x, target, mask = sequence(sparse_net, BATCH, STEPS)
     sparse = _compile(sparse_net, tmp_path, "sparse")
-    dense = _compile(dense_net, tmp_path, "dense")
+    dense = _dense_twin(compiled, name, sparse_net)
     assert all(p["propagation"] == "sparse" and p["connectivity"]["layout"] == "pull-ell"
                for p in sparse.abi["projections"])
     _assert_same(sparse_net, sparse, dense, x, target, mask, name)
@@ -70,12 +77,11 @@ def test_sparse_equals_masked_dense_under_pp_prop(tmp_path, name):
 
 @pytest.mark.parametrize("algorithm", ["d-rtrl", "bptt"])
 @pytest.mark.parametrize("name", ["cuba_dale_delays", "align_pre", "exact_alif"])
-def test_sparse_equals_masked_dense_under_d_rtrl_and_bptt(tmp_path, name, algorithm):
+def test_sparse_equals_masked_dense_under_d_rtrl_and_bptt(compiled, tmp_path, name, algorithm):
     sparse_net = sparse_variant(NETWORKS[name]())
-    dense_net = masked_twin(sparse_net, NETWORKS[name]())
     x, target, mask = sequence(sparse_net, BATCH, STEPS)
     sparse = _compile(sparse_net, tmp_path, "sparse", algorithm=algorithm)
-    dense = _compile(dense_net, tmp_path, "dense", algorithm=algorithm)
+    dense = _dense_twin(compiled, name, sparse_net, algorithm)
     if algorithm == "d-rtrl":  # one trace per pull slot: [B, largest fan-in, post]
         traces = {t["of"]: t["shape"] for t in sparse.abi["trace_plan"]["traces"] if t["kind"] == "dense"}
         for p in sparse.abi["projections"]:
