@@ -5,6 +5,7 @@
   text.py        Fn: linalg/tensor/arith/scf text for one function body
   bodies.py      scalar bodies of elementwise generics shared by several rules
   forward.py     the forward step (matmuls, each group's derivative region) and the time loop
+  sparse.py      sparse projections: index tables, and products dense or sparse alike at the call site
   loss.py        one rule per btc.loss kind: the loss and dL/dr
   backward.py    the within-step backward (the learning signal)
   schedule.py    the rule registry of btc.schedule ops (@lowers), the learning-signal rule
