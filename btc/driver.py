@@ -18,7 +18,7 @@ import numpy as np
 from btc.algorithm import Algorithm
 from btc.dialect.ops import ANNOTATIONS
 from btc.errors import BtcError
-from btc.runtime.model import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash  # what the runtime reads is what the compiler writes
+from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash  # what the runtime reads is what the compiler writes
 
 __all__ = ["CompileOptions", "compile_network", "lower_network", "DEFAULT_ACTIVITY"]
 

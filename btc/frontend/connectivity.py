@@ -14,7 +14,7 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["Connectivity", "FixedProbability", "connectivity_of", "initial_scale"]
+__all__ = ["Connectivity", "FixedProbability", "connectivity_of", "initial_scale", "weights_at_pairs"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,34 @@ def _bad(where: str, what: str):
 def initial_scale(conn: Connectivity) -> float:
     """1/sqrt(mean fan-in): Normal(scale)'s fan-in for a sparse projection."""
     return 1.0 / math.sqrt(max(conn.nnz / conn.shape[1], 1.0))
+
+
+def weights_at_pairs(where: str, weights, conn: Connectivity) -> np.ndarray:
+    """Initial weights of a sparse projection, one per connection: a vector, or read at the pairs
+    from a dense [pre, post] array or a scipy.sparse matrix."""
+    if hasattr(weights, "tocsr"):
+        if tuple(weights.shape) != conn.shape:
+            raise BtcError(f"{where}: weights have shape {list(weights.shape)}, expected {list(conn.shape)}")
+        coo = weights.tocoo()
+        stored = coo.row.astype(np.int64) * conn.shape[1] + coo.col
+        outside = (coo.data != 0) & ~np.isin(stored, conn.pre.astype(np.int64) * conn.shape[1] + conn.post)
+        if np.any(outside):
+            k = int(np.argmax(outside))
+            raise BtcError(f"{where}: weights has a non-zero entry at ({int(coo.row[k])}, {int(coo.col[k])}), "
+                           "which the connectivity does not connect; only the connected pairs have weights")
+        weights = np.asarray(weights.tocsr()[conn.pre, conn.post]).ravel()
+    weights = np.asarray(weights)
+    if weights.shape == conn.shape:
+        off = weights.copy()
+        off[conn.pre, conn.post] = 0
+        if np.any(off):
+            i, j = (int(v[0]) for v in np.nonzero(off))
+            raise BtcError(f"{where}: weights has a non-zero entry at ({i}, {j}), which the connectivity "
+                           "does not connect; only the connected pairs have weights")
+        weights = weights[conn.pre, conn.post]
+    if weights.shape != (conn.nnz,):
+        raise BtcError(f"{where}: weights have shape {list(weights.shape)}, expected one per connection "
+                       f"[{conn.nnz}] or the dense {list(conn.shape)}")
+    if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
+        raise BtcError(f"{where}: weights must be finite numbers")
+    return weights

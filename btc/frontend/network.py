@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from btc.errors import BtcError
-from btc.frontend.connectivity import Connectivity, connectivity_of, initial_scale
+from btc.frontend.connectivity import Connectivity, connectivity_of, initial_scale, weights_at_pairs
 from btc.frontend.neurons import LIF, NEURONS
 from btc.frontend.synapses import PreSynapse
 
@@ -232,7 +232,7 @@ class Network:
         if connectivity is not None:
             conn = connectivity_of(connectivity, shape, f"projection {name!r}", [self.seed, len(self.projections), 1])
         if weights is not None and conn is not None:
-            weights = _sparse_weights(name, weights, conn)
+            weights = weights_at_pairs(f"projection {name!r}", weights, conn)
         elif weights is not None:
             weights = np.asarray(weights)
             expected = shape
@@ -396,37 +396,6 @@ class Network:
         _check_name(name, what)
         if name in self.inputs or name in self.groups:
             raise BtcError(f"{what} {name!r}: the name is already used")
-
-
-def _sparse_weights(name: str, weights, conn: Connectivity) -> np.ndarray:
-    """Initial weights of a sparse projection, one per connection: a vector, or read at the pairs
-    from a dense [pre, post] array or a scipy.sparse matrix."""
-    if hasattr(weights, "tocsr"):
-        if tuple(weights.shape) != conn.shape:
-            raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected {list(conn.shape)}")
-        coo = weights.tocoo()
-        stored = coo.row.astype(np.int64) * conn.shape[1] + coo.col
-        outside = (coo.data != 0) & ~np.isin(stored, conn.pre.astype(np.int64) * conn.shape[1] + conn.post)
-        if np.any(outside):
-            k = int(np.argmax(outside))
-            raise BtcError(f"projection {name!r}: weights has a non-zero entry at ({int(coo.row[k])}, {int(coo.col[k])}), "
-                           "which the connectivity does not connect; only the connected pairs have weights")
-        weights = np.asarray(weights.tocsr()[conn.pre, conn.post]).ravel()
-    weights = np.asarray(weights)
-    if weights.shape == conn.shape:
-        off = weights.copy()
-        off[conn.pre, conn.post] = 0
-        if np.any(off):
-            i, j = (int(v[0]) for v in np.nonzero(off))
-            raise BtcError(f"projection {name!r}: weights has a non-zero entry at ({i}, {j}), which the connectivity "
-                           "does not connect; only the connected pairs have weights")
-        weights = weights[conn.pre, conn.post]
-    if weights.shape != (conn.nnz,):
-        raise BtcError(f"projection {name!r}: weights have shape {list(weights.shape)}, expected one per connection "
-                       f"[{conn.nnz}] or the dense {list(conn.shape)}")
-    if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
-        raise BtcError(f"projection {name!r}: weights must be finite numbers")
-    return weights
 
 
 def _check_name(name: str, what: str) -> None:

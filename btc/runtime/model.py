@@ -5,68 +5,22 @@ the module (functions, inputs, parameters) comes from the manifest's `abi` recor
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import os
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from btc.algorithm import Algorithm
 from btc.errors import BtcError
+from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, read_artifact
 from btc.runtime.checkpoint import read_checkpoint, save_checkpoint
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
-
-# connectivity.npz: each sparse projection's pairs, "<projection>.pre" / ".post" (empty if none)
-REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz", "connectivity.npz")
-MANIFEST_FORMAT = 3
-
 
 def load(path: str, hal_driver: str | None = None) -> "Model":
     """Load an artifact directory written by `btc compile`; checks the manifest and file hashes.
     `hal_driver` overrides the IREE runtime driver the artifact asks for (e.g. local-task)."""
     return Model(path, hal_driver)
-
-
-def abi_hash(abi: dict) -> str:
-    """The hash of an ABI record, as the manifest stores it: an edited manifest is refused."""
-    return hashlib.sha256(json.dumps(abi, sort_keys=True).encode()).hexdigest()
-
-
-def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
-    """(manifest, file contents) of an artifact directory, every file checked against its hash."""
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise BtcError(f"artifact path must be a directory name, got {path!r}")
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise BtcError(f"artifact directory {path!r} does not exist (create one with `btc compile`)")
-    missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(path, f))]
-    if missing:
-        raise BtcError(f"artifact {path!r} is missing {missing}; recompile it with `btc compile`")
-    try:
-        with open(os.path.join(path, "manifest.json")) as f:
-            manifest = json.load(f)
-    except json.JSONDecodeError as e:
-        raise BtcError(f"artifact {path!r}: manifest.json is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
-            or not isinstance(manifest.get("files"), dict) or set(manifest["files"]) != set(REQUIRED_FILES[1:]):
-        raise BtcError(f"artifact {path!r}: manifest.json is not a btc artifact manifest of format {MANIFEST_FORMAT}; "
-                       "recompile the artifact with this version of btc")
-    if not isinstance(manifest.get("abi"), dict):
-        raise BtcError(f"artifact {path!r}: manifest.json has no ABI record ('abi'); recompile the artifact")
-    if manifest.get("abi_sha256") != abi_hash(manifest["abi"]):
-        raise BtcError(f"artifact {path!r}: the ABI record in manifest.json does not match its hash (the manifest "
-                       "was edited); recompile the artifact")
-    blobs = {}
-    for name, expected in manifest["files"].items():
-        with open(os.path.join(path, name), "rb") as f:
-            blobs[name] = f.read()
-        if hashlib.sha256(blobs[name]).hexdigest() != expected:
-            raise BtcError(f"artifact {path!r}: {name} does not match the hash in manifest.json "
-                           "(the file was modified or truncated); recompile the artifact")
-    return manifest, blobs
 
 
 class Model:
