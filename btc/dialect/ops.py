@@ -116,6 +116,8 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            (_SYM, Attr("pre", "symbol"), Attr("post", "symbol"), Attr("recurrent", "bool"),
             Attr("bias", "bool"), Attr("port", "str", optional=True, default="y"),
             Attr("sign", "int", optional=True, default=0), Attr("delay", "int", optional=True, default=0),
+            # frozen: W (and b) are parameters the training never changes (no traces, no gradient)
+            Attr("frozen", "bool", optional=True, default=False),
             # set by btc-plan-events: how the step computes pre @ W, and how pp-prop accumulates dW
             Attr("propagation", "str", EVENT_CHOICES, optional=True, default="dense"),
             Attr("weight_gradient", "str", EVENT_CHOICES, optional=True, default="dense"),

@@ -68,7 +68,7 @@ def build_module(net: Network, batch: int, chunk: int, ctx: ir.Context | None = 
             for p in net.projections.values():
                 conn = p.connectivity
                 ProjectionOp.build(sym_name=p.name, pre=p.pre, post=p.post, recurrent=p.recurrent, bias=p.bias,
-                                   port=p.port, sign=p.sign, delay=p.delay,
+                                   port=p.port, sign=p.sign, delay=p.delay, frozen=p.frozen or None,
                                    pre_index=None if conn is None else conn.pre,
                                    post_index=None if conn is None else conn.post)
             LossOp.build(kind=net.loss.kind, readout=net.loss.readout)

@@ -97,6 +97,7 @@ class Projection:
     sign: int = 0
     delay: int = 0  # synaptic delay in whole time steps
     connectivity: Connectivity | None = None  # sparse: only these pairs have weights (W is [nnz])
+    frozen: bool = False  # trainable=False: its weights stay as initialised (no traces, no gradient)
 
     @property
     def lag(self) -> int:
@@ -176,7 +177,8 @@ class Network:
 
     def project(self, pre: str, post: str, *, recurrent: bool = False, bias: bool | None = None,
                 init: Normal | float = 1.0, name: str | None = None, weights=None, port: str | None = None,
-                sign: str | int | None = None, delay: int = 0, synapse=None, connectivity=None) -> str:
+                sign: str | int | None = None, delay: int = 0, synapse=None, connectivity=None,
+                trainable: bool = True) -> str:
         """`port`: the postsynaptic entry point (COBA: "exc" or "inh"); `sign`: "+"/"-" (or +1/-1)
         keeps every weight of that sign through training; `delay`: whole time steps.
         `synapse` (Expon, Alpha, DualExp or STP) makes the projection AlignPre: the synaptic state
@@ -186,9 +188,14 @@ class Network:
         FixedProbability), (pre_index, post_index) arrays, a boolean [pre, post] mask or a
         scipy.sparse matrix. Only the connected pairs have weights: `<name>.W` is then a vector, one
         entry per pair in (pre, post) order, and `weights=` may give it as such a vector, a dense
-        [pre, post] array or a scipy.sparse matrix (read at the pairs)."""
+        [pre, post] array or a scipy.sparse matrix (read at the pairs).
+        `trainable=False` keeps W (and b) as initialised: no traces, no gradient (a fixed input map,
+        a fixed readout such as region averages)."""
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise BtcError(f"projection {pre}->{post}: trainable must be True or False, got {trainable!r}")
         if synapse is None:
-            return self._project(pre, post, recurrent, bias, init, name, weights, port, sign, delay, connectivity)
+            return self._project(pre, post, recurrent, bias, init, name, weights, port, sign, delay, connectivity,
+                                 trainable)
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}")
         if isinstance(self.groups.get(pre), Readout):
@@ -197,12 +204,13 @@ class Network:
         try:  # a refused projection leaves no synapse group behind
             syn = self._pre_synapse(pre, synapse)
             return self._project(syn, post, recurrent, bias, init, name or f"{pre}_to_{post}", weights, port, sign,
-                                 delay, connectivity)
+                                 delay, connectivity, trainable)
         except Exception:
             self.groups = before
             raise
 
-    def _project(self, pre, post, recurrent, bias, init, name, weights, port, sign, delay, connectivity) -> str:
+    def _project(self, pre, post, recurrent, bias, init, name, weights, port, sign, delay, connectivity,
+                 trainable) -> str:
         if pre not in self.inputs and pre not in self.groups:
             raise BtcError(f"projection {pre}->{post}: unknown presynaptic {pre!r}; known: "
                            f"{sorted(self.inputs) + sorted(self.groups)}")
@@ -246,7 +254,7 @@ class Network:
             if sign and np.any(weights * sign < 0):
                 raise BtcError(f"projection {name!r}: weights= has entries of the wrong sign for sign={sign:+d}")
         self.projections[name] = Projection(name, pre, post, bool(recurrent), bias, init, weights, port, sign,
-                                            int(delay), conn)
+                                            int(delay), conn, not trainable)
         return name
 
     def _pre_synapse(self, pre: str, synapse) -> str:

@@ -54,6 +54,11 @@ class ProjectionInfo:
     # sparse projections: W exists only at the pairs (pre_index[k], post_index[k]), sorted by (pre, post)
     pre_index: np.ndarray | None = field(default=None, compare=False)
     post_index: np.ndarray | None = field(default=None, compare=False)
+    frozen: bool = False  # its W (and b) never learn: no traces, no gradient
+
+    @property
+    def learns(self) -> bool:
+        return not self.frozen
 
     @property
     def sparse(self) -> bool:
@@ -122,7 +127,8 @@ class ModelView:
                 self.projection_ops[w.sym_name] = op
                 self.projections[w.sym_name] = ProjectionInfo(w.sym_name, w.pre, w.post, w.recurrent, w.bias,
                                                               w.port, w.sign, w.delay, w.propagation,
-                                                              w.weight_gradient, w.pre_index, w.post_index)
+                                                              w.weight_gradient, w.pre_index, w.post_index,
+                                                              w.frozen)
             elif op.name == "btc.loss":
                 self.loss = {"kind": w.kind, "readout": w.readout}
             elif op.name == "btc.derivatives":
@@ -189,6 +195,13 @@ class ModelView:
 
     def biased(self, group: str, port: str | None = None) -> list[ProjectionInfo]:
         return [p for p in self.into(group) if p.bias and port in (None, p.port)]
+
+    def learning(self, group: str) -> list[ProjectionInfo]:
+        """The projections into `group` whose weights learn."""
+        return [p for p in self.into(group) if p.learns]
+
+    def learned_biases(self, group: str, port: str) -> list[ProjectionInfo]:
+        return [p for p in self.biased(group, port) if p.learns]
 
     def readout(self) -> GroupInfo:
         return self.groups[self.loss["readout"]]

@@ -129,4 +129,4 @@ def _learns_by_pp_prop(view: ModelView, p) -> bool:
     """The trace plan gave this projection's signal a presynaptic trace and the projection no D-RTRL
     trace (BPTT plans no traces)."""
     pre_trace = any(t.kind == "pre" and t.of == p.pre and t.delay == p.lag for t in view.traces.values())
-    return pre_trace and view.dense_trace(p.name) is None
+    return pre_trace and p.learns and view.dense_trace(p.name) is None

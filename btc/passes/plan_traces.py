@@ -85,7 +85,7 @@ class PlanTracesPass:
             return {p: fixed.get(p, self.algorithm) for p in view.projections}
         assert self.algorithm is Algorithm.HYBRID, self.algorithm  # bptt plans nothing
         chosen = {p: fixed.get(p, Algorithm.PP_PROP) for p in view.projections}
-        free = sorted((p for p in view.projections if p not in fixed), key=lambda p: self._dense_bytes(view, p))
+        free = sorted((p for p in view.projections if p not in fixed and view.projections[p].learns), key=lambda p: self._dense_bytes(view, p))
         if not self.budget:
             # D-RTRL where its trace is no larger than the pp-prop pair this projection alone would need
             for p in free:
@@ -115,7 +115,7 @@ class PlanTracesPass:
     # ---------------------------------------------------------------- the traces of a choice
     def _traces(self, view: ModelView, chosen: dict[str, Algorithm]) -> list[TraceInfo]:
         traces = []
-        pp = [view.projections[p] for p in view.projections if chosen[p] is Algorithm.PP_PROP]
+        pp = [view.projections[p] for p in view.projections if chosen[p] is Algorithm.PP_PROP and view.projections[p].learns]
         for src in view.sources():
             if any(p.source == src for p in pp):
                 pre, lag = src.split("@")
@@ -127,12 +127,12 @@ class PlanTracesPass:
                 if any(p.post == g and p.port == port for p in pp):
                     traces.append(TraceInfo(post_trace_name(g, port), "post", g, 0, info.size, info.num_states,
                                             self.decay_post, correction=self.correction, port=port))
-            for p in view.into(g):
+            for p in view.learning(g):
                 if chosen[p.name] is Algorithm.D_RTRL:
                     traces.append(TraceInfo(f"e_W_{p.name}", "dense", p.name, 0, info.size, info.num_states, 1.0,
                                             rows=_trace_rows(view, p)))
             for port in info.ports:
-                if view.biased(g, port):
+                if view.learned_biases(g, port):
                     traces.append(TraceInfo(bias_trace_name(g, port), "bias", g, 0, info.size, info.num_states, 1.0,
                                             port=port))
             for q in info.params:

@@ -55,12 +55,12 @@ class RewriteOnlinePass:
             for port in view.groups[g].ports:
                 if post_trace_name(g, port) in view.traces:
                     UpdatePostTraceOp.build(trace=post_trace_name(g, port), group=g)
-                if view.biased(g, port):
+                if view.learned_biases(g, port):
                     UpdateBiasTraceOp.build(trace=bias_trace_name(g, port), group=g)
             for q in view.groups[g].params:
                 UpdateElemTraceOp.build(trace=f"e_p_{g}_{q}", group=g)
                 AccumulateElemGradOp.build(trace=f"e_p_{g}_{q}", group=g)
-            for p in view.into(g):
+            for p in view.learning(g):
                 dense = view.dense_trace(p.name)
                 if dense:
                     UpdateDenseTraceOp.build(trace=dense.name, projection=p.name)

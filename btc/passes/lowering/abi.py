@@ -101,9 +101,11 @@ def abi_of(lw: Lowering) -> Abi:
         inputs=[{"name": n, "size": i["size"], "binary": bool(i["binary"])} for n, i in v.inputs.items()],
         groups=groups,
         projections=[{"name": p.name, "pre": p.pre, "post": p.post, "port": p.port, "sign": p.sign,
-                      "delay": p.delay, "recurrent": p.recurrent, "bias": p.bias, **_work(lw, p)}
+                      "delay": p.delay, "recurrent": p.recurrent, "bias": p.bias, "trainable": p.learns,
+                      **_work(lw, p)}
                      for p in v.projections.values()],
-        params=[{"name": n, "shape": list(s), "dtype": "float32"} for n, s in lw.params],
+        params=[{"name": n, "shape": list(s), "dtype": "float32", "trainable": n not in lw.frozen_params}
+                for n, s in lw.params],
         functions=[{"name": f.name, "inputs": [a.record() for a in f.inputs],
                     "outputs": [a.record() for a in f.outputs]} for f in lw.functions],
         layout=lw.layout + lw.table_layout(), trace_plan=trace_plan(v, lw.algorithm.online),
@@ -119,8 +121,10 @@ def _work(lw: Lowering, p) -> dict:
     layout = lw.sparse.get(p.name)
     costs = projection_costs(lw.B, v.size(p.pre), v.size(p.post), v.activity_of(p.pre), lw.unroll,
                              layout.slots() if layout else 0)
-    learns = lw.algorithm.online
-    return {"connectivity": layout.record() if layout else {"layout": "dense"},"binary": v.binary(p.pre), "activity": v.activity_of(p.pre), "propagation": p.propagation, "weight_gradient": p.weight_gradient if learns else "bptt",
+    learns = lw.algorithm.online and p.learns
+    gradient = p.weight_gradient if learns else ("bptt" if p.learns else "frozen")
+    return {"connectivity": layout.record() if layout else {"layout": "dense"}, "binary": v.binary(p.pre),
+            "activity": v.activity_of(p.pre), "propagation": p.propagation, "weight_gradient": gradient,
             "expected_macs_per_step": {
                 "propagation": int(costs[f"propagation_{p.propagation}"]),
                 "weight_gradient": int(costs[f"gradient_{p.weight_gradient}"]) if learns else 0,

@@ -96,7 +96,7 @@ def bptt_backward_step(lw: Lowering) -> None:
     pending = {g: [lw.load(fn, f"futs_{g}_{k}") for k in range(lags)] for g, lags in lw.spike_histories().items()}
     a_h, a_y, a_s = backward(lw, fn, st, tape["dLdr"], W, fut, {g: q[0] for g, q in pending.items()})
     xt = lw.inputs_at(fn, None)
-    for p in v.projections.values():
+    for p in (p for p in v.projections.values() if p.learns):
         x = tape.get(f"src.{p.source}") or xt[p.pre]
         i = lw.param_index(f"{p.name}.W")
         a = a_y[p.post][p.port]

@@ -75,6 +75,7 @@ class Lowering:
         if options.update_every and not self.algorithm.online:
             raise BtcError(f"update_every needs an online algorithm; this schedule is {self.algorithm.value}")
         self.params = view.params()
+        self.frozen_params = {f"{p.name}.{k}" for p in view.projections.values() if p.frozen for k in ("W", "b")}
         # the schedule's ops, in order, typed (its terminator left out)
         self.schedule = [typed(op) for op in view.schedule.regions[0].blocks[0].operations
                          if op.operation.name != "btc.yield"]

@@ -52,6 +52,9 @@ def optimizer_step(lw: Lowering, fn: Fn, lr: str, vals: dict) -> dict:
     out = {}
     for i, (name, shape) in enumerate(lw.params):
         p, g = vals[f"p{i}"], raw[i]
+        if name in lw.frozen_params:  # trainable=False: never updated (its gradient stays zero)
+            out.update({f"{k}{i}": vals[f"{k}{i}"] for k in ("p", "g", "m", "u") if f"{k}{i}" in vals})
+            continue
         # weight decay applies to weights only: it would drag thresholds and time constants to 0
         wd = opts.weight_decay if name.endswith(".W") else 0.0
         if opts.optimizer == "sgd":
