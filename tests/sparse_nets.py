@@ -37,5 +37,7 @@ def at_pairs(sparse_net, dense_params: dict) -> dict:
     """Dense [pre, post] weight arrays (parameters or gradients) read at each sparse projection's pairs."""
     out = dict(dense_params)
     for name, p in sparse_net.projections.items():
+        if p.connectivity is None:
+            continue
         out[f"{name}.W"] = dense_params[f"{name}.W"][p.connectivity.pre, p.connectivity.post]
     return out

@@ -15,7 +15,8 @@ import scipy.sparse
 import oracles
 from btc.driver import CompileOptions, compile_network
 from btc.errors import BtcError
-from btc.frontend import FixedProbability, Network
+from btc.frontend import LIF, Expon, FixedProbability, Network
+from btc.frontend.connectivity import connectivity_of
 from btc.runtime import load
 from data import sequence
 from nets import NETWORKS
@@ -202,3 +203,59 @@ def test_artifact_records_the_layout_and_the_pairs(tmp_path):
     dense_W = W.toarray()
     np.testing.assert_array_equal(dense_W[conn.pre, conn.post], np.abs(model.params["x_to_h.W"]))
     assert np.all(dense_W[~conn.dense_mask()] == 0)
+
+
+def _hub_pairs(n_pre: int, n_post: int, seed: int):
+    """Heavy-tailed wiring: post 0 hears every pre, pre 0 reaches every post, the rest one or two."""
+    rng = np.random.default_rng(seed)
+    pre = np.concatenate([np.arange(n_pre), np.zeros(n_post, int), rng.integers(0, n_pre, 2 * n_post)])
+    post = np.concatenate([np.zeros(n_pre, int), np.arange(n_post), rng.integers(0, n_post, 2 * n_post)])
+    mask = np.zeros((n_pre, n_post), bool)
+    mask[pre, post] = True
+    return np.nonzero(mask)
+
+
+def test_sliced_tables_put_every_pair_in_one_slot():
+    from btc.passes.lowering.sparse import SparseLayout
+    conn = connectivity_of(_hub_pairs(300, 200, 0), (300, 200), "hub", 0)
+    layout = SparseLayout("hub", conn.pre, conn.post, 300, 200)
+    for side, rows, cols, n_rows in ((layout.pull, conn.post, conn.pre, 200), (layout.push, conn.pre, conn.post, 300)):
+        assert not side.whole and side.slots <= 2 * conn.nnz, (side.widths, side.counts)
+        t = side.tables
+        flat_col = np.concatenate([t[f"{side.prefix}_col{b}"].ravel() for b in range(len(side.widths))])
+        flat_k = np.concatenate([t[f"{side.prefix}_k{b}"].ravel() for b in range(len(side.widths))])
+        row_of_slot = np.concatenate([np.repeat(t[f"{side.prefix}_rows{b}"], w) for b, w in enumerate(side.widths)])
+        slot = t[f"{side.prefix}_slot"]
+        np.testing.assert_array_equal(flat_k[slot], np.arange(conn.nnz))
+        np.testing.assert_array_equal(flat_col[slot], cols)
+        np.testing.assert_array_equal(row_of_slot[slot], rows)
+        assert np.sum(flat_k < conn.nnz) == conn.nnz  # every other slot is padding
+        empty = np.bincount(rows, minlength=n_rows) == 0
+        assert np.all(t[f"{side.prefix}_pos"][empty] == side.rows)
+
+
+@pytest.mark.parametrize("algorithm", ["pp-prop", "bptt"])
+def test_heavy_tailed_wiring_equals_masked_dense(tmp_path, algorithm):
+    """Hubs make both sides sliced (buckets of power-of-two widths, read back per neuron): the same
+    spikes, states and gradients as the dense network with zero weights off the pairs."""
+    def build(sparse: bool):
+        net = Network(seed=3)
+        net.input("x", 30)
+        net.group("h", 40, LIF(tau=10.0, synapse=Expon(5.0)))
+        net.readout("out", 3)
+        for pre, size, rec, seed, scale in (("x", 30, False, 1, 6.0), ("h", 40, True, 2, 1.5)):
+            conn = connectivity_of(_hub_pairs(size, 40, seed), (size, 40), "hub", 0)
+            W = np.zeros((size, 40), np.float32)
+            W[conn.pre, conn.post] = np.random.default_rng(seed).normal(0, scale, conn.nnz)
+            net.project(pre, "h", recurrent=rec, weights=W[conn.pre, conn.post] if sparse else W,
+                        connectivity=conn if sparse else None)
+        net.project("h", "out")
+        net.set_loss("cross_entropy", "out")
+        return net
+
+    sparse_net = build(True)
+    x, target, mask = sequence(sparse_net, BATCH, STEPS)
+    sparse = _compile(sparse_net, tmp_path, "sparse", algorithm=algorithm)
+    dense = _compile(build(False), tmp_path, "dense", algorithm=algorithm)
+    assert all(p["connectivity"]["layout"] == "pull-sliced-ell" for p in sparse.abi["projections"][:2])
+    _assert_same(sparse_net, sparse, dense, x, target, mask, "hub")

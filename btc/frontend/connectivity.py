@@ -83,13 +83,17 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
                 _bad(where, f"{what} index {int(a.min() if a.min() < 0 else a.max())} is out of range [0, {n})")
         if pre.size != post.size:
             _bad(where, f"pre and post index arrays differ in length ({pre.size} vs {post.size})")
+    elif isinstance(spec, Connectivity):
+        if tuple(spec.shape) != (I, O):
+            _bad(where, f"has shape {list(spec.shape)}, expected {[I, O]}")
+        pre, post = spec.pre, spec.post
     elif isinstance(spec, np.ndarray) and spec.dtype == bool:
         if spec.shape != (I, O):
             _bad(where, f"the mask has shape {list(spec.shape)}, expected {[I, O]}")
         pre, post = np.nonzero(spec)
     else:
-        _bad(where, f"connectivity must be a probability, FixedProbability, (pre, post) index arrays, a boolean "
-                    f"[pre, post] mask or a scipy.sparse matrix; got {type(spec).__name__}")
+        _bad(where, f"must be a probability, FixedProbability, (pre, post) index arrays, a boolean [pre, post] "
+                    f"mask, a scipy.sparse matrix or a Connectivity; got {type(spec).__name__}")
     order = np.lexsort((post, pre))
     pre, post = pre[order].astype(np.int32), post[order].astype(np.int32)
     if pre.size == 0:

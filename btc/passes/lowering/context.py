@@ -101,7 +101,7 @@ class Lowering:
     def load_table(self, fn: Fn, projection: str, table: str) -> str:
         """Load one index table of a sparse projection (declared on first use)."""
         sym = f"ix_{projection}_{table}"
-        array = self.sparse[projection].tables[table]
+        array = self.sparse[projection].table(table)
         self.tables.setdefault(sym, (array, projection, table))
         n = fn.name("ix")
         fn.emit(f"{n} = util.global.load @{sym} : {tt(*array.shape, dtype='i32')}")

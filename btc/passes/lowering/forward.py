@@ -48,8 +48,10 @@ def split_params(lw: Lowering, values: list[str], fn: Fn) -> tuple[dict, dict]:
             if kind == "W" and sign:
                 value = fn.map([value], [shape], shape, 1, signed_abs_body(sign))[0]
             if kind == "W" and owner in lw.sparse:
+                p = lw.v.projections[owner]  # pulled back through: within the step, or by BPTT's sweep
+                push = p.pre in lw.v.groups and (p.lag == 0 or not lw.algorithm.online)
                 value = sparse_weights(fn, lw.sparse[owner], value,
-                                       lambda table, owner=owner: lw.load_table(fn, owner, table))
+                                       lambda table, owner=owner: lw.load_table(fn, owner, table), push)
             (W if kind == "W" else b)[owner] = value
         else:
             b[name] = value

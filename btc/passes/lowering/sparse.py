@@ -2,16 +2,19 @@
 by (pre, post)), and the index tables the step reads them through.
 
 Layout (recorded in the manifest): the step pulls per postsynaptic neuron, an ELL table of its
-incoming pairs padded to the largest fan-in F_in (`in_pre[j, f]`, `in_k[j, f]`); pulling a
-signal back through the weights (BPTT, the within-step learning signal) pushes per presynaptic
-neuron, a table padded to the largest fan-out F_out. Each product is one linalg.generic reading the
-signal by scalar loads. Padded slots read weight 0 and their gradient is never read.
+incoming pairs (`in_col`, `in_k`); pulling a signal back through the weights (BPTT, the within-step
+learning signal) pushes per presynaptic neuron (`out_col`, `out_k`). Each side is one table padded to
+its largest degree when that wastes little ("ell"), else rows are bucketed by degree rounded up to a
+power of two, one table per bucket ("sliced-ell": padding under 2x nnz whatever the tail, as a
+connectome's hubs need), and the buckets' results are read back per neuron through `pos`.
+Each product is one linalg.generic per bucket reading the signal by scalar loads. Padded slots read
+weight 0 and their gradient is never read.
 
-The tables are immutable module globals with dense i32 initial values.
+The tables are immutable module globals with dense i32 initial values, built only when read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -20,6 +23,67 @@ from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["SparseLayout", "SparseWeights", "sparse_weights", "propagate", "pull_back", "outer_grad",
            "gather_columns", "slots_to_pairs", "times_weights", "times_weights_t", "weight_outer"]
+
+
+@dataclass(frozen=True)
+class Side:
+    """One direction of the layout: rows (post for the pull side, pre for the push side) in buckets
+    of equal padded width; `whole`: a single bucket of every row in order (no read-back)."""
+
+    prefix: str  # "in" | "out"
+    widths: tuple[int, ...]
+    counts: tuple[int, ...]  # rows per bucket
+    whole: bool
+    tables: dict = field(repr=False, compare=False)
+
+    @property
+    def slots(self) -> int:
+        return sum(w * c for w, c in zip(self.widths, self.counts))
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts)
+
+
+def _side(prefix: str, row: np.ndarray, col: np.ndarray, n_rows: int) -> Side:
+    """Tables of one side: for bucket b, col{b}/k{b} [rows, width] (padding: col 0, k = nnz) and
+    rows{b} (its rows' ids); pos [n_rows] (a row's place in the buckets' concatenation, or their total
+    for an empty row); slot [nnz] (each pair's flat place among all buckets' slots)."""
+    nnz = row.size
+    degree = np.bincount(row, minlength=n_rows)
+    largest = max(int(degree.max()), 1)
+    whole = n_rows * largest <= 2 * nnz + n_rows
+    if whole:
+        width = np.full(n_rows, largest)
+    else:  # the next power of two; empty rows in no bucket
+        width = np.where(degree > 0, 1 << np.ceil(np.log2(np.maximum(degree, 1))).astype(np.int64), 0)
+    order = np.lexsort((col, row))  # pairs by row, then column
+    starts = np.searchsorted(row[order], np.arange(n_rows))
+    f = np.empty(nnz, np.int64)
+    f[order] = np.arange(nnz) - starts[row[order]]
+    widths = [int(w) for w in np.unique(width) if w > 0]
+    tables, counts = {}, []
+    place = np.zeros(n_rows, np.int64)  # a row's index within its bucket
+    pos = np.zeros(n_rows, np.int64)
+    slot = np.zeros(nnz, np.int64)
+    row_offset = slot_offset = 0
+    for b, w in enumerate(widths):
+        members = np.flatnonzero(width == w)
+        place[members] = np.arange(members.size)
+        pos[members] = row_offset + place[members]
+        pairs = np.flatnonzero(width[row] == w)
+        cols = np.zeros((members.size, w), np.int32)
+        ks = np.full((members.size, w), nnz, np.int32)
+        cols[place[row[pairs]], f[pairs]] = col[pairs]
+        ks[place[row[pairs]], f[pairs]] = pairs
+        slot[pairs] = slot_offset + place[row[pairs]] * w + f[pairs]
+        tables.update({f"{prefix}_col{b}": cols, f"{prefix}_k{b}": ks, f"{prefix}_rows{b}": members.astype(np.int32)})
+        counts.append(int(members.size))
+        row_offset += members.size
+        slot_offset += members.size * w
+    pos[width == 0] = row_offset
+    tables.update({f"{prefix}_pos": pos.astype(np.int32), f"{prefix}_slot": slot.astype(np.int32)})
+    return Side(prefix, tuple(widths), tuple(counts), whole, tables)
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,46 +109,53 @@ class SparseLayout:
         return int(np.bincount(self.pre, minlength=self.I).max())
 
     @cached_property
-    def tables(self) -> dict[str, np.ndarray]:
-        """in_pre/in_k [O, F_in], out_post/out_k [I, F_out] (padding: index 0, pair nnz), and per
-        pair its pull slot (slot_post, slot_f); in_pre_t is in_pre transposed ([F_in, O])."""
-        k = np.arange(self.nnz, dtype=np.int64)
-        by_post = np.lexsort((self.pre, self.post))  # pairs in (post, pre) order
+    def pull(self) -> Side:
+        return _side("in", self.post, self.pre, self.O)
+
+    @cached_property
+    def push(self) -> Side:
+        return _side("out", self.pre, self.post, self.I)
+
+    def table(self, name: str) -> np.ndarray:
+        """One index table by name, built on first use (a side is built whole when first read)."""
+        if name.startswith("in_"):
+            return self.pull.tables[name]
+        if name.startswith("out_"):
+            return self.push.tables[name]
+        return self._per_slot_trace[name]
+
+    @cached_property
+    def _per_slot_trace(self) -> dict[str, np.ndarray]:
+        """D-RTRL's trace is one per pull slot of a single table [F_in, O]: in_pre_t (the slot's
+        presynaptic neuron) and each pair's slot (slot_post, slot_f)."""
+        by_post = np.lexsort((self.pre, self.post))
         starts = np.searchsorted(self.post[by_post], np.arange(self.O))
         slot_f = np.empty(self.nnz, np.int64)
         slot_f[by_post] = np.arange(self.nnz) - starts[self.post[by_post]]
-        in_pre = np.zeros((self.O, self.fan_in), np.int32)
-        in_k = np.full((self.O, self.fan_in), self.nnz, np.int32)
-        in_pre[self.post, slot_f] = self.pre
-        in_k[self.post, slot_f] = k
-        row_start = np.searchsorted(self.pre, np.arange(self.I))  # pairs are in (pre, post) order
-        slot_g = k - row_start[self.pre]
-        out_post = np.zeros((self.I, self.fan_out), np.int32)
-        out_k = np.full((self.I, self.fan_out), self.nnz, np.int32)
-        out_post[self.pre, slot_g] = self.post
-        out_k[self.pre, slot_g] = k
-        return {"in_pre": in_pre, "in_k": in_k, "in_pre_t": np.ascontiguousarray(in_pre.T),
-                "out_post": out_post, "out_k": out_k,
-                "slot_post": self.post.astype(np.int32), "slot_f": slot_f.astype(np.int32)}
+        in_pre_t = np.zeros((self.fan_in, self.O), np.int32)
+        in_pre_t[slot_f, self.post] = self.pre
+        return {"pre_t": in_pre_t, "slot_post": self.post.astype(np.int32), "slot_f": slot_f.astype(np.int32)}
 
     def slots(self) -> int:
         """Pull slots, padding included: the work of one product per batch row."""
-        return self.O * self.fan_in
+        return self.pull.slots
 
     def record(self) -> dict:
-        return {"layout": "pull-ell", "nnz": self.nnz, "fan_in_max": self.fan_in, "fan_out_max": self.fan_out,
-                "fan_in_mean": self.nnz / self.O, "padded_slots": self.slots()}
+        pull = self.pull
+        return {"layout": "pull-ell" if pull.whole else "pull-sliced-ell", "nnz": self.nnz,
+                "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "fan_in_mean": self.nnz / self.O,
+                "padded_slots": pull.slots, "bucket_widths": list(pull.widths), "bucket_rows": list(pull.counts)}
 
 
 @dataclass
 class SparseWeights:
-    """A sparse projection's weights in one function: the vector, its pull and push tables' weights,
-    and the loaded index tables (SSA names)."""
+    """A sparse projection's weights in one function: the vector, each bucket's weights of the pull
+    (and, where needed, push) side, and the loaded index tables (SSA names)."""
 
     layout: SparseLayout
     flat: str
-    pull: str  # [O, F_in]
-    push: str  # [I, F_out]
+    pull: list  # [rows, width] per pull bucket
+    push: list | None  # per push bucket, or None where nothing pulls back through the weights
     t: dict  # table name -> SSA value
 
 
@@ -100,47 +171,55 @@ class _Tables(dict):
         return self[name]
 
 
-def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table) -> SparseWeights:
-    """Gather the vector W into its pull and push tables; `load_table(name)` gives a table's SSA value
-    (called once per table, when a product first needs it)."""
+def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table, push: bool) -> SparseWeights:
+    """Gather the vector W into its pull buckets (and push buckets if `push`: something pulls a signal
+    back through these weights); `load_table(name)` gives a table's SSA value."""
     t = _Tables(load_table)
-    pull = _take(fn, flat, layout.nnz, t["in_k"], (layout.O, layout.fan_in))
-    push = _take(fn, flat, layout.nnz, t["out_k"], (layout.I, layout.fan_out))
-    return SparseWeights(layout, flat, pull, push, t)
+
+    def side_weights(side: Side) -> list:
+        return [_take(fn, flat, layout.nnz, t[f"{side.prefix}_k{b}"], (n, w))
+                for b, (w, n) in enumerate(zip(side.widths, side.counts))]
+
+    return SparseWeights(layout, flat, side_weights(layout.pull), side_weights(layout.push) if push else None, t)
 
 
 def propagate(fn: Fn, w: SparseWeights, x: str, B: int, acc: str | None) -> str:
     """acc + x[B, I] @ W: per postsynaptic neuron, its incoming pairs."""
-    L = w.layout
-    return _ell_product(fn, x, B, L.I, w.t["in_pre"], w.pull, L.O, L.fan_in, acc)
+    return _side_product(fn, w, w.layout.pull, w.pull, x, B, w.layout.I, w.layout.O, acc)
 
 
 def pull_back(fn: Fn, w: SparseWeights, a: str, B: int, acc: str | None) -> str:
     """acc + a[B, O] @ W^T: per presynaptic neuron, its outgoing pairs."""
-    L = w.layout
-    return _ell_product(fn, a, B, L.O, w.t["out_post"], w.push, L.I, L.fan_out, acc)
+    assert w.push is not None, f"{w.layout.name}: push weights were not gathered"
+    return _side_product(fn, w, w.layout.push, w.push, a, B, w.layout.O, w.layout.I, acc)
+
+
+def _side_product(fn: Fn, w: SparseWeights, side: Side, weights: list, x: str, B: int, n_in: int, n_out: int,
+                  acc: str | None) -> str:
+    if side.whole:
+        return _ell_product(fn, x, B, n_in, w.t[f"{side.prefix}_col0"], weights[0], n_out, side.widths[0], acc)
+    parts = [_ell_product(fn, x, B, n_in, w.t[f"{side.prefix}_col{b}"], weights[b], n, width, None)
+             for b, (width, n) in enumerate(zip(side.widths, side.counts))]
+    joined = _concat(fn, parts, [(B, n) for n in side.counts], (B, side.rows + 1))  # a last zero column
+    return _read_back(fn, joined, w.t[f"{side.prefix}_pos"], B, side.rows + 1, n_out, acc)
 
 
 def outer_grad(fn: Fn, w: SparseWeights, x: str, a: str, B: int, acc: str) -> str:
     """acc[k] + sum_b x[b, pre_k] * a[b, post_k]: the outer product x^T a at the pairs, summed per
-    pull slot (x by scalar loads) and then read at each pair's slot."""
-    L = w.layout
-
-    def body(v):
-        b, i, xv, m, s_ = (fn.name("r") for _ in range(5))
-        return [f"{b} = linalg.index 2 : index", f"{i} = arith.index_cast {v[0]} : i32 to index",
-                f"{xv} = tensor.extract {x}[{b}, {i}] : {tt(B, L.I)}", f"{m} = arith.mulf {xv}, {v[1]} : f32",
-                f"{s_} = arith.addf {v[2]}, {m} : f32"], [s_]
-
-    per_slot = fn.generic([(w.t["in_pre"], "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(L.O, L.fan_in, dtype="i32")),
-                           (a, "affine_map<(d0, d1, d2) -> (d2, d0)>", tt(B, L.O))],
-                          [(fn.full((L.O, L.fan_in), 0.0), "affine_map<(d0, d1, d2) -> (d0, d1)>",
-                            tt(L.O, L.fan_in))], ["parallel", "parallel", "reduction"], body)[0]
-    return slots_to_pairs(fn, w, per_slot, acc, transposed=False)
+    pull slot (x by scalar loads), then read at each pair's slot."""
+    L, side = w.layout, w.layout.pull
+    per_slot = []
+    for b, (width, n) in enumerate(zip(side.widths, side.counts)):
+        a_b = a if side.whole else _columns(fn, a, w.t[f"in_rows{b}"], B, L.O, n)
+        per_slot.append(_slot_products(fn, x, a_b, w.t[f"in_col{b}"], B, L.I, n, width))
+    flat = [_collapse(fn, s, (n, width)) for s, (width, n) in zip(per_slot, zip(side.widths, side.counts))]
+    joined = flat[0] if side.whole else _concat(fn, flat, [(n * wd,) for wd, n in zip(side.widths, side.counts)],
+                                                 (side.slots,))
+    return _read_slots(fn, joined, w.t["in_slot"], side.slots, L.nnz, acc)
 
 
 def gather_columns(fn: Fn, w: SparseWeights, x: str, B: int) -> str:
-    """x[b, in_pre_t[f, j]] as [B, F_in, O]: each pull slot's presynaptic value (D-RTRL's drive)."""
+    """x[b, pre_t[f, j]] as [B, F_in, O]: each pull slot's presynaptic value (D-RTRL's drive)."""
     L = w.layout
     shape = (B, L.fan_in, L.O)
 
@@ -149,13 +228,13 @@ def gather_columns(fn: Fn, w: SparseWeights, x: str, B: int) -> str:
         return [f"{b} = linalg.index 0 : index", f"{p} = arith.index_cast {v[0]} : i32 to index",
                 f"{out} = tensor.extract {x}[{b}, {p}] : {tt(B, L.I)}"], [out]
 
-    return fn.generic([(w.t["in_pre_t"], "affine_map<(d0, d1, d2) -> (d1, d2)>", tt(L.fan_in, L.O, dtype="i32"))],
+    return fn.generic([(w.t["pre_t"], "affine_map<(d0, d1, d2) -> (d1, d2)>", tt(L.fan_in, L.O, dtype="i32"))],
                       [(fn.empty(shape), "affine_map<(d0, d1, d2) -> (d0, d1, d2)>", tt(*shape))],
                       ["parallel"] * 3, body)[0]
 
 
 def slots_to_pairs(fn: Fn, w: SparseWeights, per_slot: str, acc: str, transposed: bool) -> str:
-    """acc[k] + per_slot at pair k's pull slot; per_slot is [O, F_in], or [F_in, O] if transposed."""
+    """acc[k] + per_slot at pair k's D-RTRL slot; per_slot is [F_in, O] (transposed) or [O, F_in]."""
     L = w.layout
     shape = (L.fan_in, L.O) if transposed else (L.O, L.fan_in)
 
@@ -201,6 +280,77 @@ def _take(fn: Fn, flat: str, nnz: int, index: str, shape: tuple[int, int]) -> st
     return fn.generic([(index, "affine_map<(d0, d1) -> (d0, d1)>", tt(*shape, dtype="i32"))],
                       [(fn.empty(shape), "affine_map<(d0, d1) -> (d0, d1)>", tt(*shape))],
                       ["parallel", "parallel"], body)[0]
+
+
+def _slot_products(fn: Fn, x: str, a: str, cols: str, B: int, n_in: int, n: int, width: int) -> str:
+    """per_slot[r, f] = sum_b x[b, cols[r, f]] * a[b, r] ([n, width]; batch innermost)."""
+    def body(v):
+        b, i, xv, m, s_ = (fn.name("r") for _ in range(5))
+        return [f"{b} = linalg.index 2 : index", f"{i} = arith.index_cast {v[0]} : i32 to index",
+                f"{xv} = tensor.extract {x}[{b}, {i}] : {tt(B, n_in)}", f"{m} = arith.mulf {xv}, {v[1]} : f32",
+                f"{s_} = arith.addf {v[2]}, {m} : f32"], [s_]
+
+    return fn.generic([(cols, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(n, width, dtype="i32")),
+                       (a, "affine_map<(d0, d1, d2) -> (d2, d0)>", tt(B, n))],
+                      [(fn.full((n, width), 0.0), "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(n, width))],
+                      ["parallel", "parallel", "reduction"], body)[0]
+
+
+def _columns(fn: Fn, a: str, rows: str, B: int, n_all: int, n: int) -> str:
+    """a[:, rows] ([B, n]): a bucket's rows of a per-neuron signal."""
+    def body(v):
+        b, j, out = fn.name("r"), fn.name("r"), fn.name("r")
+        return [f"{b} = linalg.index 0 : index", f"{j} = arith.index_cast {v[0]} : i32 to index",
+                f"{out} = tensor.extract {a}[{b}, {j}] : {tt(B, n_all)}"], [out]
+
+    return fn.generic([(rows, "affine_map<(d0, d1) -> (d1)>", tt(n, dtype="i32"))],
+                      [(fn.empty((B, n)), "affine_map<(d0, d1) -> (d0, d1)>", tt(B, n))], ["parallel"] * 2, body)[0]
+
+
+def _read_back(fn: Fn, joined: str, pos: str, B: int, n_joined: int, n_out: int, acc: str | None) -> str:
+    """acc[b, j] + joined[b, pos[j]]: each neuron's result from the buckets' concatenation."""
+    def body(v):
+        b, p, val, out = (fn.name("r") for _ in range(4))
+        lines = [f"{b} = linalg.index 0 : index", f"{p} = arith.index_cast {v[0]} : i32 to index",
+                 f"{val} = tensor.extract {joined}[{b}, {p}] : {tt(B, n_joined)}"]
+        if acc is None:
+            return lines, [val]
+        return lines + [f"{out} = arith.addf {v[1]}, {val} : f32"], [out]
+
+    outs = [(acc or fn.empty((B, n_out)), "affine_map<(d0, d1) -> (d0, d1)>", tt(B, n_out))]
+    return fn.generic([(pos, "affine_map<(d0, d1) -> (d1)>", tt(n_out, dtype="i32"))], outs, ["parallel"] * 2,
+                      body)[0]
+
+
+def _read_slots(fn: Fn, per_slot: str, slot: str, n_slots: int, nnz: int, acc: str) -> str:
+    """acc[k] + per_slot[slot[k]]."""
+    def body(v):
+        i, val, out = fn.name("r"), fn.name("r"), fn.name("r")
+        return [f"{i} = arith.index_cast {v[0]} : i32 to index",
+                f"{val} = tensor.extract {per_slot}[{i}] : {tt(n_slots)}", f"{out} = arith.addf {v[1]}, {val} : f32"], [out]
+
+    m = "affine_map<(d0) -> (d0)>"
+    return fn.generic([(slot, m, tt(nnz, dtype="i32"))], [(acc, m, tt(nnz))], ["parallel"], body)[0]
+
+
+def _collapse(fn: Fn, value: str, shape: tuple[int, int]) -> str:
+    n = fn.name("flat")
+    fn.emit(f"{n} = tensor.collapse_shape {value} [[0, 1]] : {tt(*shape)} into {tt(shape[0] * shape[1])}")
+    return n
+
+
+def _concat(fn: Fn, parts: list[str], shapes: list[tuple], total: tuple) -> str:
+    """The parts side by side along the last axis, in a zero tensor of shape `total`."""
+    out, offset = fn.full(total, 0.0), 0
+    for part, shape in zip(parts, shapes):
+        n = fn.name("cat")
+        offsets = ", ".join(["0"] * (len(shape) - 1) + [str(offset)])
+        sizes = ", ".join(str(d) for d in shape)
+        strides = ", ".join(["1"] * len(shape))
+        fn.emit(f"{n} = tensor.insert_slice {part} into {out}[{offsets}] [{sizes}] [{strides}] : "
+                f"{tt(*shape)} into {tt(*total)}")
+        out, offset = n, offset + shape[-1]
+    return out
 
 
 # ---------------------------------------------------------------- dense or sparse, alike at the call site
