@@ -197,39 +197,64 @@ def _print_trace_plan(abi: dict, steps: int) -> None:
 
 @main.command("train")
 @click.argument("artifact", type=click.Path())
-@click.option("--task", type=click.Choice(sorted(TASKS)),
+@click.option("--task", type=click.Choice(sorted(TASKS) + ["connectome"]),
               default="digits", show_default=True,
-              help="digits: --steps per sample; cue, dms: length set by the task's timing")
+              help="digits: --steps per sample; cue, dms: length set by the task's timing; connectome: fit a hidden "
+                   "teacher's region signals (an artifact of examples/fly_connectome.py), --steps per epoch")
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=40, show_default=True, help="time steps per sample")
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="time steps per sample (digits, default 40) or per epoch (connectome, default 1000)")
 @click.option("--seed", type=int, default=0, show_default=True, help="shuffling and spike encoding")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
 def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
-    """Train an artifact online on a task, then report test accuracy."""
+    """Train an artifact online on a task, then report test accuracy (connectome: the held-out error)."""
     from btc.runtime import load
     from btc.runtime.checkpoint import check_checkpoint_path
-    from btc.tasks import get_task
-    from btc.tasks import train as run_training
 
     try:
         if checkpoint:
             check_checkpoint_path(checkpoint)  # before training: a bad path must not cost a run
         model = load(artifact)
-        data = get_task(task, steps=steps) if task == "digits" else get_task(task)
-        per_epoch = len(data.train_y) // model.batch
-        with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})",
-                               file=sys.stderr) as bar:
-            result = run_training(model, data, epochs, lr, seed, progress=lambda epoch, info: bar.update(1))
+        if task == "connectome":
+            _train_connectome(model, epochs, lr, steps or 1000, seed)
+        else:
+            _train_task(model, task, epochs, lr, steps or 40, seed)
         if checkpoint:
             model.save_checkpoint(checkpoint)
     except BtcError as e:
         _fail(e)
+
+
+def _train_task(model, task, epochs, lr, steps, seed) -> None:
+    from btc.tasks import get_task
+    from btc.tasks import train as run_training
+
+    data = get_task(task, steps=steps) if task == "digits" else get_task(task)
+    per_epoch = len(data.train_y) // model.batch
+    with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})", file=sys.stderr) as bar:
+        result = run_training(model, data, epochs, lr, seed, progress=lambda epoch, info: bar.update(1))
     for h in result["epochs"]:
         click.echo(f"epoch {h['epoch']}: train_loss={h['train_loss']:.4f} train_acc={h['train_acc']:.4f}")
     click.echo(f"final: algorithm={model.algorithm} task={task} epochs={epochs} "
                f"train_acc={result['epochs'][-1]['train_acc']:.4f} test_acc={result['test_acc']:.4f} "
                f"train_seconds={result['train_seconds']:.1f}")
+
+
+def _train_connectome(model, epochs, lr, steps, seed) -> None:
+    from btc.tasks.connectome import train_connectome
+
+    window = 100
+    with click.progressbar(length=epochs * -(-steps // window), label=f"training ({model.algorithm})",
+                           file=sys.stderr) as bar:
+        result = train_connectome(model, epochs, lr, steps=steps, window=window, seed=seed,
+                                  progress=lambda epoch, info: bar.update(1))
+    for h in result["epochs"]:
+        train = f" train_loss={h['train_loss']:.4f}" if "train_loss" in h else ""
+        click.echo(f"epoch {h['epoch']}:{train} heldout_mse={h['heldout_mse']:.4f}")
+    click.echo(f"final: algorithm={model.algorithm} task=connectome epochs={epochs} steps={steps} "
+               f"initial_mse={result['initial_mse']:.4f} final_mse={result['final_mse']:.4f} "
+               f"ratio={result['final_mse'] / result['initial_mse']:.3f} train_seconds={result['train_seconds']:.1f}")
 
 
 @main.command("opt")
