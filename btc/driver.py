@@ -162,6 +162,9 @@ def lower_network(net, options: CompileOptions, dump_dir: str | None = None):
     return module, pipeline_text(passes)
 
 
+SPARSE_PAIR_MACS = 4
+
+
 def _hal_driver(abi, options: CompileOptions) -> str:
     """The IREE runtime driver the artifact asks for. local-task (all cores) pays ~100 us per
     dispatch and wins only on big matmuls. BPTT stays on local-sync: with local-task its per-step
@@ -172,7 +175,11 @@ def _hal_driver(abi, options: CompileOptions) -> str:
     if options.target != "llvm-cpu":
         return get_backend(options.target).HAL_DRIVER
     pp_prop = Algorithm.parse(abi.algorithm) is Algorithm.PP_PROP
-    return "local-task" if abi.step_macs >= LARGE_STEP_MACS and pp_prop else "local-sync"
+    # a sparse pair is a scalar load, worth ~4 dense multiply-accumulates: at 3.2 million pairs, B=1
+    # (examples/fly_connectome.py), pp-prop took 27.6 ms per step on local-task and 47.0 on local-sync
+    pairs = abi.batch * sum(p["connectivity"].get("nnz", 0) for p in abi.projections)
+    work = abi.step_macs + (SPARSE_PAIR_MACS - 1) * pairs
+    return "local-task" if work >= LARGE_STEP_MACS and pp_prop else "local-sync"
 
 
 def _sha256(path: str) -> str:

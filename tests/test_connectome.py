@@ -56,8 +56,9 @@ def test_flywire_neuron_table_sets_neurons_and_regions(tmp_path):
                      "720575940600000003,central,CX\n720575940600000002,central,CX\n720575940600000001,sensory,AL\n")
     c = load_flywire(path, neurons)
     assert c.n == 4 and list(c.ids % 10) == [4, 3, 2, 1]  # the table's neurons in its order, unconnected too
-    assert [c.region_names[r] for r in c.region] == ["optic", "central", "central", "sensory"]
-    assert [c.region_names[r] for r in load_flywire(path, neurons, region_column="group").region] == ["OL", "CX", "CX", "AL"]
+    assert [c.region_names[r] for r in c.region] == ["OL", "CX", "CX", "AL"]  # `group` before `super_class`
+    by_class = load_flywire(path, neurons, region_column="super_class")
+    assert [by_class.region_names[r] for r in by_class.region] == ["optic", "central", "central", "sensory"]
 
 
 @pytest.mark.parametrize("text, neurons, message", [

@@ -1,4 +1,5 @@
-"""Which (pre, post) pairs of a sparse projection are connected: only those weights exist.
+"""Which (pre, post) pairs of a sparse projection are connected (only those weights exist), and the
+initial weight distribution `Normal`.
 
 `project(..., connectivity=...)` takes a connection probability (a float, or `FixedProbability`
 with its own seed), explicit `(pre_index, post_index)` arrays, a boolean [pre, post] mask, or a
@@ -14,7 +15,7 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["Connectivity", "FixedProbability", "connectivity_of", "initial_scale", "weights_at_pairs"]
+__all__ = ["Connectivity", "FixedProbability", "Normal", "connectivity_of", "initial_scale", "weights_at_pairs"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,21 @@ def weights_at_pairs(where: str, weights, conn: Connectivity) -> np.ndarray:
     if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
         raise BtcError(f"{where}: weights must be finite numbers")
     return weights
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Weights ~ N(0, (scale / sqrt(fan_in))^2), drawn from the network's seed."""
+
+    scale: float = 1.0
+
+    def __post_init__(self):
+        if not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) or self.scale < 0:
+            raise BtcError(f"Normal: scale must be a finite number >= 0, got {self.scale!r}")
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        return (rng.standard_normal(shape) * self.scale / math.sqrt(shape[0])).astype(np.float32)
+
+    def sample_sparse(self, rng: np.random.Generator, conn: Connectivity) -> np.ndarray:
+        """One weight per connection; the fan-in is the mean number of connections per target."""
+        return (rng.standard_normal(conn.nnz) * self.scale * initial_scale(conn)).astype(np.float32)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from btc.errors import BtcError
-from btc.frontend.connectivity import Connectivity, connectivity_of, initial_scale, weights_at_pairs
+from btc.frontend.connectivity import Connectivity, Normal, connectivity_of, weights_at_pairs
 from btc.frontend.neurons import LIF, NEURONS
 from btc.frontend.synapses import PreSynapse
 
@@ -24,24 +24,6 @@ LOSSES = ("cross_entropy", "mse")
 # grow with it (delay=500 did not compile in 300 s), so delays are limited (README, "Semantics").
 MAX_DELAY = 64
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class Normal:
-    """Weights ~ N(0, (scale / sqrt(fan_in))^2), drawn from the network's seed."""
-
-    scale: float = 1.0
-
-    def __post_init__(self):
-        if not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale) or self.scale < 0:
-            raise BtcError(f"Normal: scale must be a finite number >= 0, got {self.scale!r}")
-
-    def sample(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        return (rng.standard_normal(shape) * self.scale / math.sqrt(shape[0])).astype(np.float32)
-
-    def sample_sparse(self, rng: np.random.Generator, conn: Connectivity) -> np.ndarray:
-        """One weight per connection; the fan-in is the mean number of connections per target."""
-        return (rng.standard_normal(conn.nnz) * self.scale * initial_scale(conn)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -277,7 +259,7 @@ class Network:
         ports = target.neuron.ports if isinstance(target, Group) else ("y",)
         dale = getattr(self.groups.get(pre), "dale", None)
         signs = {None: 0, "+": 1, "-": -1, 1: 1, -1: -1, 0: 0}
-        if sign not in signs:
+        if isinstance(sign, bool) or not isinstance(sign, (str, int, np.integer, type(None))) or sign not in signs:
             raise BtcError(f"projection {name!r}: sign must be '+', '-' or None, got {sign!r}")
         sign = signs[sign]
         if dale and dale in ports:  # COBA: the population's receptor; conductances are positive

@@ -10,14 +10,17 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["save_checkpoint", "check_checkpoint_path", "read_checkpoint", "HASH_KEY", "MODEL_KEY"]
+__all__ = ["save_checkpoint", "check_checkpoint_path", "read_checkpoint", "HASH_KEY", "MODEL_KEY", "OPTIMIZER_PREFIX"]
 
 HASH_KEY = "__content_hash__"  # the artifact the parameters were trained with
 MODEL_KEY = "__model_hash__"  # the model (btc.driver._model_hash), whatever it was compiled for
+OPTIMIZER_PREFIX = "__optimizer__/"  # the optimizer's state: Adam moments and step count
 
 
-def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str, model_hash: str = "") -> None:
-    """Write `params` to `path` atomically (a temporary file renamed over it); every check first."""
+def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str, model_hash: str = "",
+                    optimizer: dict[str, np.ndarray] | None = None) -> None:
+    """Write `params` (and the optimizer's state, its keys prefixed OPTIMIZER_PREFIX) to `path`
+    atomically (a temporary file renamed over it); every check first."""
     bad = [n for n, a in params.items() if not np.all(np.isfinite(a))]
     if bad:
         raise BtcError(f"refusing to save a checkpoint with NaN or infinite parameters {bad} to {path!r}; "
@@ -28,7 +31,8 @@ def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str,
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{HASH_KEY: np.array(content_hash), MODEL_KEY: np.array(model_hash)}, **params)
+            extra = {OPTIMIZER_PREFIX + k: v for k, v in (optimizer or {}).items()}
+            np.savez(f, **{HASH_KEY: np.array(content_hash), MODEL_KEY: np.array(model_hash)}, **params, **extra)
             f.flush()
             os.fsync(f.fileno())  # the rename must not publish a file whose data is still in flight
         os.chmod(tmp, 0o644)
@@ -74,9 +78,9 @@ def check_checkpoint_path(path: str) -> str:
     return target
 
 
-def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str, str]:
-    """The parameters of a btc checkpoint, the content hash of the artifact that saved it and its model hash
-    ("" if it has none)."""
+def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str, str, dict[str, np.ndarray]]:
+    """The parameters of a btc checkpoint, the content hash of the artifact that saved it, its model hash
+    ("" if it has none) and the optimizer's state ({} if it has none)."""
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         raise BtcError(f"checkpoint {path!r} does not exist")
     try:
@@ -90,9 +94,16 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], str, str]:
             if HASH_KEY not in z.files:
                 raise BtcError(f"{path!r} is not a btc checkpoint")
             model = str(z[MODEL_KEY]) if MODEL_KEY in z.files else ""
-            return {n: z[n] for n in z.files if n not in (HASH_KEY, MODEL_KEY)}, str(z[HASH_KEY]), model
+            params = {n: z[n] for n in z.files if n not in (HASH_KEY, MODEL_KEY) and not n.startswith(OPTIMIZER_PREFIX)}
+            optimizer = {n[len(OPTIMIZER_PREFIX):]: z[n] for n in z.files if n.startswith(OPTIMIZER_PREFIX)}
+            return params, str(z[HASH_KEY]), model, optimizer
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise BtcError(f"{path!r} is not a readable btc checkpoint ({e})") from None
+
+
+def same_layout(saved: dict, mine: dict) -> bool:
+    """Whether two sets of named arrays have the same names and shapes."""
+    return saved.keys() == mine.keys() and all(np.shape(saved[k]) == np.shape(v) for k, v in mine.items())
 
 
 def _is_checkpoint(path: str) -> bool:

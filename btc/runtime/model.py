@@ -13,13 +13,12 @@ import numpy as np
 from btc.algorithm import Algorithm
 from btc.errors import BtcError
 from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, read_artifact
-from btc.runtime.checkpoint import read_checkpoint, save_checkpoint
+from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
 def load(path: str, hal_driver: str | None = None) -> "Model":
-    """Load an artifact directory written by `btc compile`; checks the manifest and file hashes.
-    `hal_driver` overrides the IREE runtime driver the artifact asks for (e.g. local-task)."""
+    """Load an artifact of `btc compile` (manifest, hashes checked); `hal_driver` overrides its IREE driver."""
     return Model(path, hal_driver)
 
 
@@ -374,15 +373,28 @@ class Model:
     def save_checkpoint(self, path: str) -> None:
         """Write the parameters atomically; refused if any is NaN or infinite, inside an artifact, or
         over a file that is not a btc checkpoint."""
-        save_checkpoint(self.params, self.manifest["content_hash"], path, self.manifest.get("model_hash", ""))
+        save_checkpoint(self.params, self.manifest["content_hash"], path, self.manifest.get("model_hash", ""),
+                        self.optimizer_state)
 
     def load_checkpoint(self, path: str, other_model: bool = False) -> None:
         """Set the parameters from a checkpoint of this model (saved by any artifact compiled from it: another
         algorithm, batch or chunk); one of another model is refused unless `other_model=True`."""
-        params, saved_by, model = read_checkpoint(path)
+        params, saved_by, model, optimizer = read_checkpoint(path)
         mine = self.manifest.get("model_hash", "")
         same = model == mine if model and mine else saved_by == self.manifest["content_hash"]
         if not same and not other_model:
             raise BtcError(f"checkpoint {path!r} holds the parameters of another model (the network, its dynamics "
                            "or its connectivity differ from this artifact's); pass other_model=True to load it anyway")
         self.set_params(params)
+        mine = self.optimizer_state
+        if mine is not None and same_layout(optimizer, mine):
+            self._call("set_optimizer", *[np.asarray(optimizer[k], np.float32) for k in mine])
+        elif mine is not None:  # saved by another optimizer, or without its state: start it afresh
+            self.reset_optimizer()
+
+    @property
+    def optimizer_state(self) -> dict[str, np.ndarray] | None:
+        """The optimizer's state (Adam moments, step count); None if the artifact predates it."""
+        if "get_optimizer" not in self.functions:
+            return None
+        return dict(zip([o["name"] for o in self.functions["get_optimizer"]["outputs"]], self._call("get_optimizer")))

@@ -32,11 +32,12 @@ class Step:
 
 
 def weights(lw: Lowering, fn: Fn) -> tuple[dict, dict]:
-    """W[projection], b[projection] and, under "<group>.<param>", learned per-neuron parameters."""
-    return split_params(lw, [lw.load(fn, f"p{i}") for i in range(len(lw.params))], fn)
+    """W[projection], b[projection] and, under "<group>.<param>", learned per-neuron parameters, read
+    once before a function's time loop."""
+    return split_params(lw, [lw.load(fn, f"p{i}") for i in range(len(lw.params))], fn, hoisted=True)
 
 
-def split_params(lw: Lowering, values: list[str], fn: Fn) -> tuple[dict, dict]:
+def split_params(lw: Lowering, values: list[str], fn: Fn, hoisted: bool = False) -> tuple[dict, dict]:
     """W[projection] (the applied weights: sign*|W_raw| under Dale's law; SparseWeights for a sparse
     projection), b[projection], and
     b["<group>.<param>"] for learned per-neuron parameters."""
@@ -51,7 +52,7 @@ def split_params(lw: Lowering, values: list[str], fn: Fn) -> tuple[dict, dict]:
                 p = lw.v.projections[owner]  # pulled back through: within the step, or by BPTT's sweep
                 push = p.pre in lw.v.groups and (p.lag == 0 or not lw.algorithm.online)
                 value = sparse_weights(fn, lw.sparse[owner], value,
-                                       lambda table, owner=owner: lw.load_table(fn, owner, table), push)
+                                       lambda table, owner=owner: lw.load_table(fn, owner, table), push, hoisted)
             (W if kind == "W" else b)[owner] = value
         else:
             b[name] = value

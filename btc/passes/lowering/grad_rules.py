@@ -7,10 +7,26 @@ from btc.passes.lowering.bodies import dot, fma_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import source_value
 from btc.passes.lowering.schedule import StepValues, lowers
-from btc.passes.lowering.sparse import slots_to_pairs, weight_outer
+from btc.passes.lowering.sparse import outer_grad_slots, slot_shapes, slots_to_pairs, weight_outer
 from btc.passes.lowering.text import Fn, tt
 
-__all__: list[str] = []
+__all__ = ["slot_keys", "slot_accumulators"]
+
+
+def slot_keys(i: int, projection: str, lw: Lowering) -> list[str]:
+    """The loop-carried names of parameter i's per-slot gradient (one per pull bucket)."""
+    return [f"gs{i}_{b}" for b in range(len(lw.sparse[projection].pull.widths))] if projection in lw.sparse else []
+
+
+def slot_accumulators(lw: Lowering) -> dict[str, tuple[str, tuple]]:
+    """name -> (projection, shape) of every per-slot gradient a time loop carries: sparse projections
+    learning by pp-prop's pair of traces, their gradient read at the pairs after the loop."""
+    out = {}
+    for p in lw.v.projections.values():
+        if p.sparse and p.learns and p.weight_gradient != "event" and lw.v.dense_trace(p.name) is None:
+            i = lw.param_index(f"{p.name}.W")
+            out.update({k: (p.name, shape) for k, shape in zip(slot_keys(i, p.name, lw), slot_shapes(lw.sparse[p.name]))})
+    return out
 
 
 @lowers("btc.accumulate_grad")
@@ -22,6 +38,13 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
         x = source_value(lw, p.source, sv.xt, sv.cur, sv.st)
         sv.block.add(f"g{i}", pre_t.name, pre_t.decay, sv.cur[f"tr_{pre_t.name}_0"], x, sv.post_sum[op.post_trace],
                      pre_t.size, lw.v.size(p.post))
+        sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
+        return
+    slots = slot_keys(i, p.name, lw)
+    if slots and slots[0] in sv.cur:  # a time loop keeps this gradient per pull slot (sparse.outer_grad_slots)
+        new = outer_grad_slots(sv.fn, sv.W[p.name], sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace], lw.B,
+                               [sv.cur[k] for k in slots])
+        sv.nxt.update(zip(slots, new))
         sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
         return
     sv.nxt[f"g{i}"] = weight_outer(sv.fn, sv.W[p.name], sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace],

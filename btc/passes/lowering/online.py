@@ -9,9 +9,11 @@ from btc.passes.lowering.bodies import select_body, weighted_add_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.event_grad import GradientBlock
 from btc.passes.lowering.forward import forward, next_states, split_params, time_loop, weights
+from btc.passes.lowering.grad_rules import slot_accumulators, slot_keys
 from btc.passes.lowering.loss import step_loss
 from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
 from btc.passes.lowering.schedule import StepValues, run_schedule
+from btc.passes.lowering.sparse import slots_to_vector
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["train_chunk"]
@@ -31,6 +33,9 @@ def train_chunk(lw: Lowering) -> None:
         carried += [k for k in optimizer_syms(lw) if k not in grads] + ["t_upd"]
     carry = [(s, lw.load(fn, s), lw.type_of(s)) for s in carried]
     carry += [("loss", fn.full((), 0.0), tt()), ("rsum", fn.full((B, C), 0.0), tt(B, C))]
+    # sparse weight gradients are summed per pull slot through the loop, read at the pairs after it
+    slots = {} if continual else slot_accumulators(lw)
+    carry += [(k, fn.full(shape, 0.0), tt(*shape)) for k, (_, shape) in slots.items()]
     block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"})
 
     def step(t, cur):
@@ -52,6 +57,9 @@ def train_chunk(lw: Lowering) -> None:
         return nxt
 
     out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=block.flush)
+    for proj in dict.fromkeys(p for p, _ in slots.values()):
+        i = lw.param_index(f"{proj}.W")
+        out[f"g{i}"] = slots_to_vector(fn, W[proj], [out[k] for k in slot_keys(i, proj, lw)], out[f"g{i}"])
     for s in carried:
         lw.store(fn, out[s], s)
     inputs = lw.step_inputs(per_step=False) + lw.target_inputs(per_step=False)

@@ -1,5 +1,6 @@
 """The functions that set and read the module's globals from the host: reset_state, zero_grads,
-reset_optimizer, get_params, get_grads, set_params (and the constant setter BPTT reuses).
+reset_optimizer, get_params, get_grads, set_params, get_optimizer, set_optimizer (and the constant
+setter BPTT reuses).
 """
 from __future__ import annotations
 
@@ -45,6 +46,14 @@ def params_io(lw: Lowering) -> None:
     for i, arg in enumerate(params):
         lw.store(fn, arg.ssa, f"p{i}")
     lw.export("set_params", params, [], fn, [])
-    moments = [e["global"] for e in lw.layout if e["role"] in ("adam_m", "adam_v", "optimizer")]
-    setter(lw, "reset_optimizer", [(s, 0.0) for s in moments])
+    moments = [e for e in lw.layout if e["role"] in ("adam_m", "adam_v", "optimizer")]
+    setter(lw, "reset_optimizer", [(e["global"], 0.0) for e in moments])
+    # the optimizer's state (Adam moments, step count), so a checkpoint resumes training exactly
+    state = [Arg(f"{e['role']}.{e['name']}", tuple(e["shape"]), local=f"o{j}") for j, e in enumerate(moments)]
+    fn = Fn()
+    lw.export("get_optimizer", [], state, fn, [lw.load(fn, e["global"]) for e in moments])
+    fn = Fn()
+    for arg, e in zip(state, moments):
+        lw.store(fn, arg.ssa, e["global"])
+    lw.export("set_optimizer", state, [], fn, [])
     setter(lw, "zero_grads", [(f"g{i}", 0.0) for i in range(n)])
