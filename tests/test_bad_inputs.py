@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from btc.driver import CompileOptions, compile_network
 from btc.errors import BtcError
 from btc.frontend import LIF, Network
+from btc.frontend.connectivity import Connectivity
 from btc.frontend.connectome import from_scipy, load_edge_list, load_flywire, synthetic_connectome
 from btc.runtime import load
 from btc.tasks.connectome import ConnectomeTask
@@ -98,6 +99,8 @@ CASES = [
      r"the mask has shape \[3, 4\], expected \[4, 3\]"),
     ("weights off the pairs", lambda w: _net().project("x", "h", connectivity=np.eye(4, 3, dtype=bool),
                                                        weights=np.ones((4, 3))), r"which the connectivity does not connect"),
+    ("connectivity object out of range", lambda w: _net().project("x", "h", connectivity=Connectivity(
+        np.array([0, 9], np.int32), np.array([0, 1], np.int32), (4, 3))), r"pre index 9 is out of range \[0, 4\)"),
     ("connectivity of another kind", lambda w: _net().project("x", "h", connectivity="all"),
      r"connectivity must be a probability"),
     # ---- connectome files (written before the case runs)
@@ -120,6 +123,8 @@ CASES = [
      {"e.csv": "pre,post,weight\n1,2,x\n"}),
     ("edge weight infinite", lambda w: load_edge_list(w.f("e.csv")), r"line 2: weight inf is not finite",
      {"e.csv": "pre,post,weight\n1,2,inf\n"}),
+    ("edge list row too short", lambda w: load_edge_list(w.f("e.csv")), r"line 2: 2 fields, expected 3",
+     {"e.csv": "pre,post,weight\n1,2\n"}),
     ("scipy matrix not square", lambda w: from_scipy(scipy.sparse.csr_matrix(np.ones((2, 3)))), r"square"),
     ("synthetic connectome too small", lambda w: synthetic_connectome(10, 100, regions=8), r"neurons >= 2\*regions"),
     # ---- compile options and outputs

@@ -138,6 +138,14 @@ def test_student_learns_the_teachers_region_signals(fly):
         assert np.array_equal(model.params[name], task.student[name]), name
 
 
+def test_connectome_training_refuses_bad_lengths(fly):
+    model = load(fly)
+    with pytest.raises(BtcError, match=r"steps \(40\) must exceed the task's warm-up"):
+        train_connectome(model, 1, 0.01, steps=40)
+    with pytest.raises(BtcError, match=r"window a positive multiple of the artifact's chunk \(25\)"):
+        train_connectome(model, 1, 0.01, steps=200, window=30)
+
+
 def test_btc_train_task_connectome(fly, tmp_path):
     result = CliRunner().invoke(main, ["train", fly, "--task", "connectome", "--epochs", "1", "--steps", "300",
                                        "--checkpoint", str(tmp_path / "c.npz")])

@@ -116,7 +116,7 @@ def model(tmp_path_factory):
 
 
 @MANY
-@given(shape=st.lists(st.integers(0, 5), min_size=0, max_size=4), dtype=st.sampled_from(["float32", "float64",
+@given(shape=st.one_of(st.lists(st.integers(0, 6), min_size=0, max_size=4), st.just([4, 2, 6])), dtype=st.sampled_from(["float32", "float64",
        "int32", "bool", "complex64", "object"]), fill=st.sampled_from([0.0, 1.0, np.nan, np.inf, 1e300]),
        call=st.sampled_from(["infer", "train", "stream", "set_params"]))
 def test_runtime_inputs(model, shape, dtype, fill, call):
@@ -128,6 +128,8 @@ def test_runtime_inputs(model, shape, dtype, fill, call):
              "set_params": lambda: model.set_params({"x_to_a.W": a})}
     accepted = _accepted_or_btc_error(calls[call])
     assert not accepted or len(shape) == (3 if call != "set_params" else 2), (call, shape, dtype, fill)
+    floats = dtype in ("float32", "float64")  # NaN, inf or 1e300 stay non-finite in float32 (not so cast to int)
+    assert not (accepted and call == "infer" and floats and fill not in (0.0, 1.0)), "non-finite input accepted"
     model.zero_grads()
 
 

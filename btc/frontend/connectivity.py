@@ -75,7 +75,11 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
             _bad(where, f"the sparse matrix has shape {list(spec.shape)}, expected {[I, O]}")
         coo = spec.tocoo()
         pre, post = np.asarray(coo.row), np.asarray(coo.col)
-    elif isinstance(spec, tuple) and len(spec) == 2:
+    elif isinstance(spec, Connectivity) or isinstance(spec, tuple) and len(spec) == 2:
+        if isinstance(spec, Connectivity):  # checked like index arrays: it may have been built by hand
+            if tuple(spec.shape) != (I, O):
+                _bad(where, f"has shape {list(spec.shape)}, expected {[I, O]}")
+            spec = (spec.pre, spec.post)
         pre, post = (np.asarray(a) for a in spec)
         for what, a, n in (("pre", pre, I), ("post", post, O)):
             if a.ndim != 1 or a.dtype.kind not in "iu":
@@ -84,10 +88,6 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
                 _bad(where, f"{what} index {int(a.min() if a.min() < 0 else a.max())} is out of range [0, {n})")
         if pre.size != post.size:
             _bad(where, f"pre and post index arrays differ in length ({pre.size} vs {post.size})")
-    elif isinstance(spec, Connectivity):
-        if tuple(spec.shape) != (I, O):
-            _bad(where, f"has shape {list(spec.shape)}, expected {[I, O]}")
-        pre, post = spec.pre, spec.post
     elif isinstance(spec, np.ndarray) and spec.dtype == bool:
         if spec.shape != (I, O):
             _bad(where, f"the mask has shape {list(spec.shape)}, expected {[I, O]}")

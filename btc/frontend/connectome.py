@@ -178,6 +178,8 @@ def _neuron_table(path: str, region_column: str | None):
     ids, labels = [], []
     with raw:
         for line, row in rows:
+            if row and len(row) < len(col):
+                raise BtcError(f"{path} line {line}: {len(row)} fields, expected {len(col)}")
             if row:
                 ids.append(_int(row[col["root_id"]], path, line, "root_id"))
                 labels.append(row[col[region_column]].strip() or "unknown")
@@ -200,6 +202,8 @@ def load_edge_list(path: str) -> Connectome:
         for line, row in rows:
             if not row:
                 continue
+            if len(row) < len(col):
+                raise BtcError(f"{path} line {line}: {len(row)} fields, expected {len(col)}")
             pre_ids.append(_int(row[col["pre"]], path, line, "pre"))
             post_ids.append(_int(row[col["post"]], path, line, "post"))
             try:

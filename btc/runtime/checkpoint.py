@@ -21,7 +21,7 @@ def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str,
                     optimizer: dict[str, np.ndarray] | None = None) -> None:
     """Write `params` (and the optimizer's state, its keys prefixed OPTIMIZER_PREFIX) to `path`
     atomically (a temporary file renamed over it); every check first."""
-    bad = [n for n, a in params.items() if not np.all(np.isfinite(a))]
+    bad = [n for n, a in {**params, **(optimizer or {})}.items() if not np.all(np.isfinite(a))]
     if bad:
         raise BtcError(f"refusing to save a checkpoint with NaN or infinite parameters {bad} to {path!r}; "
                        "training diverged (lower the learning rate)")

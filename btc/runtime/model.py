@@ -371,14 +371,13 @@ class Model:
 
     # ---- checkpoints (btc.runtime.checkpoint)
     def save_checkpoint(self, path: str) -> None:
-        """Write the parameters atomically; refused if any is NaN or infinite, inside an artifact, or
-        over a file that is not a btc checkpoint."""
+        """Parameters and optimizer state, atomically; refused if non-finite, inside an artifact or over a non-checkpoint."""
         save_checkpoint(self.params, self.manifest["content_hash"], path, self.manifest.get("model_hash", ""),
                         self.optimizer_state)
 
     def load_checkpoint(self, path: str, other_model: bool = False) -> None:
-        """Set the parameters from a checkpoint of this model (saved by any artifact compiled from it: another
-        algorithm, batch or chunk); one of another model is refused unless `other_model=True`."""
+        """Parameters and optimizer state from a checkpoint of this model (any artifact of it); another model's
+        parameters only with `other_model=True`."""
         params, saved_by, model, optimizer = read_checkpoint(path)
         mine = self.manifest.get("model_hash", "")
         same = model == mine if model and mine else saved_by == self.manifest["content_hash"]
@@ -386,10 +385,13 @@ class Model:
             raise BtcError(f"checkpoint {path!r} holds the parameters of another model (the network, its dynamics "
                            "or its connectivity differ from this artifact's); pass other_model=True to load it anyway")
         self.set_params(params)
-        mine = self.optimizer_state
-        if mine is not None and same_layout(optimizer, mine):
-            self._call("set_optimizer", *[np.asarray(optimizer[k], np.float32) for k in mine])
-        elif mine is not None:  # saved by another optimizer, or without its state: start it afresh
+        self.zero_grads()  # a checkpoint holds no gradients: a new accumulation (and update interval) starts
+        if "reset_update_interval" in self.functions:
+            self._call("reset_update_interval")
+        state = self.optimizer_state  # restored if saved by this model's optimizer, else started afresh
+        if state is not None and same and same_layout(optimizer, state):
+            self._call("set_optimizer", *[np.asarray(optimizer[k], np.float32) for k in state])
+        elif state is not None:
             self.reset_optimizer()
 
     @property

@@ -91,16 +91,21 @@ class ConnectomeTask:
         return float(np.mean((r[self.warmup:] - target[self.warmup:]) ** 2))
 
 
-def train_connectome(model, epochs: int, lr: float, steps: int = 1000, window: int = 100, seed: int = 0,
+def train_connectome(model, epochs: int, lr: float, steps: int = 1000, window: int | None = None, seed: int = 0,
                      task: ConnectomeTask | None = None,
                      progress: Callable[[int, dict], None] | None = None) -> dict:
     """Each epoch: a new stimulus of `steps` steps, the teacher's recording of it, and the student
     trained online along it, `window` steps per update, its state carried across windows. The
     held-out error (a fixed stimulus the student never trains on) before training and after each
-    epoch measures the fit."""
-    if epochs <= 0 or steps <= 0 or window <= 0:
-        raise BtcError(f"epochs, steps and window must be positive, got {epochs}, {steps}, {window}")
+    epoch measures the fit. `window` (default: the chunk's multiple nearest 100) must be a multiple
+    of the artifact's chunk: the state runs on across windows, which a zero-padded chunk would break."""
+    window = window or model.chunk * max(1, round(100 / model.chunk))
+    if epochs <= 0 or window <= 0 or window % model.chunk:
+        raise BtcError(f"epochs must be positive and window a positive multiple of the artifact's chunk "
+                       f"({model.chunk}), got epochs={epochs}, window={window}")
     task = task or ConnectomeTask(model, seed=seed)
+    if steps <= task.warmup:
+        raise BtcError(f"steps ({steps}) must exceed the task's warm-up ({task.warmup} steps), which is not counted")
     rng = np.random.default_rng(seed)
     held_x = task.stimulus(steps, np.random.default_rng([seed, 1]))
     held_target = task.record(held_x)

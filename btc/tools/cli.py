@@ -244,7 +244,7 @@ def _train_task(model, task, epochs, lr, steps, seed) -> None:
 def _train_connectome(model, epochs, lr, steps, seed) -> None:
     from btc.tasks.connectome import train_connectome
 
-    window = 100
+    window = model.chunk * max(1, round(100 / model.chunk))
     with click.progressbar(length=epochs * -(-steps // window), label=f"training ({model.algorithm})",
                            file=sys.stderr) as bar:
         result = train_connectome(model, epochs, lr, steps=steps, window=window, seed=seed,
@@ -254,7 +254,7 @@ def _train_connectome(model, epochs, lr, steps, seed) -> None:
         click.echo(f"epoch {h['epoch']}:{train} heldout_mse={h['heldout_mse']:.4f}")
     click.echo(f"final: algorithm={model.algorithm} task=connectome epochs={epochs} steps={steps} "
                f"initial_mse={result['initial_mse']:.4f} final_mse={result['final_mse']:.4f} "
-               f"ratio={result['final_mse'] / result['initial_mse']:.3f} train_seconds={result['train_seconds']:.1f}")
+               f"ratio={result['final_mse'] / max(result['initial_mse'], 1e-30):.3f} train_seconds={result['train_seconds']:.1f}")
 
 
 @main.command("opt")

@@ -77,8 +77,9 @@ def trace_plan(view: ModelView, online: bool) -> dict:
     """The planned traces and each projection's algorithm, as the manifest records them."""
     B = view.batch
     return {
-        "projections": {p: (Algorithm.BPTT if not online else Algorithm.D_RTRL if view.dense_trace(p)
-                            else Algorithm.PP_PROP).value for p in view.projections},
+        "projections": {p: "frozen" if view.projections[p].frozen else (
+            Algorithm.BPTT if not online else Algorithm.D_RTRL if view.dense_trace(p) else Algorithm.PP_PROP).value
+            for p in view.projections},
         "traces": [{"name": t.name, "kind": t.kind, "of": t.of, "states": t.num_states,
                     "shape": [t.num_states, *t.shape(B)], "bytes": t.bytes(B), "decay": t.decay,
                     **({"bias_correction": t.correction} if t.kind == "post" else {})}

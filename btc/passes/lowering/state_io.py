@@ -48,7 +48,9 @@ def params_io(lw: Lowering) -> None:
     lw.export("set_params", params, [], fn, [])
     moments = [e for e in lw.layout if e["role"] in ("adam_m", "adam_v", "optimizer")]
     setter(lw, "reset_optimizer", [(e["global"], 0.0) for e in moments])
-    # the optimizer's state (Adam moments, step count), so a checkpoint resumes training exactly
+    # the optimizer's state (Adam moments, step count), so a checkpoint resumes training exactly; not the
+    # steps since an in-module update: gradients are not saved, so a loaded model starts a new interval
+    moments = [e for e in moments if e["global"] != "t_upd"]
     state = [Arg(f"{e['role']}.{e['name']}", tuple(e["shape"]), local=f"o{j}") for j, e in enumerate(moments)]
     fn = Fn()
     lw.export("get_optimizer", [], state, fn, [lw.load(fn, e["global"]) for e in moments])
@@ -56,4 +58,6 @@ def params_io(lw: Lowering) -> None:
     for arg, e in zip(state, moments):
         lw.store(fn, arg.ssa, e["global"])
     lw.export("set_optimizer", state, [], fn, [])
+    if lw.options.update_every:
+        setter(lw, "reset_update_interval", [("t_upd", 0.0)])
     setter(lw, "zero_grads", [(f"g{i}", 0.0) for i in range(n)])
