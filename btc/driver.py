@@ -258,6 +258,9 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
             json.dump(manifest, f, indent=1)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; an artifact is meant to be shared
         old = _publish(tmp, out_dir)
+    except OSError as e:  # a full disk, a quota: nothing half-written stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BtcError(f"could not write the artifact {out_dir!r}: {e.strerror or e} (nothing was written)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -296,3 +296,30 @@ def test_stale_checkpoint_temporaries_are_removed_and_races_lose_cleanly(compile
         _small(tmp_path, "art")
     assert (out / "manifest.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt-running.npz", "art", "c.npz"]
+
+
+def test_a_full_disk_is_one_error_and_leaves_nothing(compiled, tmp_path, monkeypatch):
+    """ENOSPC while writing an artifact or a checkpoint: one BtcError naming the file; no temporary
+    directory or file stays, and a previous checkpoint is unchanged."""
+    import errno
+
+    from btc.driver import CompileOptions, compile_network
+    from btc.errors import BtcError
+    from nets import NETWORKS
+
+    model = compiled("one_layer_delta", "pp-prop", 5)
+    good = tmp_path / "good.npz"
+    model.save_checkpoint(str(good))
+    before = good.read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(BtcError, match=r"could not write checkpoint .*good.npz.*No space left on device"):
+        model.save_checkpoint(str(good))
+    assert good.read_bytes() == before
+    out = tmp_path / "artifact"
+    with pytest.raises(BtcError, match=r"could not write the artifact .*artifact.*No space left on device"):
+        compile_network(NETWORKS["one_layer_delta"](), CompileOptions(batch=2, chunk=3), str(out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz"]

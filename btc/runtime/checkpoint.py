@@ -37,9 +37,11 @@ def save_checkpoint(params: dict[str, np.ndarray], content_hash: str, path: str,
             os.fsync(f.fileno())  # the rename must not publish a file whose data is still in flight
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a quota: the previous checkpoint stays as it was
+            raise BtcError(f"could not write checkpoint {path!r}: {e.strerror or e}; the file is unchanged") from None
         raise
 
 
