@@ -147,8 +147,7 @@ class Model:
         self._guarded(lambda: self._call("apply_update", np.asarray(lr, np.float32)), f"the update with lr={lr}")
 
     def _guarded(self, run, what: str):
-        """Run `run` (which changes the parameters); if any parameter becomes NaN or infinite, put back
-        the ones before it, reset the optimizer state and raise."""
+        """Run `run`; if it makes a parameter non-finite, restore them, reset the optimizer and raise."""
         before = self.params
         out = run()
         bad = [n for n, p in self.params.items() if not np.all(np.isfinite(p))]
@@ -213,8 +212,7 @@ class Model:
 
     @staticmethod
     def _check_spikes(name: str, a: np.ndarray) -> None:
-        """0/1 only, checked a block of steps at a time (a long spike train is not copied whole).
-        NaN and infinity are left to the float32 conversion's check, which names them."""
+        """0/1 only, a block of steps at a time (no whole copy); NaN/inf are left to the float32 check."""
         for start in range(0, a.shape[0], 256):
             block = a[start:start + 256]
             off = (block != 0) & (block != 1) & np.isfinite(block)
