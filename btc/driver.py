@@ -70,7 +70,7 @@ class CompileOptions:
                 base if self.decay_post is None else self.decay_post)
 
     def check(self) -> None:
-        from btc.backends import TARGETS
+        from btc.backends import split_target
         from btc.passes.lowering import OPTIMIZERS
         from btc.passes.plan_events import EVENT_MODES
 
@@ -124,8 +124,7 @@ class CompileOptions:
                            f"or a dict input/group name -> such a fraction; got {self.activity!r}")
         if self.optimizer not in OPTIMIZERS:
             raise BtcError(f"unknown optimizer {self.optimizer!r}; expected one of {list(OPTIMIZERS)}")
-        if self.target not in TARGETS:
-            raise BtcError(f"unknown target {self.target!r}; known targets: {sorted(TARGETS)}")
+        split_target(self.target)
 
     def pipeline(self) -> list:
         from btc.passes import default_pipeline
@@ -169,10 +168,10 @@ def _hal_driver(abi, options: CompileOptions) -> str:
     """The IREE runtime driver the artifact asks for. local-task (all cores) pays ~100 us per
     dispatch and wins only on big matmuls. BPTT stays on local-sync: with local-task its per-step
     calls held 3.4x the memory and crashed at exit."""
-    from btc.backends import get_backend
+    from btc.backends import get_backend, split_target
     from btc.passes.lowering import LARGE_STEP_MACS
 
-    if options.target != "llvm-cpu":
+    if split_target(options.target)[0] != "llvm-cpu":
         return get_backend(options.target).HAL_DRIVER
     pp_prop = Algorithm.parse(abi.algorithm) is Algorithm.PP_PROP
     # a sparse pair is a scalar load, worth ~4 dense multiply-accumulates: at 3.2 million pairs, B=1

@@ -11,9 +11,12 @@ import time
 
 from btc.errors import BtcError
 
-__all__ = ["TARGETS", "get_backend", "compile_module", "save_temps_dir", "SAVE_TEMPS_ENV"]
+__all__ = ["TARGETS", "get_backend", "split_target", "compile_module", "save_temps_dir", "SAVE_TEMPS_ENV"]
 
-TARGETS = {"llvm-cpu": "llvm_cpu", "cuda": "cuda"}
+# a target is NAME or NAME:ARCH, ARCH what the backend's flags() takes: a CPU triple (llvm-cpu), a
+# CUDA sm_XX, a ROCm gfxNNNN, a Vulkan target, a Metal platform
+TARGETS = {"llvm-cpu": "llvm_cpu", "cuda": "cuda", "rocm": "rocm", "vulkan-spirv": "vulkan_spirv",
+           "metal-spirv": "metal_spirv", "vmvx": "vmvx"}
 SAVE_TEMPS_ENV = "BTC_SAVE_TEMPS"
 # what a compile may leave in the temps dir (passes/ and pipeline.txt: btc.driver)
 SAVED_FILES = ("input.mlir", "flags.txt", "model.vmfb", "diagnostics.txt", "pipeline.txt", "passes")
@@ -27,11 +30,24 @@ _compile_ids = itertools.count()
 _DIAGNOSTIC_CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 
 
+def split_target(target) -> tuple[str, str | None]:
+    """NAME[:ARCH] -> (NAME, ARCH or None), NAME checked."""
+    if not isinstance(target, str):
+        raise BtcError(f"target must be a string NAME[:ARCH], got {target!r}; known targets: {sorted(TARGETS)}")
+    name, sep, arch = target.partition(":")
+    if name not in TARGETS:
+        raise BtcError(f"unknown target {name!r}; known targets: {sorted(TARGETS)}")
+    if sep and (not arch or not all(c.isalnum() or c in "_-." for c in arch)):
+        raise BtcError(f"target {target!r}: the architecture after ':' must be a name such as sm_80, gfx942, "
+                       "rdna3, macos or aarch64-linux-gnu")
+    if sep and importlib.import_module(f"btc.backends.{TARGETS[name]}").DEFAULT_ARCH is None and name != "llvm-cpu":
+        raise BtcError(f"target {name!r} takes no architecture, got {target!r}")
+    return name, arch or None
+
+
 def get_backend(target: str):
-    """The backend module for `target`; it exposes `flags(...) -> list[str]` for iree-compile."""
-    if target not in TARGETS:
-        raise BtcError(f"unknown target {target!r}; known targets: {sorted(TARGETS)}")
-    return importlib.import_module(f"btc.backends.{TARGETS[target]}")
+    """The backend module for `target` (NAME[:ARCH]); it exposes `flags(arch) -> list[str]` and HAL_DRIVER."""
+    return importlib.import_module(f"btc.backends.{TARGETS[split_target(target)[0]]}")
 
 
 def compile_module(mlir_text: str, target: str, extra_flags: tuple[str, ...] = (),
@@ -42,8 +58,8 @@ def compile_module(mlir_text: str, target: str, extra_flags: tuple[str, ...] = (
     iree-compile command) and, on success, model.vmfb; `{id}` in DIR expands to a per-compile id.
     `temps`: a directory from `save_temps_dir()` the caller already keeps other files in.
     """
-    backend = get_backend(target)
-    flags = list(backend.flags()) + list(extra_flags)
+    backend, arch = get_backend(target), split_target(target)[1]
+    flags = list(backend.flags(arch) if arch else backend.flags()) + list(extra_flags)
     temps = temps or save_temps_dir()
     if temps:
         # Written before compiling, so even an IREE crash leaves a reproducer behind.

@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 
+import numpy as np
+
 from btc.errors import BtcError
 
-__all__ = ["MANIFEST_FORMAT", "REQUIRED_FILES", "abi_hash", "read_artifact"]
+__all__ = ["MANIFEST_FORMAT", "REQUIRED_FILES", "abi_hash", "read_artifact", "applied_weights"]
 
 # connectivity.npz: each sparse projection's pairs, "<projection>.pre" / ".post" (empty if none)
 REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz", "connectivity.npz")
@@ -52,3 +54,20 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
             raise BtcError(f"artifact {path!r}: {name} does not match the hash in manifest.json "
                            "(the file was modified or truncated); recompile the artifact")
     return manifest, blobs
+
+
+def applied_weights(abi: dict, params: dict, connectivity: dict) -> dict:
+    """projection -> the weights it applies ([pre, post]): sign*|W| under Dale's law, else W; a sparse
+    projection's (`connectivity`: its pairs) as a scipy.sparse CSR array."""
+    size = {**{i["name"]: i["size"] for i in abi["inputs"]}, **{g["name"]: g["size"] for g in abi["groups"]}}
+    out = {}
+    for p in abi["projections"]:
+        W = params[f"{p['name']}.W"]
+        W = p["sign"] * np.abs(W) if p["sign"] else W
+        if p["name"] in connectivity:
+            from scipy.sparse import csr_array
+
+            pre, post = connectivity[p["name"]]
+            W = csr_array((W, (pre, post)), shape=(size[p["pre"]], size[p["post"]]))
+        out[p["name"]] = W
+    return out

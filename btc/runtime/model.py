@@ -12,7 +12,7 @@ import numpy as np
 
 from btc.algorithm import Algorithm
 from btc.errors import BtcError
-from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, read_artifact
+from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, applied_weights, read_artifact
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
@@ -42,11 +42,15 @@ class Model:
         self.update_every = abi["update_every"] or None  # continual: the module updates every k steps itself
         driver = hal_driver or self.manifest["hal_driver"]
         if not isinstance(driver, str) or driver not in rt.query_available_drivers():
-            raise BtcError(f"IREE runtime driver {driver!r} is not available here; available: "
-                           f"{sorted(rt.query_available_drivers())}")
-        self._config = rt.Config(driver)
-        self._ctx = rt.SystemContext(config=self._config)
-        self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
+            raise BtcError(f"artifact {path!r} was compiled for target {self.manifest['target']!r}: IREE runtime driver "
+                           f"{driver!r} is not available here; available: {sorted(rt.query_available_drivers())}")
+        try:  # no such device here, or code for another CPU: IREE says so in its own words
+            self._config = rt.Config(driver)
+            self._ctx = rt.SystemContext(config=self._config)
+            self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
+        except (RuntimeError, ValueError) as e:
+            raise BtcError(f"artifact {path!r} was compiled for target {self.manifest['target']!r} (IREE driver "
+                           f"{driver!r}) and cannot run here: {str(e).splitlines()[0][:300]}") from None
         self._fns = self._ctx.modules.btc_model
         # every global is initialised here: the module's initial values are placeholders
         with np.load(io.BytesIO(blobs["init_params.npz"])) as z:  # the bytes that were hashed
@@ -102,20 +106,7 @@ class Model:
     def weights(self) -> dict:
         """The weights each projection applies, projection -> [pre, post]: sign*|W| under Dale's law
         (the stored parameter is W), else W itself; a sparse projection's as a scipy.sparse CSR array."""
-        params = self.params
-        out = {}
-        for p in self.abi["projections"]:
-            W = params[f"{p['name']}.W"]
-            W = p["sign"] * np.abs(W) if p["sign"] else W
-            if p["name"] in self.connectivity:
-                from scipy.sparse import csr_array
-
-                pre, post = self.connectivity[p["name"]]
-                size = {**{i["name"]: i["size"] for i in self.abi["inputs"]},
-                        **{g["name"]: g["size"] for g in self.abi["groups"]}}
-                W = csr_array((W, (pre, post)), shape=(size[p["pre"]], size[p["post"]]))
-            out[p["name"]] = W
-        return out
+        return applied_weights(self.abi, self.params, self.connectivity)
 
     @property
     def grads(self) -> dict[str, np.ndarray]:

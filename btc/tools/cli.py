@@ -13,6 +13,7 @@ import sys
 import click
 
 from btc.algorithm import Algorithm
+from btc.backends import TARGETS as TARGET_NAMES
 from btc.errors import BtcError
 from btc.tasks.train import TASKS
 
@@ -56,7 +57,11 @@ def main():
 @click.argument("model")
 @click.option("--algorithm", type=click.Choice([a.value for a in Algorithm]), default=Algorithm.PP_PROP.value,
               show_default=True, help="hybrid: per projection, pp-prop or D-RTRL (see --trace-memory-budget)")
-@click.option("--target", default="llvm-cpu", show_default=True, help="backend: llvm-cpu")
+@click.option("--target", type=click.Choice(sorted(TARGET_NAMES)), default="llvm-cpu", show_default=True,
+              help="IREE backend (vulkan-spirv, metal-spirv: SPIR-V GPUs; vmvx: portable interpreter)")
+@click.option("--target-arch", default=None, metavar="ARCH",
+              help="cuda: sm_XX (default sm_80); rocm: gfxNNN (gfx942); vulkan-spirv: rdna3, ampere, valhall4, ...; "
+                   "metal-spirv: macos|ios; llvm-cpu: a triple to cross-compile for (aarch64-linux-gnu, riscv64-linux-gnu)")
 @click.option("--batch", type=int, default=32, show_default=True, help="batch size B compiled in")
 @click.option("--chunk", type=int, default=100, show_default=True,
               help="time steps K run inside the module per call")
@@ -84,7 +89,7 @@ def main():
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
 @click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
               help="write the IR after every pass into this directory")
-def compile_cmd(model, algorithm, target, batch, chunk, decay, rank, decay_pre, decay_post, bias_correction,
+def compile_cmd(model, algorithm, target, target_arch, batch, chunk, decay, rank, decay_pre, decay_post, bias_correction,
                 trace_memory_budget, projection_algorithm, update_every, grad_clip, weight_decay, optimizer,
                 event_driven, activity, output, dump_ir_after_all):
     """Compile MODEL.py[:FUNC] (a function returning a btc Network) into an artifact directory."""
@@ -107,6 +112,7 @@ def compile_cmd(model, algorithm, target, batch, chunk, decay, rank, decay_pre, 
                 activities[key] = float(value)
             except ValueError:
                 raise BtcError(f"--activity {item!r}: expected FRACTION or NAME=FRACTION, e.g. 0.02 or x=0.1") from None
+        target = f"{target}:{target_arch}" if target_arch else target
         options = CompileOptions(algorithm, batch, chunk, decay, optimizer, target, rank=rank, decay_pre=decay_pre,
                                  decay_post=decay_post, bias_correction=bias_correction,
                                  trace_memory_budget=trace_memory_budget,
