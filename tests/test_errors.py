@@ -26,7 +26,7 @@ def test_unknown_options():
         Surrogate("gauss")
     with pytest.raises(BtcError, match=r"unknown algorithm 'rtrl'; expected one of \['pp-prop', 'd-rtrl', 'hybrid', 'bptt'\]"):
         CompileOptions(algorithm="rtrl").check()
-    with pytest.raises(BtcError, match=r"unknown target 'tpu'; known targets: \['cuda', 'llvm-cpu'\]"):
+    with pytest.raises(BtcError, match=r"unknown target 'tpu'; known targets: \['cuda', 'llvm-cpu', 'metal-spirv', 'rocm', 'vmvx', 'vulkan-spirv'\]"):
         CompileOptions(target="tpu").check()
     with pytest.raises(BtcError, match=r"decay must be a number in \[0, 1\), got 1.5"):
         CompileOptions(decay=1.5).check()
