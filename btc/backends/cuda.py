@@ -2,6 +2,8 @@
 driver and one. `sm` is the PTX target: IREE 3.13's table knows sm_80 (Ampere) but not sm_90, and
 the driver JIT-compiles sm_80 PTX for newer chips (Hopper H100/H200 included)."""
 
+from btc.backends.common import COMMON_FLAGS
+
 __all__ = ["flags", "HAL_DRIVER", "DEFAULT_ARCH"]
 
 HAL_DRIVER = "cuda"
@@ -9,9 +11,4 @@ DEFAULT_ARCH = "sm_80"
 
 
 def flags(sm: str = DEFAULT_ARCH) -> list[str]:
-    return ["--iree-hal-target-device=cuda", f"--iree-cuda-target={sm}", "--iree-opt-level=O2",
-            # the same IREE 3.13 workarounds as llvm-cpu (see llvm_cpu.py)
-            "--iree-dispatch-creation-opt-level=O1", "--iree-opt-const-expr-hoisting=false",
-            # reproducible artifacts: IREE 3.13 numbers the source map of fused globals in hash-map order,
-            # so the same input gave different vmfb bytes (tests/test_cli.py replays compare them)
-            "--iree-vm-bytecode-module-strip-source-map=true"]
+    return ["--iree-hal-target-device=cuda", f"--iree-cuda-target={sm}", *COMMON_FLAGS]

@@ -2,6 +2,8 @@
 embedded as source: compiling needs no Apple toolchain). `platform`: macos or ios. Running needs an
 IREE runtime built with its Metal driver (the Linux wheel has none)."""
 
+from btc.backends.common import COMMON_FLAGS
+
 __all__ = ["flags", "HAL_DRIVER", "DEFAULT_ARCH"]
 
 HAL_DRIVER = "metal"
@@ -9,6 +11,4 @@ DEFAULT_ARCH = "macos"
 
 
 def flags(platform: str = DEFAULT_ARCH) -> list[str]:
-    return ["--iree-hal-target-device=metal", f"--iree-metal-target-platform={platform}", "--iree-opt-level=O2",
-            "--iree-dispatch-creation-opt-level=O1", "--iree-opt-const-expr-hoisting=false",  # see llvm_cpu.py
-            "--iree-vm-bytecode-module-strip-source-map=true"]
+    return ["--iree-hal-target-device=metal", f"--iree-metal-target-platform={platform}", *COMMON_FLAGS]

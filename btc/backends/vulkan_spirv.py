@@ -3,6 +3,8 @@ mobile ones included. `target` sets the SPIR-V environment: an LLVM-style chip (
 an architecture (rdna3, ampere, valhall4, adreno) or a product (rtx4090); running needs IREE's
 `vulkan` driver (whose 3.13 runtime wheel describes itself as a rewrite scaffold)."""
 
+from btc.backends.common import COMMON_FLAGS
+
 __all__ = ["flags", "HAL_DRIVER", "DEFAULT_ARCH"]
 
 HAL_DRIVER = "vulkan"
@@ -10,6 +12,4 @@ DEFAULT_ARCH = "rdna3"
 
 
 def flags(target: str = DEFAULT_ARCH) -> list[str]:
-    return ["--iree-hal-target-device=vulkan", f"--iree-vulkan-target={target}", "--iree-opt-level=O2",
-            "--iree-dispatch-creation-opt-level=O1", "--iree-opt-const-expr-hoisting=false",  # see llvm_cpu.py
-            "--iree-vm-bytecode-module-strip-source-map=true"]
+    return ["--iree-hal-target-device=vulkan", f"--iree-vulkan-target={target}", *COMMON_FLAGS]

@@ -78,7 +78,7 @@ def _build(ids, pre, post, strength, sign, region, region_names, min_strength: f
 
 # ---------------------------------------------------------------- reading files
 def _rows(path: str, required: tuple, what: str):
-    """(header index, row iterator with line numbers) of a CSV (or .csv.gz) file."""
+    """(header index, the open file, its non-empty rows with line numbers) of a CSV (or .csv.gz) file."""
     if not os.path.isfile(path):
         raise BtcError(f"{what} {path!r}: no such file")
     raw = gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")
@@ -92,7 +92,18 @@ def _rows(path: str, required: tuple, what: str):
     if missing:
         raw.close()
         raise BtcError(f"{what} {path!r} lacks column(s) {missing}; it has {header}, expected {list(required)}")
-    return {h: i for i, h in enumerate(header)}, raw, enumerate(reader, start=2)
+    col = {h: i for i, h in enumerate(header)}
+    return col, raw, _filled(reader, path, len(col))
+
+
+def _filled(reader, path: str, fields: int):
+    """(line number, row) of every non-empty row, each with all its fields."""
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        if len(row) < fields:
+            raise BtcError(f"{path} line {line}: {len(row)} fields, expected {fields}")
+        yield line, row
 
 
 def _int(value: str, path: str, line: int, column: str, minimum: int = 0) -> int:
@@ -124,10 +135,6 @@ def load_flywire(connections: str, neurons: str | None = None, *, min_syn_count:
     names: dict[str, int] = {}
     with raw:
         for line, row in rows:
-            if not row:
-                continue
-            if len(row) < len(col):
-                raise BtcError(f"{connections} line {line}: {len(row)} fields, expected {len(col)}")
             pre_ids.append(_int(row[col["pre_root_id"]], connections, line, "pre_root_id"))
             post_ids.append(_int(row[col["post_root_id"]], connections, line, "post_root_id"))
             counts.append(_int(row[col["syn_count"]], connections, line, "syn_count"))
@@ -178,11 +185,8 @@ def _neuron_table(path: str, region_column: str | None):
     ids, labels = [], []
     with raw:
         for line, row in rows:
-            if row and len(row) < len(col):
-                raise BtcError(f"{path} line {line}: {len(row)} fields, expected {len(col)}")
-            if row:
-                ids.append(_int(row[col["root_id"]], path, line, "root_id"))
-                labels.append(row[col[region_column]].strip() or "unknown")
+            ids.append(_int(row[col["root_id"]], path, line, "root_id"))
+            labels.append(row[col[region_column]].strip() or "unknown")
     ids = np.array(ids, np.int64)
     if ids.size == 0:
         raise BtcError(f"neuron table {path!r} lists no neurons")
@@ -200,10 +204,6 @@ def load_edge_list(path: str) -> Connectome:
     pre_ids, post_ids, weights = [], [], []
     with raw:
         for line, row in rows:
-            if not row:
-                continue
-            if len(row) < len(col):
-                raise BtcError(f"{path} line {line}: {len(row)} fields, expected {len(col)}")
             pre_ids.append(_int(row[col["pre"]], path, line, "pre"))
             post_ids.append(_int(row[col["post"]], path, line, "post"))
             try:
