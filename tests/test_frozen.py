@@ -81,3 +81,16 @@ def test_trainable_must_be_a_bool():
     net = NETWORKS["three_layers"]()
     with pytest.raises(BtcError, match="trainable must be True or False"):
         net.project("x", "h2", trainable="no", name="extra")
+
+
+def test_frozen_weights_escape_weight_decay(tmp_path):
+    """Decoupled weight decay moves every learned weight, even with a zero gradient; a frozen one never."""
+    net = _frozen(NETWORKS["three_layers"](), FROZEN["three_layers"])
+    compile_network(net, CompileOptions(batch=BATCH, chunk=5, weight_decay=0.5), str(tmp_path / "a"))
+    model = load(str(tmp_path / "a"))
+    before = model.params
+    model.apply_update(0.1)
+    after = model.params
+    for key in before:
+        assert np.array_equal(after[key], before[key]) == (key.split(".")[0] in FROZEN["three_layers"]
+                                                            or not key.endswith(".W")), key
