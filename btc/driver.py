@@ -19,6 +19,7 @@ from btc.algorithm import Algorithm
 from btc.dialect.ops import ANNOTATIONS
 from btc.errors import BtcError
 from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash  # what the runtime reads is what the compiler writes
+from btc.runtime.parameters import archive_entries, write_archive
 
 __all__ = ["CompileOptions", "compile_network", "lower_network", "DEFAULT_ACTIVITY"]
 
@@ -233,7 +234,9 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
     try:
         with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
             f.write(vmfb)
-        np.savez(os.path.join(tmp, "init_params.npz"), **params)
+        # every mutable global's initial value: the module reads them as named parameters at load
+        layout = abi.to_dict()["layout"]
+        write_archive(os.path.join(tmp, "params.irpa"), layout, archive_entries(layout, params))
         np.savez(os.path.join(tmp, "connectivity.npz"),
                  **{f"{p.name}.{side}": getattr(p.connectivity, side) for p in net.projections.values()
                     if p.connectivity is not None for side in ("pre", "post")})

@@ -7,6 +7,7 @@ import pytest
 import btc.runtime.model as runtime_model
 from btc.errors import BtcError
 from btc.runtime import load
+from btc.runtime.parameters import archive_entries, write_archive
 from data import sequence
 from nets import NETWORKS
 
@@ -81,19 +82,20 @@ def test_parameters_come_from_the_bytes_that_were_hashed(compiled, monkeypatch):
 
     def read_then_republish(path):
         manifest, blobs = read(path)
-        with open(f"{path}/init_params.npz", "wb") as f:  # someone replaces the file right after
-            np.savez(f, **{n: np.zeros_like(p) for n, p in want.items()})
+        layout = manifest["abi"]["layout"]  # someone replaces the file right after
+        write_archive(f"{path}/params.irpa", layout,
+                      archive_entries(layout, {n: np.zeros_like(p) for n, p in want.items()}))
         return manifest, blobs
 
     monkeypatch.setattr(runtime_model, "read_artifact", read_then_republish)
-    with open(f"{model.path}/init_params.npz", "rb") as f:
+    with open(f"{model.path}/params.irpa", "rb") as f:
         original = f.read()
     try:
         again = runtime_model.Model(model.path)
         for n, p in again.params.items():
             np.testing.assert_array_equal(p, want[n])
     finally:
-        with open(f"{model.path}/init_params.npz", "wb") as f:
+        with open(f"{model.path}/params.irpa", "wb") as f:
             f.write(original)
 
 

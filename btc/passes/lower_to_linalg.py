@@ -14,22 +14,19 @@ from iree.compiler import ir
 
 from btc.errors import BtcError
 from btc.passes._view import ModelView
-from btc.passes.lowering import OPTIMIZERS, LoweringOptions, lower
+from btc.passes.lowering import OPTIMIZERS, PARAMETER_SCOPE, LoweringOptions, lower
 
 __all__ = ["LowerToLinalgPass"]
 
 
-def _global_op(entry: dict, index: int) -> ir.Operation:
-    """A private mutable util.global. Each starts from a different splat: IREE 3.13 lets globals with
-    equal initial values share one buffer, and an in-place update of one then shows up in the other.
-    The values are never read: the runtime runs set_params, reset_state, zero_grads and
-    reset_optimizer at load."""
-    f32 = ir.F32Type.get()
-    kind = ir.RankedTensorType.get(entry["shape"], f32)
+def _global_op(entry: dict) -> ir.Operation:
+    """A private mutable util.global whose initial value is the parameter named after it, in scope "model":
+    the artifact's params.irpa, or any archive an IREE host provides."""
+    kind = ir.RankedTensorType.get(entry["shape"], ir.F32Type.get())
+    value = ir.Attribute.parse(f'#flow.parameter.named<"{PARAMETER_SCOPE}"::"{entry["global"]}"> : {kind}')
     return ir.Operation.create("util.global", attributes={
         "sym_name": ir.StringAttr.get(entry["global"]), "sym_visibility": ir.StringAttr.get("private"),
-        "is_mutable": ir.UnitAttr.get(), "type": ir.TypeAttr.get(kind),
-        "initial_value": ir.DenseElementsAttr.get_splat(kind, ir.FloatAttr.get(f32, float(index + 1)))})
+        "is_mutable": ir.UnitAttr.get(), "type": ir.TypeAttr.get(kind), "initial_value": value})
 
 
 def _table_op(sym: str, array, splat: bool = False) -> ir.Operation:
@@ -71,7 +68,7 @@ class LowerToLinalgPass:
         for op in list(module.body.operations):
             op.operation.erase()
         with module.context, ir.Location.unknown():
-            globals_ = [_global_op(e, i) for i, e in enumerate(lw.layout)]
+            globals_ = [_global_op(e) for e in lw.layout]
             for g in globals_ + [_table_op(sym, a) for sym, (a, *_) in lw.tables.items()]:
                 module.body.append(g)
             # a function's global loads are verified against these declarations when it is parsed

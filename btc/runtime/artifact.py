@@ -12,9 +12,10 @@ from btc.errors import BtcError
 
 __all__ = ["MANIFEST_FORMAT", "REQUIRED_FILES", "abi_hash", "read_artifact", "applied_weights"]
 
+# params.irpa: every mutable global's initial value (btc.runtime.parameters), read by the module at load;
 # connectivity.npz: each sparse projection's pairs, "<projection>.pre" / ".post" (empty if none)
-REQUIRED_FILES = ("manifest.json", "model.vmfb", "init_params.npz", "connectivity.npz")
-MANIFEST_FORMAT = 3
+REQUIRED_FILES = ("manifest.json", "model.vmfb", "params.irpa", "connectivity.npz")
+MANIFEST_FORMAT = 4
 
 
 def abi_hash(abi: dict) -> str:

@@ -14,6 +14,7 @@ from btc.algorithm import Algorithm
 from btc.errors import BtcError
 from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, applied_weights, read_artifact
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
+from btc.runtime.parameters import archive_entries, parameter_module, write_archive
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
@@ -47,21 +48,19 @@ class Model:
         try:  # no such device here, or code for another CPU: IREE says so in its own words
             self._config = rt.Config(driver)
             self._ctx = rt.SystemContext(config=self._config)
+            # the module's globals start from the archive (the bytes that were hashed)
+            self._archive = blobs["params.irpa"]  # IREE reads it in place: kept alive with the context
+            self._ctx.add_vm_module(parameter_module(self._ctx.instance, self._archive, abi["parameter_scope"]))
             self._ctx.add_vm_module(rt.VmModule.copy_buffer(self._ctx.instance, blobs["model.vmfb"]))
         except (RuntimeError, ValueError) as e:
             raise BtcError(f"artifact {path!r} was compiled for target {self.manifest['target']!r} (IREE driver "
                            f"{driver!r}) and cannot run here: {str(e).splitlines()[0][:300]}") from None
         self._fns = self._ctx.modules.btc_model
-        # every global is initialised here: the module's initial values are placeholders
-        with np.load(io.BytesIO(blobs["init_params.npz"])) as z:  # the bytes that were hashed
-            self.set_params({n: z[n] for n in self.param_names})
         with np.load(io.BytesIO(blobs["connectivity.npz"])) as z:
             # sparse projection -> (pre index, post index) of its weights, in the order of "<name>.W"
             self.connectivity = {p["name"]: (z[f"{p['name']}.pre"], z[f"{p['name']}.post"])
                                  for p in abi["projections"] if p["connectivity"]["layout"] != "dense"}
-        self.reset_state()
-        self.zero_grads()
-        self.reset_optimizer()
+        self._padded = False  # states, traces, gradients and moments start initial, from params.irpa
 
     # ---- calls into the module
     def _call_raw(self, name: str, *args) -> tuple:
@@ -379,9 +378,25 @@ class Model:
             self._call("reset_update_interval")
         state = self.optimizer_state  # restored if saved by this model's optimizer, else started afresh
         if state is not None and same and same_layout(optimizer, state):
-            self._call("set_optimizer", *[np.asarray(optimizer[k], np.float32) for k in state])
+            self.set_optimizer_state(optimizer)
         elif state is not None:
             self.reset_optimizer()
+
+    def set_optimizer_state(self, state: dict[str, np.ndarray]) -> None:
+        self._call("set_optimizer", *[np.asarray(state[k], np.float32) for k in self.optimizer_state])
+
+    def grad_sums(self) -> list[np.ndarray]:
+        """The gradient accumulators as the module holds them (by the applied weights; `grads` applies Dale's law)."""
+        return list(self._call("get_grad_sums"))
+
+    def set_grad_sums(self, sums: list[np.ndarray]) -> None:
+        self._call("set_grad_sums", *[np.asarray(s, np.float32) for s in sums])
+
+    def save_parameters(self, path: str) -> None:
+        """The parameters and optimizer state as an IREE parameter archive (.irpa; states, traces and gradients
+        initial): `iree-run-module --parameters=model=PATH` starts this artifact's module from them."""
+        layout = self.abi["layout"]
+        write_archive(path, layout, archive_entries(layout, self.params, self.optimizer_state))
 
     @property
     def optimizer_state(self) -> dict[str, np.ndarray] | None:

@@ -1,7 +1,7 @@
-"""The `btc` command line: compile, inspect, train, opt, dialect.
+"""The `btc` command line: compile, inspect, train, export, opt, dialect.
 
 `train` and `inspect` use only the runtime (no compiler, no JAX); `compile` loads the model file
-and imports the compiler on demand.
+and imports the compiler on demand; `export` needs the compiler for its session module only.
 """
 from __future__ import annotations
 
@@ -47,10 +47,29 @@ def load_model_function(spec: str):
     return net
 
 
+# what a runtime-only install (requirements-runtime.txt) lacks, and the commands that need it
+COMPILER_MODULES = ("jax", "iree.compiler")
+NEEDS_COMPILER = ("compile", "opt", "dialect", "export")
+
+
 @click.group()
 @click.version_option(package_name="btc")
-def main():
+@click.pass_context
+def main(ctx):
     """btc, the BrainTrace compiler: spiking networks that learn online."""
+    if ctx.invoked_subcommand in NEEDS_COMPILER:
+        missing = [m for m in COMPILER_MODULES if not _installed(m)]
+        if missing:
+            _fail(BtcError(f"`btc {ctx.invoked_subcommand}` needs the compiler, and {missing} is not installed: this "
+                           "is a runtime-only install (it loads, trains and evaluates artifacts). Install btc with "
+                           "its dependencies (pip install btc) to compile."))
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is absent
+        return False
 
 
 @main.command("compile")
@@ -261,6 +280,23 @@ def _train_connectome(model, epochs, lr, steps, seed) -> None:
     click.echo(f"final: algorithm={model.algorithm} task=connectome epochs={epochs} steps={steps} "
                f"initial_mse={result['initial_mse']:.4f} final_mse={result['final_mse']:.4f} "
                f"ratio={result['final_mse'] / max(result['initial_mse'], 1e-30):.3f} train_seconds={result['train_seconds']:.1f}")
+
+
+@main.command("export")
+@click.argument("artifact", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="the bundle directory to write")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="export these trained parameters (and optimizer state) instead of the initial ones")
+def export_cmd(artifact, output, checkpoint):
+    """Write a bundle any IREE host runs: model.vmfb, params.irpa, session.vmfb, abi.json, README.md."""
+    from btc.tools.export import export_bundle
+
+    try:
+        sizes = export_bundle(artifact, output, checkpoint)
+    except BtcError as e:
+        _fail(e)
+    click.echo(f"wrote {output}: " + ", ".join(f"{n} ({b:,} bytes)" for n, b in sizes.items()))
+    click.echo(f"run it: see {os.path.join(output, 'README.md')}")
 
 
 @main.command("opt")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from btc.algorithm import Algorithm
 from btc.errors import BtcError
 from btc.passes._view import ModelView
-from btc.passes.lowering.abi import Abi, abi_of, step_macs
+from btc.passes.lowering.abi import PARAMETER_SCOPE, Abi, abi_of, step_macs
 from btc.passes.lowering.bptt import bptt_backward_step, bptt_begin_backward, bptt_forward_step
 from btc.passes.lowering.context import Lowering, LoweringOptions
 from btc.passes.lowering.inference import infer_chunk, record_step
@@ -32,7 +32,7 @@ from btc.passes.lowering.online import train_chunk
 from btc.passes.lowering.optimizer import OPTIMIZERS, apply_update
 from btc.passes.lowering.state_io import params_io, reset_state
 
-__all__ = ["lower", "Abi", "Lowering", "LoweringOptions", "OPTIMIZERS", "LARGE_STEP_MACS", "FUNCTIONS"]
+__all__ = ["lower", "Abi", "PARAMETER_SCOPE", "Lowering", "LoweringOptions", "OPTIMIZERS", "LARGE_STEP_MACS", "FUNCTIONS"]
 
 # Above this many multiply-accumulates per step the matmuls dominate: train_chunk is not unrolled
 # (unrolling 4 steps ran 1.35x faster at N=128 and 1.55x slower at N=2048) and the runtime uses

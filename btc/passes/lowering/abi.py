@@ -20,9 +20,12 @@ from btc.passes.lowering.bptt import tape_entries
 from btc.passes.lowering.context import Lowering
 from btc.passes.plan_events import projection_costs
 
-__all__ = ["Abi", "abi_of", "trace_plan", "ABI_ATTR"]
+__all__ = ["Abi", "abi_of", "trace_plan", "ABI_ATTR", "PARAMETER_SCOPE"]
 
 ABI_ATTR = "btc.abi"
+# every mutable global starts from #flow.parameter.named<"model"::"<global>">: the scope an archive is
+# provided under (`iree-run-module --parameters=model=params.irpa`)
+PARAMETER_SCOPE = "model"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Abi:
     step_macs: int  # multiply-accumulates of one step's projections
     update_every: int  # 0: the runtime applies the update
     steps_per_iteration: int  # time steps per iteration of train_chunk's loop (a regrouped gradient's block)
+    parameter_scope: str  # the scope of the named parameters the globals start from
 
     @property
     def memory_bytes(self) -> dict[str, int]:
@@ -112,7 +116,8 @@ def abi_of(lw: Lowering) -> Abi:
         layout=lw.layout + lw.table_layout(), trace_plan=trace_plan(v, lw.algorithm.online),
         tape=tape if not lw.algorithm.online else [],
         bptt_tape_bytes_per_step=sum(e["bytes"] for e in tape), step_macs=step_macs(v),
-        update_every=lw.options.update_every, steps_per_iteration=lw.unroll)
+        update_every=lw.options.update_every, steps_per_iteration=lw.unroll,
+        parameter_scope=PARAMETER_SCOPE)
 
 
 def _work(lw: Lowering, p) -> dict:

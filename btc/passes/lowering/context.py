@@ -90,13 +90,15 @@ class Lowering:
         self.tables: dict[str, tuple] = {}
 
     # ---------------------------------------------------------------- globals
-    def declare(self, sym: str, shape: tuple, role: str, label: str) -> None:
+    def declare(self, sym: str, shape: tuple, role: str, label: str, init: float | None = 0.0) -> None:
+        """A mutable global; `init` its value at load (None: a parameter, whose array the archive holds)."""
         if any(e["global"] == sym for e in self.layout):
             raise BtcError(f"two buffers would both be called @{sym} ({label}); rename a group, state or parameter")
         n = 1
         for d in shape:
             n *= d
-        self.layout.append({"global": sym, "role": role, "name": label, "shape": list(shape), "bytes": 4 * n})
+        self.layout.append({"global": sym, "role": role, "name": label, "shape": list(shape), "bytes": 4 * n,
+                            "init": init})
 
     def load_table(self, fn: Fn, projection: str, table: str) -> str:
         """Load one index table of a sparse projection (declared on first use)."""
@@ -109,7 +111,8 @@ class Lowering:
 
     def table_layout(self) -> list[dict]:
         """The index tables as layout records (role "index"), for the manifest's memory accounting."""
-        return [{"global": sym, "role": "index", "name": f"{proj}.{table}", "shape": list(a.shape), "bytes": 4 * a.size}
+        return [{"global": sym, "role": "index", "name": f"{proj}.{table}", "shape": list(a.shape), "bytes": 4 * a.size,
+                 "init": None}
                 for sym, (a, proj, table) in self.tables.items()]
 
     def shape_of(self, sym: str) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ __all__ = ["declare_globals"]
 def declare_globals(lw: Lowering) -> None:
     v, B = lw.v, lw.B
     for i, (name, shape) in enumerate(lw.params):
-        lw.declare(f"p{i}", shape, "param", name)
+        lw.declare(f"p{i}", shape, "param", name, init=None)
         lw.declare(f"g{i}", shape, "grad", name)
         if lw.options.optimizer == "adam":
             lw.declare(f"m{i}", shape, "adam_m", name)
@@ -24,8 +24,8 @@ def declare_globals(lw: Lowering) -> None:
         lw.declare("t_upd", (), "optimizer", "steps since update")
     for g in v.order:
         info = v.groups[g]
-        for s in info.states:
-            lw.declare(f"h_{g}_{s}", (B, info.size), "state", f"{g}.{s}")
+        for s, value in zip(info.states, info.init):
+            lw.declare(f"h_{g}_{s}", (B, info.size), "state", f"{g}.{s}", init=float(value))
     for pre, lags in lw.histories.items():
         for k in range(lags):
             lw.declare(f"hist_{pre}_{k}", (B, v.size(pre)), "state", f"{pre}.past{k + 1}")

@@ -1,6 +1,6 @@
 """The functions that set and read the module's globals from the host: reset_state, zero_grads,
-reset_optimizer, get_params, get_grads, set_params, get_optimizer, set_optimizer (and the constant
-setter BPTT reuses).
+reset_optimizer, get_params, get_grads, set_params, get_grad_sums, set_grad_sums, get_optimizer,
+set_optimizer (and the constant setter BPTT reuses).
 """
 from __future__ import annotations
 
@@ -25,16 +25,14 @@ def setter(lw: Lowering, name: str, entries: list[tuple[str, float]]) -> None:
 
 
 def reset_state(lw: Lowering) -> None:
-    """States to their initial values; traces, histories and the step counter to zero."""
-    init = {}
-    for g in lw.v.order:
-        for s, value in zip(lw.v.groups[g].states, lw.v.groups[g].init):
-            init[f"h_{g}_{s}"] = value
-    setter(lw, "reset_state", [(s, init.get(s, 0.0)) for s in lw.state_syms() + lw.trace_syms()])
+    """States, traces, histories and the step counter to their initial values (the layout's `init`)."""
+    init = {e["global"]: e["init"] for e in lw.layout}
+    setter(lw, "reset_state", [(s, init[s]) for s in lw.state_syms() + lw.trace_syms()])
 
 
 def params_io(lw: Lowering) -> None:
-    """get_params, get_grads (by the stored parameters), set_params, reset_optimizer, zero_grads."""
+    """get_params, get_grads (by the stored parameters), set_params, get/set_grad_sums (the raw accumulators),
+    the optimizer's state, reset_optimizer, zero_grads."""
     params = [Arg(name, tuple(shape), local=f"a{i}") for i, (name, shape) in enumerate(lw.params)]
     n = len(params)
     fn = Fn()
@@ -46,6 +44,14 @@ def params_io(lw: Lowering) -> None:
     for i, arg in enumerate(params):
         lw.store(fn, arg.ssa, f"p{i}")
     lw.export("set_params", params, [], fn, [])
+    # the accumulators themselves (by the applied weights, before any chain rule): data-parallel ranks sum
+    # them, linear as they are, and every rank then takes the same optimizer step
+    fn = Fn()
+    lw.export("get_grad_sums", [], params, fn, [lw.load(fn, f"g{i}") for i in range(n)])
+    fn = Fn()
+    for i, arg in enumerate(params):
+        lw.store(fn, arg.ssa, f"g{i}")
+    lw.export("set_grad_sums", params, [], fn, [])
     moments = [e for e in lw.layout if e["role"] in ("adam_m", "adam_v", "optimizer")]
     setter(lw, "reset_optimizer", [(e["global"], 0.0) for e in moments])
     # the optimizer's state (Adam moments, step count), so a checkpoint resumes training exactly; not the
