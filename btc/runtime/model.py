@@ -14,6 +14,7 @@ from btc.algorithm import Algorithm
 from btc.errors import BtcError
 from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, applied_weights, read_artifact
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
+from btc.runtime.device import device_config
 from btc.runtime.parameters import archive_entries, parameter_module, write_archive
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
@@ -46,7 +47,7 @@ class Model:
             raise BtcError(f"artifact {path!r} was compiled for target {self.manifest['target']!r}: IREE runtime driver "
                            f"{driver!r} is not available here; available: {sorted(rt.query_available_drivers())}")
         try:  # no such device here, or code for another CPU: IREE says so in its own words
-            self._config = rt.Config(driver)
+            self._config = device_config(driver)
             self._ctx = rt.SystemContext(config=self._config)
             # the module's globals start from the archive (the bytes that were hashed)
             self._archive = blobs["params.irpa"]  # IREE reads it in place: kept alive with the context

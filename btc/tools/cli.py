@@ -232,8 +232,14 @@ def _print_trace_plan(abi: dict, steps: int) -> None:
               help="time steps per sample (digits, default 40) or per epoch (connectome, default 1000)")
 @click.option("--seed", type=int, default=0, show_default=True, help="shuffling and spike encoding")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
-def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
+@click.option("--data-parallel", is_flag=True,
+              help="under mpirun -n K: each rank trains on its share of every batch (the artifact's batch per rank), "
+                   "gradients averaged before each update; rank 0 reports and writes the checkpoint")
+def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint, data_parallel):
     """Train an artifact online on a task, then report test accuracy (connectome: the held-out error)."""
+    import contextlib
+    import io
+
     from btc.runtime import load
     from btc.runtime.checkpoint import check_checkpoint_path
 
@@ -241,12 +247,24 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint):
         if checkpoint:
             check_checkpoint_path(checkpoint)  # before training: a bad path must not cost a run
         model = load(artifact)
-        if task == "connectome":
-            _train_connectome(model, epochs, lr, steps or 1000, seed)
-        else:
-            _train_task(model, task, epochs, lr, steps or 40, seed)
-        if checkpoint:
-            model.save_checkpoint(checkpoint)
+        quiet = contextlib.ExitStack()
+        if data_parallel:
+            from btc.runtime.parallel import DataParallel
+
+            if task == "connectome":
+                raise BtcError("--data-parallel trains the batched tasks (digits, cue, dms); the connectome task "
+                               "streams one sample")
+            model = DataParallel(model)
+            if model.rank:  # one report, from rank 0
+                quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+                quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        with quiet:
+            if task == "connectome":
+                _train_connectome(model, epochs, lr, steps or 1000, seed)
+            else:
+                _train_task(model, task, epochs, lr, steps or 40, seed)
+            if checkpoint:
+                model.save_checkpoint(checkpoint)
     except BtcError as e:
         _fail(e)
 
