@@ -232,10 +232,16 @@ def _print_trace_plan(abi: dict, steps: int) -> None:
               help="time steps per sample (digits, default 40) or per epoch (connectome, default 1000)")
 @click.option("--seed", type=int, default=0, show_default=True, help="shuffling and spike encoding")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
+@click.option("--data", "data", type=click.Path(exists=True), default=None,
+              help="train on a data set instead of --task: SHD/SSC .h5, an N-MNIST directory or .npz (btc.tasks.datasets)")
+@click.option("--test-data", type=click.Path(exists=True), default=None,
+              help="its test set (default: 20 % of --data held out)")
+@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="seconds per time step when binning --data events")
 @click.option("--data-parallel", is_flag=True,
               help="under mpirun -n K: each rank trains on its share of every batch (the artifact's batch per rank), "
                    "gradients averaged before each update; rank 0 reports and writes the checkpoint")
-def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint, data_parallel):
+def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint, data, test_data, dt, data_parallel):
     """Train an artifact online on a task, then report test accuracy (connectome: the held-out error)."""
     import contextlib
     import io
@@ -259,7 +265,14 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint, data_parallel
                 quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
                 quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
         with quiet:
-            if task == "connectome":
+            if data:
+                from btc.tasks.datasets import FileTask
+
+                size = next(iter(model.inputs.values()))["size"] if len(model.inputs) == 1 else None
+                source = FileTask(data, test_data, dt=dt, steps=steps, seed=seed, input_size=size,
+                                  num_classes=model.num_classes)
+                _train_task(model, source, epochs, lr, steps, seed, name=os.path.basename(os.path.normpath(data)))
+            elif task == "connectome":
                 _train_connectome(model, epochs, lr, steps or 1000, seed)
             else:
                 _train_task(model, task, epochs, lr, steps or 40, seed)
@@ -269,17 +282,21 @@ def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint, data_parallel
         _fail(e)
 
 
-def _train_task(model, task, epochs, lr, steps, seed) -> None:
+def _train_task(model, task, epochs, lr, steps, seed, name: str = "") -> None:
+    """`task`: a task's name, or a task object (a data set) called `name`."""
     from btc.tasks import get_task
     from btc.tasks import train as run_training
 
-    data = get_task(task, steps=steps) if task == "digits" else get_task(task)
+    if isinstance(task, str):
+        data, name = get_task(task, steps=steps) if task == "digits" else get_task(task), task
+    else:
+        data = task
     per_epoch = len(data.train_y) // model.batch
     with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})", file=sys.stderr) as bar:
         result = run_training(model, data, epochs, lr, seed, progress=lambda epoch, info: bar.update(1))
     for h in result["epochs"]:
         click.echo(f"epoch {h['epoch']}: train_loss={h['train_loss']:.4f} train_acc={h['train_acc']:.4f}")
-    click.echo(f"final: algorithm={model.algorithm} task={task} epochs={epochs} "
+    click.echo(f"final: algorithm={model.algorithm} task={name} epochs={epochs} "
                f"train_acc={result['epochs'][-1]['train_acc']:.4f} test_acc={result['test_acc']:.4f} "
                f"train_seconds={result['train_seconds']:.1f}")
 
