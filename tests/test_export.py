@@ -98,6 +98,14 @@ def test_a_bundle_trains_online_under_iree_run_module(compiled, tmp_path, name, 
     for (key, value), result in zip(trained.items(), got[1:]):
         np.testing.assert_allclose(result, value, rtol=1e-5, atol=1e-6, err_msg=key)
         assert np.any(value != before[key]) or key.endswith(".b"), key
+    # arguments of different numbers of sequences are refused by the session module, not read out of bounds
+    np.save(os.path.join(bundle, "short.npy"), stacked[-1][:-1])
+    flags = [f"--input=@in{i}.npy" for i in range(len(stacked) - 1)] + ["--input=@short.npy", "--input=f32=0.01"]
+    short = subprocess.run([os.path.join(TOOLS, "iree-run-module"), "--device=local-sync", "--module=model.vmfb",
+                            "--module=session.vmfb", "--parameters=model=params.irpa", "--function=train_sequences",
+                            *flags], cwd=bundle, capture_output=True, text=True)
+    said = short.stdout + short.stderr  # the session's assert, or IREE's buffer check where it runs first
+    assert short.returncode != 0 and ("same number of sequences (S) and chunks (C)" in said or "OUT_OF_RANGE" in said)
     # IREE's HAL replay of that whole session runs without the modules' host code
     replayed = subprocess.run([os.path.join(TOOLS, "iree-run-replay"), "--device=local-sync", "session.ireereplay"],
                               cwd=bundle, capture_output=True, text=True)

@@ -66,6 +66,16 @@ def test_a_runtime_only_host_trains_like_the_full_install(compiled, runtime_venv
     btc = str(runtime_venv / "bin" / "btc")
     inspect = subprocess.run([btc, "inspect", model.path], capture_output=True, text=True)
     assert inspect.returncode == 0 and "algorithm pp-prop" in inspect.stdout, inspect.stdout + inspect.stderr
+    from btc.driver import CompileOptions, compile_network
+    from btc.frontend.zoo import recurrent_lif
+
+    compile_network(recurrent_lif(inputs=100, hidden=16, classes=2), CompileOptions(batch=8, chunk=10),
+                    str(tmp_path / "cue"))
+    trained = subprocess.run([btc, "train", str(tmp_path / "cue"), "--task", "cue", "--epochs", "1", "--checkpoint",
+                              str(tmp_path / "cue.npz")], capture_output=True, text=True)
+    assert trained.returncode == 0 and "final:" in trained.stdout, trained.stdout + trained.stderr
+    digits = subprocess.run([btc, "train", str(tmp_path / "cue"), "--task", "digits"], capture_output=True, text=True)
+    assert digits.returncode != 0 and "pip install scikit-learn" in digits.stderr and "Traceback" not in digits.stderr
     refused = subprocess.run([btc, "compile", os.path.join(ROOT, "examples", "lif_digits.py"), "-o",
                               str(tmp_path / "never")], capture_output=True, text=True)
     assert refused.returncode != 0 and "runtime-only install" in refused.stderr

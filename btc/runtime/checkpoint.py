@@ -73,7 +73,7 @@ def check_checkpoint_path(path: str) -> str:
         raise BtcError(f"checkpoint path {path!r} is a directory; name a .npz file")
     if not os.path.isdir(directory):
         raise BtcError(f"checkpoint directory {directory!r} does not exist")
-    if _inside_artifact(directory):
+    if inside_artifact(directory):
         raise BtcError(f"refusing to write the checkpoint {path!r} inside the artifact directory {directory!r}")
     if os.path.lexists(target) and not _is_checkpoint(target):
         raise BtcError(f"refusing to overwrite {path!r}: it exists and is not a btc checkpoint")
@@ -116,7 +116,7 @@ def _is_checkpoint(path: str) -> bool:
         return False
 
 
-def _inside_artifact(directory: str) -> bool:
+def inside_artifact(directory: str) -> bool:
     """A btc artifact directory (or one below it): writing there would break its hashes."""
     d = os.path.realpath(directory)
     while True:

@@ -15,7 +15,7 @@ from btc.errors import BtcError
 from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, applied_weights, read_artifact
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
 from btc.runtime.device import device_config
-from btc.runtime.parameters import archive_entries, parameter_module, write_archive
+from btc.runtime.parameters import archive_entries, check_archive_path, parameter_module, write_archive
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
@@ -62,6 +62,13 @@ class Model:
             self.connectivity = {p["name"]: (z[f"{p['name']}.pre"], z[f"{p['name']}.post"])
                                  for p in abi["projections"] if p["connectivity"]["layout"] != "dense"}
         self._padded = False  # states, traces, gradients and moments start initial, from params.irpa
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{g['name']}: {g['model']}[{g['size']}]" for g in self.abi["groups"])
+        inputs = ", ".join(f"{n}[{i['size']}]" for n, i in self.inputs.items())
+        n = sum(int(np.prod(p["shape"])) for p in self.abi["params"])
+        return (f"<btc Model {self.path!r}: {self.algorithm.value}, {self.manifest['target']}, batch {self.batch}, "
+                f"chunk {self.chunk}; inputs {inputs}; groups {groups}; {n:,} parameters; {self.abi['loss']} loss>")
 
     # ---- calls into the module
     def _call_raw(self, name: str, *args) -> tuple:
@@ -397,6 +404,7 @@ class Model:
         """The parameters and optimizer state as an IREE parameter archive (.irpa; states, traces and gradients
         initial): `iree-run-module --parameters=model=PATH` starts this artifact's module from them."""
         layout = self.abi["layout"]
+        check_archive_path(path)
         write_archive(path, layout, archive_entries(layout, self.params, self.optimizer_state))
 
     @property

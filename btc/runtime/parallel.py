@@ -14,7 +14,7 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "NotShared"]
 
 
 def _mpi():
@@ -24,6 +24,10 @@ def _mpi():
         raise BtcError("data-parallel training needs mpi4py and an MPI library: pip install 'btc[mpi]' "
                        "(mpi4py and MPICH), then launch with mpirun -n K") from None
     return MPI
+
+
+class NotShared(BtcError, AttributeError):
+    """An attribute DataParallel does not pass through (an AttributeError, so hasattr and getattr work)."""
 
 
 class DataParallel:
@@ -37,6 +41,10 @@ class DataParallel:
             raise BtcError(f"this artifact updates its parameters inside the module every {model.update_every} "
                            "steps (update_every), between which ranks cannot exchange gradients; recompile it "
                            "without --update-every for data-parallel training")
+        loaded = self.comm.allgather((model.manifest["content_hash"], model.batch))
+        if len(set(loaded)) > 1:
+            raise BtcError(f"data-parallel ranks must load the same artifact; they loaded {loaded} "
+                           "(content hash, batch) in rank order")
         self.batch = model.batch * self.size
         # every rank starts from rank 0's parameters and optimizer state (a checkpoint loaded there, say)
         model.set_params(self.comm.bcast(model.params if self.rank == 0 else None, root=0))
@@ -44,9 +52,10 @@ class DataParallel:
         if state is not None:
             model.set_optimizer_state(state)
         model.zero_grads()
-        # what one update exchanges: every gradient accumulator, the loss and the rank's readout sums
-        self.bytes_per_update = 4 * (sum(int(np.prod(p["shape"])) for p in model.abi["params"])
-                                     + 1 + self.batch * model.num_classes)
+        # what each rank contributes to one update's exchange: every gradient accumulator and the loss
+        # (summed in float64), and its readout sums (float32, gathered)
+        self.bytes_per_update = (8 * (sum(int(np.prod(p["shape"])) for p in model.abi["params"]) + 1)
+                                 + 4 * model.batch * model.num_classes)
 
     # what reads like the wrapped Model's; anything else (train_stream, set_params...) would let ranks drift apart
     SHARED = ("inputs", "chunk", "num_classes", "abi", "algorithm", "params", "grads", "manifest", "path",
@@ -55,7 +64,7 @@ class DataParallel:
     def __getattr__(self, name):
         if name in DataParallel.SHARED:
             return getattr(self.model, name)
-        raise BtcError(f"DataParallel has no {name!r}: data-parallel training runs train_sequence, infer_sequence "
+        raise NotShared(f"DataParallel has no {name!r}: data-parallel training runs train_sequence, infer_sequence "
                        "and save_checkpoint (run anything else on the Model itself, outside the data-parallel loop)")
 
     def _share(self, a, name: str, per_sample: int = 0):
@@ -71,24 +80,31 @@ class DataParallel:
         mine = slice(self.rank * self.model.batch, (self.rank + 1) * self.model.batch)
         return a[mine] if axis == 0 else a[:, mine]
 
-    def _together(self, run):
-        """Run `run` on every rank; if it fails on any, every rank raises (none is left waiting)."""
+    def _together(self, run, undo=None):
+        """Run `run` on every rank; if it fails on any (any exception), every rank runs `undo` and raises
+        one BtcError, so none is left waiting in a collective."""
         try:
             result, error = run(), ""
-        except BtcError as e:
-            result, error = None, str(e)
+        except Exception as e:  # noqa: BLE001 - whatever it was, the other ranks must hear of it
+            result, error = None, str(e) if isinstance(e, BtcError) else f"{type(e).__name__}: {e}"
         errors = [e for e in self.comm.allgather(error) if e]
         if errors:
+            if undo:
+                undo()
             raise BtcError(errors[0] if error else f"another rank failed: {errors[0]}")
         return result
 
     def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
-        """Train on this rank's share; gradients and losses are averaged over the ranks before the update."""
+        """Train on this rank's share; gradients and losses are averaged over the ranks before the update.
+        If any rank fails, every rank's gradients of this sequence are zeroed, as one process would."""
         MPI = _mpi()
+        if lr is not None:
+            self.model._check_lr(lr)  # before any work: the same on every rank
         per_sample = 1 if self.model.abi["loss"] == "cross_entropy" else 2  # [batch] labels, [batch, C] values
         out = self._together(lambda: self.model.train_sequence(
-            self._share(x, "input"), self._share(target, "target", per_sample), mask, lr=None, reset=reset))
-        sums = self.model.grad_sums()
+            self._share(x, "input"), self._share(target, "target", per_sample), mask, lr=None, reset=reset),
+            undo=self.model.zero_grads)
+        sums = self._together(self.model.grad_sums, undo=self.model.zero_grads)
         flat = np.concatenate([s.ravel() for s in sums] + [np.array([out["loss"]], np.float32)]).astype(np.float64)
         self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         flat /= self.size

@@ -16,7 +16,7 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["archive_entries", "write_archive", "read_archive", "parameter_module"]
+__all__ = ["archive_entries", "write_archive", "check_archive_path", "read_archive", "parameter_module"]
 
 
 def archive_entries(layout: list[dict], params: dict[str, np.ndarray],
@@ -58,19 +58,42 @@ def write_archive(path: str, layout: list[dict], entries: dict[str, np.ndarray |
             index.add_splat(key, np.float32(value).tobytes(), 4 * n)
         else:
             rt.parameter_index_add_numpy_ndarray(index, key, np.ascontiguousarray(value, dtype=np.float32))
+    bad = [k for k, v in entries.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise BtcError(f"refusing to write a parameter archive with NaN or infinite values in {bad} to {path!r}")
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".irpa-", suffix=".irpa", dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".irpa-", suffix=".irpa", dir=directory)
+        os.close(fd)
         index.create_archive_file(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException as e:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(e, (OSError, RuntimeError, ValueError)):  # IREE reports a full disk as RuntimeError
             raise BtcError(f"could not write the parameter archive {path!r}: {e}") from None
         raise
+
+
+def check_archive_path(path: str) -> None:
+    """Where a user's archive may go: an existing directory, not inside an artifact, not over a file
+    that is not a parameter archive."""
+    from btc.runtime.checkpoint import inside_artifact
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise BtcError(f"parameter archive path must be a file name, got {path!r}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise BtcError(f"parameter archive directory {directory!r} does not exist")
+    if inside_artifact(directory):
+        raise BtcError(f"refusing to write the parameter archive {path!r} inside the artifact directory {directory!r}")
+    if os.path.lexists(path):
+        try:
+            _load_index(path)
+        except BtcError:
+            raise BtcError(f"refusing to overwrite {path!r}: it exists and is not a parameter archive") from None
 
 
 def read_archive(source: str | bytes, layout: list[dict]) -> dict[str, np.ndarray]:
@@ -108,6 +131,8 @@ def _load_index(source: str | bytes):
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
             index.load_from_file_handle(rt.FileHandle.wrap_memory(source, readable=True, writable=False), "irpa")
+        elif not os.path.isfile(source):
+            raise BtcError(f"parameter archive {source!r} does not exist")
         else:
             index.load(os.fspath(source), mmap=False)
     except (RuntimeError, ValueError) as e:

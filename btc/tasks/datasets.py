@@ -171,10 +171,12 @@ def _read_npz(path: str) -> SpikeData:
 
 class FileTask:
     """Classification of a data set: the readout summed over every step (each weighted 1/steps) gives
-    the class. Without a test set, `validation` of the training samples (a fixed draw) are held out."""
+    the class. Splits: "train"; "validation", a fraction of the training samples held out (a fixed
+    draw) when `validation` > 0; "test", the test set, or without one the held-out samples (20 % of
+    them unless `validation` says otherwise)."""
 
     def __init__(self, train: str, test: str | None = None, dt: float = 1e-3, steps: int | None = None,
-                 validation: float = 0.2, seed: int = 0, input_size: int | None = None,
+                 validation: float = 0.0, seed: int = 0, input_size: int | None = None,
                  num_classes: int | None = None):
         """`input_size`, `num_classes`: the model's, when larger than the data's (SHD has 700 channels, and
         a small file may not use the last ones)."""
@@ -191,23 +193,29 @@ class FileTask:
                            f"{input_size} inputs and {num_classes} classes")
         self.input_size, self.num_classes = input_size or channels, num_classes or classes
         self.steps = int(steps) if steps else self.train_data.duration(self.dt)
+        if not 0.0 <= validation < 1.0:
+            raise BtcError(f"validation must be a fraction in [0, 1), got {validation!r}")
         order = np.random.default_rng(seed).permutation(len(self.train_data))
-        if self.test_data is None:
-            if not 0.0 < validation < 1.0:
-                raise BtcError(f"without a test set, validation must be a fraction in (0, 1), got {validation!r}")
-            held = max(1, int(round(validation * len(order))))
-            self.test_index, self.train_index = np.sort(order[:held]), order[held:]
-        else:
-            self.train_index, self.test_index = order, np.arange(len(self.test_data))
-        self.train_y = self.train_data.labels[self.train_index]
+        fraction = validation or (0.0 if self.test_data else 0.2)
+        held = int(round(fraction * len(order)))
+        if fraction and not 0 < held < len(order):
+            raise BtcError(f"holding out {fraction:.0%} of {len(order)} training samples leaves no split non-empty")
+        train_index = order[held:]
+        self.splits = {"train": (self.train_data, train_index)}
+        if held:
+            self.splits["validation"] = (self.train_data, np.sort(order[:held]))
+        self.splits["test"] = ((self.test_data, np.arange(len(self.test_data))) if self.test_data
+                               else self.splits["validation"])
+        self.train_y = self.train_data.labels[train_index]
 
     def mask(self) -> np.ndarray:
         return np.full(self.steps, 1.0 / self.steps, np.float32)
 
     def batches(self, split: str, batch: int, rng: np.random.Generator, shuffle: bool):
         """Yield (x [T, B, I], labels [B], valid rows); a short last batch is zero-padded."""
-        data = self.train_data if split == "train" or self.test_data is None else self.test_data
-        index = self.train_index if split == "train" else self.test_index
+        if split not in self.splits:
+            raise BtcError(f"no {split!r} split; this data set has {sorted(self.splits)}")
+        data, index = self.splits[split]
         order = rng.permutation(index) if shuffle else index
         for start in range(0, len(order), batch):
             idx = order[start:start + batch]

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from btc.errors import BtcError
+
 __all__ = ["DigitsTask"]
 
 
@@ -21,7 +23,11 @@ class DigitsTask:
     num_classes = 10
 
     def __post_init__(self):
-        from sklearn.datasets import load_digits
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:  # a runtime-only install (requirements-runtime.txt) has no scikit-learn
+            raise BtcError("the digits task reads scikit-learn's bundled digits: pip install scikit-learn "
+                           "(the cue and dms tasks and --data need only numpy)") from None
 
         data = load_digits()
         order = np.random.default_rng(0).permutation(len(data.target))

@@ -1,7 +1,8 @@
-"""The `btc` command line: compile, inspect, train, export, opt, dialect.
+"""The `btc` command line: compile, inspect, export, opt, dialect here; train, eval, plot, raster in
+btc/tools/training.py.
 
-`train` and `inspect` use only the runtime (no compiler, no JAX); `compile` loads the model file
-and imports the compiler on demand; `export` needs the compiler for its session module only.
+`train`, `eval` and `inspect` use only the runtime (no compiler, no JAX); `compile` loads the model
+file and imports the compiler on demand; `export` needs the compiler for its session module only.
 """
 from __future__ import annotations
 
@@ -15,13 +16,9 @@ import click
 from btc.algorithm import Algorithm
 from btc.backends import TARGETS as TARGET_NAMES
 from btc.errors import BtcError
-from btc.tasks.train import TASKS
+from btc.tools.training import eval_cmd, fail, plot_cmd, raster_cmd, train_cmd
 
 __all__ = ["main"]
-
-
-def _fail(e: Exception):
-    raise click.ClickException(str(e))
 
 
 def load_model_function(spec: str):
@@ -60,7 +57,7 @@ def main(ctx):
     if ctx.invoked_subcommand in NEEDS_COMPILER:
         missing = [m for m in COMPILER_MODULES if not _installed(m)]
         if missing:
-            _fail(BtcError(f"`btc {ctx.invoked_subcommand}` needs the compiler, and {missing} is not installed: this "
+            fail(BtcError(f"`btc {ctx.invoked_subcommand}` needs the compiler, and {missing} is not installed: this "
                            "is a runtime-only install (it loads, trains and evaluates artifacts). Install btc with "
                            "its dependencies (pip install btc) to compile."))
 
@@ -142,7 +139,7 @@ def compile_cmd(model, algorithm, target, target_arch, batch, chunk, decay, rank
         net = load_model_function(model)
         manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
     except BtcError as e:
-        _fail(e)
+        fail(e)
     mem = manifest["abi"]["memory_bytes"]
     click.echo(f"wrote {output}: {algorithm}, B={batch}, K={chunk}, "
                f"{sum(mem.values()) / 1024:.1f} KiB of module state ({', '.join(f'{k} {v}' for k, v in mem.items())})")
@@ -160,7 +157,7 @@ def inspect_cmd(artifact, as_json, steps):
     try:
         m, _ = read_artifact(artifact)  # the manifest, hash-checked; no module is loaded
     except BtcError as e:
-        _fail(e)
+        fail(e)
     if as_json:
         click.echo(json.dumps(m, indent=1))
         return
@@ -220,103 +217,6 @@ def _print_trace_plan(abi: dict, steps: int) -> None:
                f"({per_step * steps / 2**20:,.1f} MiB)" + (", held by the runtime" if bptt else ""))
 
 
-@main.command("train")
-@click.argument("artifact", type=click.Path())
-@click.option("--task", type=click.Choice(sorted(TASKS) + ["connectome"]),
-              default="digits", show_default=True,
-              help="digits: --steps per sample; cue, dms: length set by the task's timing; connectome: fit a hidden "
-                   "teacher's region signals (an artifact of examples/fly_connectome.py), --steps per epoch")
-@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--steps", type=click.IntRange(1), default=None,
-              help="time steps per sample (digits, default 40) or per epoch (connectome, default 1000)")
-@click.option("--seed", type=int, default=0, show_default=True, help="shuffling and spike encoding")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="save the trained parameters here")
-@click.option("--data", "data", type=click.Path(exists=True), default=None,
-              help="train on a data set instead of --task: SHD/SSC .h5, an N-MNIST directory or .npz (btc.tasks.datasets)")
-@click.option("--test-data", type=click.Path(exists=True), default=None,
-              help="its test set (default: 20 % of --data held out)")
-@click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
-              help="seconds per time step when binning --data events")
-@click.option("--data-parallel", is_flag=True,
-              help="under mpirun -n K: each rank trains on its share of every batch (the artifact's batch per rank), "
-                   "gradients averaged before each update; rank 0 reports and writes the checkpoint")
-def train_cmd(artifact, task, epochs, lr, steps, seed, checkpoint, data, test_data, dt, data_parallel):
-    """Train an artifact online on a task, then report test accuracy (connectome: the held-out error)."""
-    import contextlib
-    import io
-
-    from btc.runtime import load
-    from btc.runtime.checkpoint import check_checkpoint_path
-
-    try:
-        if checkpoint:
-            check_checkpoint_path(checkpoint)  # before training: a bad path must not cost a run
-        model = load(artifact)
-        quiet = contextlib.ExitStack()
-        if data_parallel:
-            from btc.runtime.parallel import DataParallel
-
-            if task == "connectome":
-                raise BtcError("--data-parallel trains the batched tasks (digits, cue, dms); the connectome task "
-                               "streams one sample")
-            model = DataParallel(model)
-            if model.rank:  # one report, from rank 0
-                quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
-                quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
-        with quiet:
-            if data:
-                from btc.tasks.datasets import FileTask
-
-                size = next(iter(model.inputs.values()))["size"] if len(model.inputs) == 1 else None
-                source = FileTask(data, test_data, dt=dt, steps=steps, seed=seed, input_size=size,
-                                  num_classes=model.num_classes)
-                _train_task(model, source, epochs, lr, steps, seed, name=os.path.basename(os.path.normpath(data)))
-            elif task == "connectome":
-                _train_connectome(model, epochs, lr, steps or 1000, seed)
-            else:
-                _train_task(model, task, epochs, lr, steps or 40, seed)
-            if checkpoint:
-                model.save_checkpoint(checkpoint)
-    except BtcError as e:
-        _fail(e)
-
-
-def _train_task(model, task, epochs, lr, steps, seed, name: str = "") -> None:
-    """`task`: a task's name, or a task object (a data set) called `name`."""
-    from btc.tasks import get_task
-    from btc.tasks import train as run_training
-
-    if isinstance(task, str):
-        data, name = get_task(task, steps=steps) if task == "digits" else get_task(task), task
-    else:
-        data = task
-    per_epoch = len(data.train_y) // model.batch
-    with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})", file=sys.stderr) as bar:
-        result = run_training(model, data, epochs, lr, seed, progress=lambda epoch, info: bar.update(1))
-    for h in result["epochs"]:
-        click.echo(f"epoch {h['epoch']}: train_loss={h['train_loss']:.4f} train_acc={h['train_acc']:.4f}")
-    click.echo(f"final: algorithm={model.algorithm} task={name} epochs={epochs} "
-               f"train_acc={result['epochs'][-1]['train_acc']:.4f} test_acc={result['test_acc']:.4f} "
-               f"train_seconds={result['train_seconds']:.1f}")
-
-
-def _train_connectome(model, epochs, lr, steps, seed) -> None:
-    from btc.tasks.connectome import train_connectome
-
-    window = model.chunk * max(1, round(100 / model.chunk))
-    with click.progressbar(length=epochs * -(-steps // window), label=f"training ({model.algorithm})",
-                           file=sys.stderr) as bar:
-        result = train_connectome(model, epochs, lr, steps=steps, window=window, seed=seed,
-                                  progress=lambda epoch, info: bar.update(1))
-    for h in result["epochs"]:
-        train = f" train_loss={h['train_loss']:.4f}" if "train_loss" in h else ""
-        click.echo(f"epoch {h['epoch']}:{train} heldout_mse={h['heldout_mse']:.4f}")
-    click.echo(f"final: algorithm={model.algorithm} task=connectome epochs={epochs} steps={steps} "
-               f"initial_mse={result['initial_mse']:.4f} final_mse={result['final_mse']:.4f} "
-               f"ratio={result['final_mse'] / max(result['initial_mse'], 1e-30):.3f} train_seconds={result['train_seconds']:.1f}")
-
-
 @main.command("export")
 @click.argument("artifact", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="the bundle directory to write")
@@ -329,7 +229,7 @@ def export_cmd(artifact, output, checkpoint):
     try:
         sizes = export_bundle(artifact, output, checkpoint)
     except BtcError as e:
-        _fail(e)
+        fail(e)
     click.echo(f"wrote {output}: " + ", ".join(f"{n} ({b:,} bytes)" for n, b in sizes.items()))
     click.echo(f"run it: see {os.path.join(output, 'README.md')}")
 
@@ -365,7 +265,7 @@ def opt_cmd(input_file, pipeline, pipeline_from, emit, target, output, dump_ir_a
         module = run_opt(read_module(input_file), passes, dump_ir_after_all)
         data = emit_vmfb(module, target) if emit == "vmfb" else str(module).encode()
     except BtcError as e:
-        _fail(e)
+        fail(e)
     if output == "-":
         click.echo(data.decode(), nl=False)
         return
@@ -373,7 +273,7 @@ def opt_cmd(input_file, pipeline, pipeline_from, emit, target, output, dump_ir_a
         with open(output, "wb") as f:
             f.write(data)
     except OSError as e:
-        _fail(BtcError(f"cannot write {output}: {e.strerror}"))
+        fail(BtcError(f"cannot write {output}: {e.strerror}"))
 
 
 @main.command("dialect")
@@ -398,8 +298,12 @@ def dialect_cmd(irdl_out, verify_file):
             verify_with_iree_opt(open(verify_file).read())
             click.echo(f"{verify_file}: valid btc")
     except BtcError as e:
-        _fail(e)
+        fail(e)
 
 
 if __name__ == "__main__":
     main()
+
+
+for _command in (train_cmd, eval_cmd, plot_cmd, raster_cmd):
+    main.add_command(_command)

@@ -29,6 +29,7 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
     atomically; returns {file: bytes}."""
     from btc.backends import compile_module
     from btc.runtime import load
+    from btc.runtime.artifact import read_artifact
     from btc.tools.session import session_module
 
     out_dir = os.path.abspath(os.fspath(out_dir))
@@ -38,15 +39,19 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
     if checkpoint:
         model.load_checkpoint(checkpoint)
     manifest, abi = model.manifest, model.abi
+    vmfb = read_artifact(artifact)[1]["model.vmfb"]  # the bytes that were hashed
     session = compile_module(session_module(abi), manifest["target"])
     parent = os.path.dirname(out_dir)
+    if not os.path.isdir(parent):
+        raise BtcError(f"cannot write the bundle to {out_dir}: {parent} is not a directory")
     try:
-        os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".btc-bundle-", dir=parent)
     except OSError as e:
         raise BtcError(f"cannot write the bundle to {out_dir}: {e.strerror or e}") from None
+    old = None
     try:
-        shutil.copyfile(os.path.join(model.path, "model.vmfb"), os.path.join(tmp, "model.vmfb"))
+        with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
+            f.write(vmfb)
         model.save_parameters(os.path.join(tmp, "params.irpa"))
         with open(os.path.join(tmp, "session.vmfb"), "wb") as f:
             f.write(session)
@@ -55,15 +60,20 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
         with open(os.path.join(tmp, "README.md"), "w") as f:
             f.write(bundle_document(manifest, checkpoint))
         os.chmod(tmp, 0o755)
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
+        if os.path.isdir(out_dir):  # the previous bundle moves aside until the new one is in place
+            old = out_dir + ".old-" + os.path.basename(tmp)
+            os.rename(out_dir, old)
         os.rename(tmp, out_dir)
     except OSError as e:
+        if old:
+            os.rename(old, out_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         raise BtcError(f"could not write the bundle {out_dir!r}: {e.strerror or e} (nothing was written)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
     return {name: os.path.getsize(os.path.join(out_dir, name)) for name in BUNDLE_FILES}
 
 
@@ -125,30 +135,31 @@ def bundle_document(manifest: dict, checkpoint: str | None) -> str:
                       "inference only (`infer_sequences`)."]
     elif not abi["update_every"]:
         lines.append("3. `apply_update(lr)`: one optimizer step from the accumulated gradient, which it zeroes.")
-    lines += [
-        "",
-        "`get_params()` reads the parameters; `infer_chunk` runs K steps forward only. The same sequence of calls "
-        "in one process:",
-        "```",
-        f"{run} --module=session.vmfb --function=train_sequences \\",
-        "    " + " ".join(f"--input=@{a['name']}.npy" for a in fns.get("train_chunk", {"inputs": []})["inputs"]
-                          if a["name"] not in ("lr", "valid")) + " --input=f32=0.001 \\",
-        "    --output=@trained.npy" + " --output=+trained.npy" * len(abi["params"]),
-        "```",
-        "where each `.npy` holds `[S, C, ...]`: S sequences of C chunks of one train_chunk argument. It returns the "
-        "loss of each sequence, then every parameter after the last update, in the order of get_params; "
-        "`+` appends them all to trained.npy (read them back with repeated `numpy.load` on one open file).",
-        "",
-        "## Functions",
-    ]
+    lines += ["", "`get_params()` reads the parameters; `infer_chunk` runs K steps forward only."]
+    if "train_chunk" in fns:
+        lines += [
+            "The same sequence of calls in one process:",
+            "```",
+            f"{run} --module=session.vmfb --function=train_sequences \\",
+            "    " + " ".join(f"--input=@{a['name']}.npy" for a in fns.get("train_chunk", {"inputs": []})["inputs"]
+                              if a["name"] not in ("lr", "valid")) + " --input=f32=0.001 \\",
+            "    --output=@trained.npy" + " --output=+trained.npy" * len(abi["params"]),
+            "```",
+            "where each `.npy` holds `[S, C, ...]`: S sequences of C chunks of one train_chunk argument. It returns the "
+            "loss of each sequence, then every parameter after the last update, in the order of get_params; "
+            "`+` appends them all to trained.npy (read them back with repeated `numpy.load` on one open file)."]
+    lines += ["", "## Functions"]
     for f in abi["functions"]:
         args = " ".join(f"--input={_shape(a)}=0" for a in f["inputs"])
         lines += ["", f"### btc_model.{f['name']}", "Arguments:", *_table(f["inputs"]), "", "Results:",
                   *_table(f["outputs"]), "", "```", f"{run} --function={f['name']}" + (f" {args}" if args else ""),
                   "```"]
-    lines += ["", "### btc_session.infer_sequences, btc_session.train_sequences",
-              "Arguments: those of infer_chunk (train_chunk, then `lr`), each with two leading dimensions [S, C]. "
-              "Results: readout [S, C, K, B, classes]; the loss per sequence [S] and the parameters.", "",
+    session = "infer_sequences, btc_session.train_sequences" if "train_chunk" in fns else "infer_sequences"
+    lines += ["", f"### btc_session.{session}",
+              "Arguments: those of infer_chunk" + (" (train_chunk, then `lr`)" if "train_chunk" in fns else "")
+              + ", each with two leading dimensions [S, C], equal for all of them. Results: readout "
+              "[S, C, K, B, classes]" + ("; the loss per sequence [S] and the parameters" if "train_chunk" in fns
+                                         else "") + ".", "",
               "## Globals (the keys of params.irpa)", "| key | holds | of | shape | initial |", "|---|---|---|---|---|"]
     for e in abi["layout"]:
         if e["role"] != "index":

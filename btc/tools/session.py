@@ -38,12 +38,26 @@ def _arguments(args: list[dict]) -> str:
     return ", ".join(f"%{a['name']}: {_type(a, (0, 0))}" for a in args)
 
 
+def _same_counts(args: list[dict]) -> list[str]:
+    """%S and %C from the first argument; every other one must agree (else a slice would read out of bounds)."""
+    first = f"%{args[0]['name']}"
+    lines = [f"    %S = tensor.dim {first}, %c0 : {_type(args[0], (0, 0))}",
+             f"    %C = tensor.dim {first}, %c1 : {_type(args[0], (0, 0))}"]
+    for i, a in enumerate(args[1:]):
+        for axis, total in (("%c0", "%S"), ("%c1", "%C")):
+            lines += [f"    %n{i}{total[1]} = tensor.dim %{a['name']}, {axis} : {_type(a, (0, 0))}",
+                      f"    %ok{i}{total[1]} = arith.cmpi eq, %n{i}{total[1]}, {total} : index",
+                      f'    cf.assert %ok{i}{total[1]}, "every argument must have the same number of sequences (S) '
+                      f'and chunks (C) as {args[0]["name"]}; {a["name"]} differs"']
+    return lines
+
+
 def _slices(args: list[dict], indent: str) -> tuple[list[str], list[str]]:
     """One chunk's slice [K, ...] of each [S, C, K, ...] argument at (%s, %c)."""
     lines, names = [], []
-    for a in args:
+    for n, a in enumerate(args):
         rank = len(a["shape"])
-        name = f"%{a['name'].replace('.', '_')}_part"
+        name = f"%part{n}"
         sizes = ", ".join(str(d) for d in a["shape"])
         lines.append(f"{indent}{name} = tensor.extract_slice %{a['name']}[%s, %c{', 0' * rank}] [1, 1, {sizes}] "
                      f"[1, 1{', 1' * rank}] : {_type(a, (0, 0))} to {_type(a)}")
@@ -62,8 +76,7 @@ def session_module(abi: dict) -> str:
     out = fns["infer_chunk"]["outputs"][0]
     seq_type = _type(out, (0, 0))
     lines += [f"  func.func @infer_sequences({_arguments(xs)}) -> {seq_type} {{",
-              *head, f"    %S = tensor.dim %{xs[0]['name']}, %c0 : {_type(xs[0], (0, 0))}",
-              f"    %C = tensor.dim %{xs[0]['name']}, %c1 : {_type(xs[0], (0, 0))}",
+              *head, *_same_counts(xs),
               f"    %empty = tensor.empty(%S, %C) : {seq_type}",
               f"    %out = scf.for %s = %c0 to %S step %c1 iter_args(%seqs = %empty) -> ({seq_type}) {{",
               "      func.call @btc_model.reset_state() : () -> ()",
@@ -90,11 +103,8 @@ def _train_sequences(fns: dict, abi: dict, head: list[str]) -> list[str]:
     per_chunk = [a for a in chunk["inputs"] if a["name"] not in ("lr", "valid")]
     params = fns["get_params"]["outputs"]
     results = ", ".join(["tensor<?xf32>"] + [_type(p) for p in params])
-    mask = next(a for a in per_chunk if a["name"] == "mask")
     lines = [f"  func.func @train_sequences({_arguments(per_chunk)}, "
-             f"%lr: tensor<f32>) -> ({results}) {{", *head,
-             f"    %S = tensor.dim %mask, %c0 : {_type(mask, (0, 0))}",
-             f"    %C = tensor.dim %mask, %c1 : {_type(mask, (0, 0))}",
+             f"%lr: tensor<f32>) -> ({results}) {{", *head, *_same_counts(per_chunk),
              "    %zero = arith.constant 0.0 : f32",
              "    %empty = tensor.empty(%S) : tensor<?xf32>",
              "    %out = scf.for %s = %c0 to %S step %c1 iter_args(%carried = %empty) -> (tensor<?xf32>) {",
