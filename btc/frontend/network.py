@@ -80,6 +80,7 @@ class Projection:
     delay: int = 0  # synaptic delay in whole time steps
     connectivity: Connectivity | None = None  # sparse: only these pairs have weights (W is [nnz])
     frozen: bool = False  # trainable=False: its weights stay as initialised (no traces, no gradient)
+    biases: np.ndarray | None = None  # explicit initial b, [post size] (zeros if None; set by importers)
 
     @property
     def lag(self) -> int:
@@ -371,7 +372,8 @@ class Network:
             if p.sign:  # W = sign * |W_raw|: start from weights of the right sign
                 params[f"{p.name}.W"] = np.abs(params[f"{p.name}.W"]) * p.sign
             if p.bias:
-                params[f"{p.name}.b"] = np.zeros(self.size(p.post), np.float32)
+                params[f"{p.name}.b"] = (np.zeros(self.size(p.post), np.float32) if p.biases is None
+                                         else np.asarray(p.biases, np.float32).copy())
         for g in self.order():
             grp = self.groups[g]
             for p in getattr(grp, "trainable", ()):

@@ -102,13 +102,18 @@ def _installed(module: str) -> bool:
 @click.option("--activity", "activity", multiple=True, metavar="[NAME=]FRACTION",
               help="expected fraction of a spike train's entries active per step (default 0.05), or of input or "
                    "group NAME's; sizes the event-driven lists; repeatable")
+@click.option("--nir-dt", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="a .nir MODEL: seconds per time step (each neuron ODE integrated by forward Euler at it)")
+@click.option("--nir-loss", type=click.Choice(["cross_entropy", "mse"]), default="cross_entropy", show_default=True,
+              help="a .nir MODEL: the loss on its Output")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
 @click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
               help="write the IR after every pass into this directory")
 def compile_cmd(model, algorithm, target, target_arch, batch, chunk, decay, rank, decay_pre, decay_post, bias_correction,
                 trace_memory_budget, projection_algorithm, update_every, grad_clip, weight_decay, optimizer,
-                event_driven, activity, output, dump_ir_after_all):
-    """Compile MODEL.py[:FUNC] (a function returning a btc Network) into an artifact directory."""
+                event_driven, activity, nir_dt, nir_loss, output, dump_ir_after_all):
+    """Compile MODEL.py[:FUNC] (a function returning a btc Network) or MODEL.nir (a NIR graph,
+    btc.frontend.nir_import) into an artifact directory."""
     from btc.driver import DEFAULT_ACTIVITY, CompileOptions, compile_network
 
     try:
@@ -136,7 +141,12 @@ def compile_cmd(model, algorithm, target, target_arch, batch, chunk, decay, rank
                                  grad_clip=grad_clip, weight_decay=weight_decay, event_driven=event_driven,
                                  activity=activities or DEFAULT_ACTIVITY)
         options.check()
-        net = load_model_function(model)
+        if model.endswith(".nir"):
+            from btc.frontend.nir_import import from_nir
+
+            net = from_nir(model, dt=nir_dt, loss=nir_loss)
+        else:
+            net = load_model_function(model)
         manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
     except BtcError as e:
         fail(e)

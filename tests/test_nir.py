@@ -1,0 +1,177 @@
+"""NIR graphs imported as btc networks: the compiled module's forward pass equals an independent NumPy
+simulation of the NIR graph (forward Euler at dt, hard reset, back edges one step late), and the
+imported network trains online; unsupported or malformed graphs are refused by name."""
+import numpy as np
+import pytest
+
+import nir
+from btc.driver import CompileOptions, compile_network
+from btc.errors import BtcError
+from btc.frontend.nir_import import from_nir
+from btc.runtime import load
+
+DT = 1e-3
+
+
+def reference(graph, x, dt=DT, recurrent=()):
+    """Simulate a NIR graph of Input/Affine/Linear/Scale/Delay/LIF/CubaLIF/IF/LI nodes, written from NIR's
+    equations: x [T, B, inputs] -> the Output's source node's values per step [T, B, n]. `recurrent`:
+    the (source, target) neuron pairs whose edge carries the previous step's output."""
+    nodes, edges = graph.nodes, graph.edges
+    kind = {n: type(v).__name__ for n, v in nodes.items()}
+    neurons = [n for n in nodes if kind[n] in ("LIF", "CubaLIF", "IF", "LI")]
+    T, B = x.shape[:2]
+
+    def sources(n):
+        """(source activity node, function of its output) for each path into neuron n."""
+        found = []
+        for src, dst in edges:
+            if dst != n:
+                continue
+            if kind[src] in ("Input", "LIF", "CubaLIF", "IF"):
+                found.append((src, lambda v: v, 0))
+            else:
+                node = nodes[src]
+                for s, f, d in sources(src):
+                    if kind[src] == "Affine":
+                        found.append((s, lambda v, f=f, node=node: f(v) @ node.weight.T + node.bias, d))
+                    elif kind[src] == "Linear":
+                        found.append((s, lambda v, f=f, node=node: f(v) @ node.weight.T, d))
+                    elif kind[src] == "Scale":
+                        found.append((s, lambda v, f=f, node=node: f(v) * node.scale, d))
+                    else:  # Delay
+                        found.append((s, f, d + int(round(float(node.delay.ravel()[0]) / dt))))
+        return found
+
+    into = {n: sources(n) for n in neurons}
+    size = {n: len(np.ravel(nodes[n].v_leak if kind[n] != "IF" else nodes[n].r)) for n in neurons}
+    v = {n: np.broadcast_to(nodes[n].v_leak if kind[n] in ("LIF", "CubaLIF") else
+                            (nodes[n].v_reset if kind[n] == "IF" else 0.0), (B, size[n])).astype(np.float64)
+         for n in neurons}
+    i_syn = {n: np.zeros((B, size[n])) for n in neurons}
+    history = {n: [] for n in nodes if kind[n] in ("Input", "LIF", "CubaLIF", "IF")}
+    out = []
+    order = [n for n in nodes if n in neurons]  # the test graphs list nodes in a feed-forward order
+    for t in range(T):
+        for n in nodes:
+            if kind[n] == "Input":
+                history[n].append(x[t])
+        current = {}
+        for n in order:
+            total = 0.0
+            for src, f, d in into[n]:
+                lag = d + (1 if (src, n) in recurrent else 0)
+                width = size[src] if src in size else x.shape[2]
+                total = total + f(history[src][t - lag] if t - lag >= 0 else np.zeros((B, width)))
+            node = nodes[n]
+            if kind[n] == "CubaLIF":
+                i_syn[n] = i_syn[n] + dt / node.tau_syn * (node.w_in * total - i_syn[n])
+                v[n] = v[n] + dt / node.tau_mem * (node.v_leak - v[n] + node.r * i_syn[n])
+            elif kind[n] == "LIF":
+                v[n] = v[n] + dt / node.tau * (node.v_leak - v[n] + node.r * total)
+            elif kind[n] == "IF":
+                v[n] = v[n] + dt * node.r * total
+            else:
+                v[n] = v[n] + dt / node.tau * (node.v_leak - v[n] + node.r * total)
+            if kind[n] != "LI":
+                z = (v[n] > node.v_threshold).astype(np.float64)
+                history[n].append(z)
+                v[n] = np.where(z > 0, node.v_reset, v[n])
+            current[n] = v[n]
+        source = next(src for src, dst in edges if dst == "output")
+        out.append(current[source] if kind[source] == "LI" else history[source][t])
+    return np.stack(out)
+
+
+def ones(n, value):
+    return np.full(n, value, np.float64)
+
+
+def recurrent_graph(rng):
+    """Input -> Affine -> CubaLIF (with a Linear self-loop) -> Affine -> LI -> Output."""
+    nodes = {
+        "input": nir.Input(input_type=np.array([6])),
+        "fc1": nir.Affine(weight=rng.normal(0, 2.0, (10, 6)), bias=rng.normal(0, 0.5, 10)),
+        "lif1": nir.CubaLIF(tau_syn=ones(10, 0.004), tau_mem=ones(10, 0.01), r=rng.uniform(0.5, 1.5, 10),
+                            v_leak=ones(10, 0.0), v_threshold=ones(10, 0.5), v_reset=ones(10, -0.1),
+                            w_in=rng.uniform(0.8, 1.2, 10)),
+        "rec": nir.Linear(weight=rng.normal(0, 0.8, (10, 10))),
+        "fc2": nir.Affine(weight=rng.normal(0, 1.0, (3, 10)), bias=rng.normal(0, 0.1, 3)),
+        "li": nir.LI(tau=ones(3, 0.02), r=ones(3, 2.0), v_leak=ones(3, 0.3)),
+        "output": nir.Output(output_type=np.array([3])),
+    }
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "rec"), ("rec", "lif1"), ("lif1", "fc2"),
+             ("fc2", "li"), ("li", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges), {("lif1", "lif1")}
+
+
+def deep_graph(rng):
+    """Input -> Scale -> Linear -> LIF -> Delay -> Affine -> IF -> Linear -> LIF -> Output (spikes)."""
+    nodes = {
+        "input": nir.Input(input_type=np.array([5])),
+        "scale": nir.Scale(scale=rng.uniform(0.5, 2.0, 5)),
+        "w1": nir.Linear(weight=rng.normal(0, 3.0, (8, 5))),
+        "lif": nir.LIF(tau=ones(8, 0.005), r=ones(8, 1.0), v_leak=ones(8, 0.1), v_threshold=ones(8, 1.0),
+                       v_reset=ones(8, 0.0)),
+        "delay": nir.Delay(delay=ones(8, 0.002)),
+        "w2": nir.Affine(weight=rng.normal(0, 40.0, (7, 8)), bias=ones(7, 2.0)),
+        "if": nir.IF(r=ones(7, 1.0), v_threshold=ones(7, 0.3), v_reset=ones(7, 0.0)),
+        "w3": nir.Linear(weight=rng.normal(0, 3.0, (4, 7))),
+        "out_lif": nir.LIF(tau=ones(4, 0.003), r=ones(4, 1.0), v_leak=ones(4, 0.0), v_threshold=ones(4, 0.4),
+                           v_reset=ones(4, 0.0)),
+        "output": nir.Output(output_type=np.array([4])),
+    }
+    edges = [("input", "scale"), ("scale", "w1"), ("w1", "lif"), ("lif", "delay"), ("delay", "w2"), ("w2", "if"),
+             ("if", "w3"), ("w3", "out_lif"), ("out_lif", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges), set()
+
+
+@pytest.mark.parametrize("build", [recurrent_graph, deep_graph])
+def test_imported_graph_runs_like_the_nir_reference(tmp_path, build):
+    graph, recurrent = build(np.random.default_rng(0))
+    nir.write(str(tmp_path / "model.nir"), graph)  # through the file format, as users hand it over
+    net = from_nir(str(tmp_path / "model.nir"), dt=DT)
+    compile_network(net, CompileOptions(batch=3, chunk=10), str(tmp_path / "art"))
+    model = load(str(tmp_path / "art"))
+    x = (np.random.default_rng(1).random((30, 3, graph.nodes["input"].output_type["output"][0])) < 0.3)
+    got = model.infer_sequence(x.astype(np.float32), record=True)
+    want = reference(graph, x.astype(np.float64), recurrent=recurrent)
+    np.testing.assert_allclose(got["readout"], want, rtol=1e-4, atol=1e-4)
+    spiking = [k for k in got if k.startswith("spikes.")]
+    assert all(got[k].sum() > 0 for k in spiking), {k: got[k].sum() for k in spiking}  # the layers are active
+    model.train_sequence(x.astype(np.float32), np.zeros(3, np.int32), lr=0.01)  # and it trains online
+    assert any(np.any(model.params[k] != v) for k, v in load(str(tmp_path / "art")).params.items())
+
+
+def test_unsupported_and_malformed_graphs_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    graph, _ = recurrent_graph(rng)
+    conv = dict(graph.nodes, conv=nir.Conv1d(input_shape=None, weight=np.ones((2, 1, 3)), stride=1, padding=0,
+                                             dilation=1, groups=1, bias=np.zeros(2)))
+    with pytest.raises(BtcError, match="'conv' is a Conv1d, which btc does not import"):
+        from_nir(nir.NIRGraph(nodes=conv, edges=graph.edges, type_check=False))
+    varied = dict(graph.nodes)
+    varied["lif1"] = nir.CubaLIF(tau_syn=np.linspace(0.004, 0.005, 10), tau_mem=ones(10, 0.01), r=ones(10, 1.0),
+                                 v_leak=ones(10, 0.0), v_threshold=ones(10, 0.5))
+    with pytest.raises(BtcError, match="'lif1' \\(CubaLIF\\): tau_syn differs between neurons"):
+        from_nir(nir.NIRGraph(nodes=varied, edges=graph.edges))
+    with pytest.raises(BtcError, match="must be longer than dt"):
+        from_nir(graph, dt=0.005)
+    (tmp_path / "bad.nir").write_bytes(b"not hdf5")
+    with pytest.raises(BtcError, match="not a readable NIR file"):
+        from_nir(str(tmp_path / "bad.nir"))
+
+
+def test_btc_compile_reads_a_nir_file(tmp_path):
+    from click.testing import CliRunner
+
+    from btc.tools.cli import main
+
+    graph, _ = recurrent_graph(np.random.default_rng(0))
+    nir.write(str(tmp_path / "model.nir"), graph)
+    done = CliRunner().invoke(main, ["compile", str(tmp_path / "model.nir"), "--nir-dt", "0.001", "--batch", "4",
+                                     "--chunk", "10", "-o", str(tmp_path / "art")])
+    assert done.exit_code == 0, done.output
+    model = load(str(tmp_path / "art"))
+    assert [g["model"] for g in model.abi["groups"]] == ["lif", "readout"] and model.num_classes == 3
+    assert model.manifest["model_source"].endswith("model.nir")
