@@ -51,7 +51,12 @@ def reference(graph, x, dt=DT, recurrent=()):
     i_syn = {n: np.zeros((B, size[n])) for n in neurons}
     history = {n: [] for n in nodes if kind[n] in ("Input", "LIF", "CubaLIF", "IF")}
     out = []
-    order = [n for n in nodes if n in neurons]  # the test graphs list nodes in a feed-forward order
+    order, deps = [], {n: {s for s, _, d in into[n] if s in neurons and d == 0 and (s, n) not in recurrent}
+                           for n in neurons}
+    while len(order) < len(neurons):  # each neuron after those it reads in the same step
+        ready = sorted(n for n in neurons if n not in order and deps[n] <= set(order))
+        assert ready, f"a same-step cycle among {set(neurons) - set(order)}"
+        order += ready
     for t in range(T):
         for n in nodes:
             if kind[n] == "Input":
@@ -175,3 +180,70 @@ def test_btc_compile_reads_a_nir_file(tmp_path):
     model = load(str(tmp_path / "art"))
     assert [g["model"] for g in model.abi["groups"]] == ["lif", "readout"] and model.num_classes == 3
     assert model.manifest["model_source"].endswith("model.nir")
+
+
+def _composed(graph):
+    """(source, target) neuron pairs -> the weights and bias between them, as btc's import composes them."""
+    from btc.frontend.nir_import import _paths
+
+    out = {}
+    for name, node in graph.nodes.items():
+        if type(node).__name__ in ("Input", "LIF", "CubaLIF", "IF", "LI"):
+            for dst, W, b, delay in _paths(graph, name, DT):
+                out[name, dst] = (W, b, delay)
+    return out
+
+
+def test_export_then_import_gives_the_same_graph(tmp_path):
+    """import -> btc (trained) -> btc export-nir -> the same nodes, the same weights along every path, and
+    the same forward pass under the NIR reference simulation."""
+    from click.testing import CliRunner
+
+    from btc.tools.cli import main
+
+    rng = np.random.default_rng(0)
+    graph, recurrent = recurrent_graph(rng)
+    graph.nodes["lif1"] = nir.CubaLIF(tau_syn=ones(10, 0.004), tau_mem=ones(10, 0.01), r=ones(10, 1.0),
+                                      v_leak=ones(10, 0.0), v_threshold=ones(10, 0.5), v_reset=ones(10, -0.1))
+    graph.nodes["li"] = nir.LI(tau=ones(3, 0.02), r=ones(3, 1.0), v_leak=ones(3, 0.0))
+    nir.write(str(tmp_path / "model.nir"), graph)
+    runner = CliRunner()
+    done = runner.invoke(main, ["compile", str(tmp_path / "model.nir"), "--batch", "3", "--chunk", "10",
+                                "-o", str(tmp_path / "art")])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(main, ["export-nir", str(tmp_path / "art"), "-o", str(tmp_path / "again.nir")])
+    assert done.exit_code == 0, done.output
+    again = nir.read(str(tmp_path / "again.nir"))
+    for name in ("lif1", "li"):
+        a, b = graph.nodes[name], again.nodes[name]
+        assert type(a) is type(b)
+        for field in ("tau", "tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"):
+            if hasattr(a, field):
+                np.testing.assert_allclose(getattr(b, field), getattr(a, field), rtol=1e-6, err_msg=f"{name}.{field}")
+    before, after = _composed(graph), _composed(again)
+    assert set(before) == set(after)
+    for key, (W, b, delay) in before.items():
+        if W is None:  # a direct edge (the readout into the Output)
+            assert after[key][0] is None, key
+            continue
+        np.testing.assert_allclose(after[key][0], W, rtol=1e-5, atol=1e-6, err_msg=str(key))
+        np.testing.assert_allclose(after[key][1] if after[key][1] is not None else 0, b if b is not None else 0,
+                                   rtol=1e-5, atol=1e-6, err_msg=str(key))
+    x = (np.random.default_rng(2).random((25, 3, 6)) < 0.3).astype(np.float64)
+    np.testing.assert_allclose(reference(again, x, recurrent=recurrent), reference(graph, x, recurrent=recurrent),
+                               rtol=1e-6, atol=1e-6)
+    # trained parameters go out too; a btc-only feature is refused by name
+    model = load(str(tmp_path / "art"))
+    x32 = x.astype(np.float32)
+    model.train_sequence(x32, np.zeros(3, np.int32), lr=0.05)
+    model.save_checkpoint(str(tmp_path / "trained.npz"))
+    done = runner.invoke(main, ["export-nir", str(tmp_path / "art"), "--checkpoint", str(tmp_path / "trained.npz"),
+                                "-o", str(tmp_path / "trained.nir")])
+    assert done.exit_code == 0, done.output
+    trained = nir.read(str(tmp_path / "trained.nir"))
+    assert not np.allclose(trained.nodes["input_to_lif1"].weight, again.nodes["input_to_lif1"].weight)
+    from btc.frontend.nir_export import to_nir
+    from btc.frontend.zoo import recurrent_lif
+
+    with pytest.raises(BtcError, match="resets by subtraction"):
+        to_nir(recurrent_lif(4, 5, 2))

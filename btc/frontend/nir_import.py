@@ -81,6 +81,8 @@ def _neuron(name: str, node, dt: float):
     size = _size(name, node)
     r = np.broadcast_to(np.asarray(node.r, np.float64), (size,))
     if kind == "LI":
+        if _uniform(name, node, "tau", node.tau) == dt:  # forward Euler forgets everything: memoryless
+            return 0.0, r, _uniform(name, node, "v_leak", node.v_leak)
         a, tau = _decay_tau(name, node, "tau", node.tau, dt)
         return tau, a * r, a * _uniform(name, node, "v_leak", node.v_leak)
     spiking = {"theta": _uniform(name, node, "v_threshold", node.v_threshold),

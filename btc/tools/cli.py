@@ -46,7 +46,7 @@ def load_model_function(spec: str):
 
 # what a runtime-only install (requirements-runtime.txt) lacks, and the commands that need it
 COMPILER_MODULES = ("jax", "iree.compiler")
-NEEDS_COMPILER = ("compile", "opt", "dialect", "export")
+NEEDS_COMPILER = ("compile", "opt", "dialect", "export", "export-nir")
 
 
 @click.group()
@@ -242,6 +242,57 @@ def export_cmd(artifact, output, checkpoint):
         fail(e)
     click.echo(f"wrote {output}: " + ", ".join(f"{n} ({b:,} bytes)" for n, b in sizes.items()))
     click.echo(f"run it: see {os.path.join(output, 'README.md')}")
+
+
+@main.command("export-nir")
+@click.argument("artifact", type=click.Path())
+@click.option("--checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="the trained parameters to export (default: the artifact's initial ones)")
+@click.option("--nir-dt", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
+              help="an artifact compiled from a .nir file: the --nir-dt it was compiled with")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .nir file to write")
+def export_nir_cmd(artifact, checkpoint, nir_dt, output):
+    """Write an artifact's network, with trained parameters, as a NIR graph (btc.frontend.nir_export)."""
+    import tempfile
+
+    import nir
+
+    from btc.driver import _model_hash
+    from btc.frontend.nir_export import to_nir
+    from btc.runtime import load
+
+    try:
+        model = load(artifact)
+        if checkpoint:
+            model.load_checkpoint(checkpoint)
+        source = model.manifest.get("model_source")
+        if not source or not os.path.isfile(source.partition(":")[0]):
+            raise BtcError(f"artifact {artifact!r} was compiled from {source!r}, which is not here; export-nir rebuilds "
+                           "the network from its model file")
+        if source.endswith(".nir"):
+            from btc.frontend.nir_import import from_nir
+
+            net = from_nir(source, dt=nir_dt)
+        else:
+            net = load_model_function(source)
+        if _model_hash(net) != model.manifest.get("model_hash"):
+            raise BtcError(f"{source} no longer builds the network {artifact!r} was compiled from (the file changed, "
+                           "or --nir-dt differs from the compile's)")
+        graph = to_nir(net, model.params)
+        directory = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(directory):
+            raise BtcError(f"cannot write {output!r}: {directory} is not a directory")
+        fd, tmp = tempfile.mkstemp(prefix=".nir-", suffix=".nir", dir=directory)
+        os.close(fd)
+        try:
+            nir.write(tmp, graph)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except BtcError as e:
+        fail(e)
+    click.echo(f"wrote {output}: {len(graph.nodes)} nodes, {len(graph.edges)} edges")
 
 
 @main.command("opt")
