@@ -37,6 +37,14 @@ def write_nmnist_file(path, x, y, polarity, microseconds):
         f.write(raw.tobytes())
 
 
+def npy_bytes(array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
 def toy_events(n, rng, duration=0.04):
     """Two classes: class c fires channels [10c, 10c + 10) at 200 Hz over `duration` seconds."""
     times, units, labels = [], [], []
@@ -58,6 +66,17 @@ def test_shd_events_are_binned_exactly(tmp_path):
     want[0, 0, 3] = want[1, 0, 0] = want[4, 0, 5] = want[2, 1, 699] = 1  # two events in one bin count once
     np.testing.assert_array_equal(x, want)
     np.testing.assert_array_equal(data.binned(np.array([0]), 2, DT, 700)[:, 0], want[:2, 0])  # later ones dropped
+
+
+def test_events_on_a_step_edge_fall_in_that_step(tmp_path):
+    """7 ms at dt = 1 ms is step 7, though 0.007 / 0.001 is 6.999... in floating point."""
+    (tmp_path / "Train" / "1").mkdir(parents=True)
+    stamps = np.arange(0, 100_000, 1000)  # whole milliseconds, in microseconds
+    write_nmnist_file(tmp_path / "Train" / "1" / "a.bin", np.zeros(100, int), np.zeros(100, int), np.zeros(100, int),
+                      stamps)
+    data = read_data(str(tmp_path / "Train"))
+    x = data.binned(np.array([0]), 100, DT, NMNIST_SIZE)
+    np.testing.assert_array_equal(np.nonzero(x[:, 0, 0])[0], np.arange(100))
 
 
 def test_nmnist_binary_events_decode(tmp_path):
@@ -95,6 +114,8 @@ def test_npz_dense_and_events(tmp_path):
     (lambda p: np.savez(p / "d.npz", y=np.zeros(1, int)), "dense `x`"),
     (lambda p: np.savez(p / "d.npz", times=[0.1], units=[9], sample=[0], y=[0], input_size=4), "not below input_size"),
     (lambda p: np.savez(p / "d.npz", times=[0.1], units=[1], sample=[3], y=[0]), "must index the 1 labels"),
+    (lambda p: np.savez(p / "d.npz", times=[0.1], units=[1, 2], sample=[0, 0], y=[0]), "equal-length lists"),
+    (lambda p: (p / "d.npz").write_bytes(npy_bytes(np.zeros(3))), "one array"),
     (lambda p: (p / "d.txt").write_text("x"), "unknown format"),
 ])
 def test_bad_data_files_get_one_clear_error(tmp_path, writer, message):
@@ -131,6 +152,8 @@ def test_btc_train_learns_from_shd_files(tmp_path):
     final = next(line for line in done.output.splitlines() if line.startswith("final:"))
     assert "task=train.h5" in final
     assert float(final.split("test_acc=")[1].split()[0]) >= 0.9, done.output
-    refused = CliRunner().invoke(main, ["train", str(tmp_path / "art"), "--data", str(tmp_path / "test.h5"),
-                                        "--dt", "1e-3"], catch_exceptions=False)
-    assert refused.exit_code == 0  # a test set alone trains too, 20 % held out
+    held_out = CliRunner().invoke(main, ["train", str(tmp_path / "art"), "--data", str(tmp_path / "test.h5"),
+                                         "--epochs", "1"], catch_exceptions=False)
+    assert held_out.exit_code == 0, held_out.output  # a test set alone trains too, 20 % of it held out
+    alone = FileTask(str(tmp_path / "test.h5"), input_size=20, num_classes=2)
+    assert len(alone.splits["test"][1]) == 6 and len(alone.train_y) == 26  # 32 samples: 6 held out

@@ -247,3 +247,52 @@ def test_export_then_import_gives_the_same_graph(tmp_path):
 
     with pytest.raises(BtcError, match="resets by subtraction"):
         to_nir(recurrent_lif(4, 5, 2))
+
+
+def test_an_affine_into_the_output_becomes_the_readout_and_round_trips(tmp_path):
+    """A spiking node -> Affine -> Output: a memoryless readout with those (learned) weights. And the
+    deep graph (Scale, Delay, IF, a spiking output) exported again runs like the original, before and after
+    training (the exported trained graph equals the trained module under the reference)."""
+    from btc.frontend.nir_export import to_nir
+
+    graph, _ = deep_graph(np.random.default_rng(0))
+    nodes = dict(graph.nodes, head=nir.Affine(weight=np.random.default_rng(3).normal(0, 1, (3, 4)),
+                                              bias=np.array([0.1, -0.2, 0.3])),
+                 output=nir.Output(output_type=np.array([3])))
+    edges = [e for e in graph.edges if e != ("out_lif", "output")] + [("out_lif", "head"), ("head", "output")]
+    headed = nir.NIRGraph(nodes=nodes, edges=edges)
+    net = from_nir(headed)
+    compile_network(net, CompileOptions(batch=3, chunk=10), str(tmp_path / "art"))
+    model = load(str(tmp_path / "art"))
+    x = (np.random.default_rng(1).random((30, 3, 5)) < 0.3).astype(np.float32)
+    spikes = reference(graph, x.astype(np.float64))  # the spiking output of the graph without the head
+    np.testing.assert_allclose(model.infer_sequence(x)["readout"], spikes @ nodes["head"].weight.T + nodes["head"].bias,
+                               rtol=1e-5, atol=1e-5)
+    model.train_sequence(x, np.zeros(3, np.int32), lr=0.05)
+    trained = to_nir(net, model.params)
+    nir.write(str(tmp_path / "trained.nir"), trained)
+    again = nir.read(str(tmp_path / "trained.nir"))
+    np.testing.assert_allclose(reference(again, x.astype(np.float64)), model.infer_sequence(x)["readout"],
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(BtcError, match="LI 'li' reaches the Output through other nodes"):
+        rec, _ = recurrent_graph(np.random.default_rng(0))
+        from_nir(nir.NIRGraph(nodes=dict(rec.nodes, s=nir.Scale(scale=np.ones(3))),
+                              edges=[e for e in rec.edges if e != ("li", "output")] + [("li", "s"), ("s", "output")]))
+
+
+def test_lags_nir_cannot_express_are_refused():
+    from btc.frontend import Network
+    from btc.frontend.neurons import LIF
+    from btc.frontend.nir_export import to_nir
+
+    net = Network(dt=1.0)
+    net.input("x", 3)
+    net.group("a", 4, LIF(reset="hard"))
+    net.group("b", 4, LIF(reset="hard"))
+    net.project("x", "a")
+    net.project("a", "b", recurrent=True)  # one step late, but on no cycle
+    net.readout("out", 2)
+    net.project("b", "out")
+    net.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match="NIR cannot say which edge of a cycle is late"):
+        to_nir(net)

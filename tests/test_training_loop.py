@@ -75,7 +75,13 @@ def test_plot_and_raster_draw_pictures(setup, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"epoch": 1}\nnot json\n')
     done = CliRunner().invoke(main, ["plot", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "x.png")])
     assert done.exit_code != 0 and "bad.jsonl:2 is not a JSON line" in done.output
-    assert not (tmp_path / "x.png").exists()
+    # a run that fails before its first epoch leaves the previous run's metrics as they were
+    before = (tmp_path / "m.jsonl").read_text()
+    (tmp_path / "empty.npz").write_bytes(b"")
+    done = CliRunner().invoke(main, ["train", str(setup / "art"), "--data", str(tmp_path / "empty.npz"),
+                                     "--metrics", str(tmp_path / "m.jsonl")])
+    assert done.exit_code != 0 and "not a readable .npz" in done.output
+    assert (tmp_path / "m.jsonl").read_text() == before
 
 
 def test_a_model_reads_well(setup):

@@ -103,6 +103,22 @@ def to_nir(net, params: dict | None = None):
             edges += [(p.name, f"{p.name}_delay"), (f"{p.name}_delay", p.post)]
         else:
             edges.append((p.name, p.post))
-    nodes["output"] = nir.Output(output_type=np.array([net.size(net.loss.readout)]))
-    edges.append((net.loss.readout, "output"))
-    return nir.NIRGraph(nodes=nodes, edges=edges)
+    out = next(n for n in ("output", "output_node", "nir_output") if n not in nodes)
+    nodes[out] = nir.Output(output_type=np.array([net.size(net.loss.readout)]))
+    edges.append((net.loss.readout, out))
+    graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    _check_lags(net, graph)
+    return graph
+
+
+def _check_lags(net, graph) -> None:
+    """NIR has no one-step lag of its own: readers (btc's import among them) take the back edges of a walk
+    from the inputs as one step late. The network's recurrent projections must be exactly those."""
+    from btc.frontend.nir_import import back_edges
+
+    back = back_edges(graph, net.dt / 1000.0)
+    recurrent = {(p.pre, p.post) for p in net.projections.values() if p.recurrent}
+    if back != recurrent:
+        raise BtcError(f"export to NIR: the projections carrying the previous step's spikes are "
+                       f"{sorted(recurrent)}, but a NIR reader would take {sorted(back)} as the late ones (the back "
+                       "edges of a walk from the inputs); NIR cannot say which edge of a cycle is late")

@@ -17,7 +17,8 @@ independent NumPy simulation of the NIR graph to:
   of dt, one value per path) between two neuron or input nodes make a btc projection. An edge that
   closes a cycle (a back edge of a depth-first walk from the inputs) carries the previous step's
   spikes (a btc recurrent projection); every other edge this step's.
-- An Output fed by spiking neurons reads them through a memoryless readout with fixed identity weights.
+- An Output fed by spiking neurons reads them through a memoryless readout: the weights of the Affine or
+  Linear between them (learned), or fixed identity weights. An LI must feed the Output directly.
 - Time constants, thresholds, resets and leaks must be the same for every neuron of a node (btc's
   neurons take one value; r and w_in may differ: they are folded into the weights). Inputs are
   one-dimensional. Any other node (Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, Threshold, CubaLI, I,
@@ -33,7 +34,7 @@ import numpy as np
 
 from btc.errors import BtcError
 
-__all__ = ["from_nir", "SUPPORTED_NODES"]
+__all__ = ["from_nir", "back_edges", "walk", "SUPPORTED_NODES"]
 
 SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "LIF", "CubaLIF", "IF", "LI")
 _SPIKING = ("LIF", "CubaLIF", "IF")
@@ -81,7 +82,7 @@ def _neuron(name: str, node, dt: float):
     size = _size(name, node)
     r = np.broadcast_to(np.asarray(node.r, np.float64), (size,))
     if kind == "LI":
-        if _uniform(name, node, "tau", node.tau) == dt:  # forward Euler forgets everything: memoryless
+        if math.isclose(_uniform(name, node, "tau", node.tau), dt, rel_tol=1e-9):  # forward Euler forgets all
             return 0.0, r, _uniform(name, node, "v_leak", node.v_leak)
         a, tau = _decay_tau(name, node, "tau", node.tau, dt)
         return tau, a * r, a * _uniform(name, node, "v_leak", node.v_leak)
@@ -107,6 +108,7 @@ def _paths(graph, start: str, dt: float):
     """Every path from activity node `start` through edge nodes: (target, W [pre, post] or None
     for identity, bias or None, delay in steps)."""
     out = []
+    node_width = _size(start, graph.nodes[start]) if _kind(graph.nodes[start]) != "Output" else 0
 
     def walk(node_name, W, b, delay, seen):
         for src, dst in graph.edges:
@@ -114,6 +116,8 @@ def _paths(graph, start: str, dt: float):
                 continue
             node = graph.nodes[dst]
             kind = _kind(node)
+            if kind == "Input":
+                raise BtcError(f"NIR graph: an edge leads into the Input {dst!r}")
             if kind not in _EDGES:
                 out.append((dst, W, b, delay))
                 continue
@@ -122,16 +126,25 @@ def _paths(graph, start: str, dt: float):
             W2, b2, d2 = W, b, delay
             if kind == "Scale":
                 s = np.asarray(node.scale, np.float64).ravel()
+                if s.size != (node_width if W is None else W.shape[1]):
+                    raise BtcError(f"NIR node {dst!r} (Scale): {s.size} scales for "
+                                   f"{node_width if W is None else W.shape[1]} values")
                 W2 = np.diag(s) if W is None else W * s
                 b2 = None if b is None else b * s
             elif kind in ("Affine", "Linear"):
                 weight = np.asarray(node.weight, np.float64)
-                if weight.ndim != 2:
-                    raise BtcError(f"NIR node {dst!r} ({kind}): weight must be [out, in], got {list(weight.shape)}")
+                width = node_width if W is None else W.shape[1]
+                if weight.ndim != 2 or weight.shape[1] != width:
+                    raise BtcError(f"NIR node {dst!r} ({kind}): weight must be [out, {width}] (its input has {width} "
+                                   f"values), got {list(weight.shape)}")
                 W2 = weight.T if W is None else W @ weight.T
                 b2 = None if b is None else b @ weight.T
                 if kind == "Affine":
-                    b2 = np.asarray(node.bias, np.float64).ravel() + (0.0 if b2 is None else b2)
+                    bias = np.asarray(node.bias, np.float64).ravel()
+                    if bias.shape != (weight.shape[0],):
+                        raise BtcError(f"NIR node {dst!r} (Affine): bias must have {weight.shape[0]} values, got "
+                                       f"{bias.size}")
+                    b2 = bias + (0.0 if b2 is None else b2)
             else:  # Delay, in seconds: a whole number of steps
                 steps = _uniform(dst, node, "delay", node.delay) / dt
                 if abs(steps - round(steps)) > 1e-6:
@@ -141,6 +154,36 @@ def _paths(graph, start: str, dt: float):
 
     walk(start, None, None, 0, {start})
     return out
+
+
+def _links(graph, dt: float) -> dict:
+    return {n: _paths(graph, n, dt) for n in sorted(graph.nodes)
+            if _kind(graph.nodes[n]) in ("Input", "LI") + _SPIKING}
+
+
+def back_edges(graph, dt: float) -> set:
+    """The (source, target) neuron pairs whose edge this import makes one step late."""
+    return walk(_links(graph, dt), sorted(n for n, v in graph.nodes.items() if _kind(v) == "Input"))[1]
+
+
+def walk(links: dict, inputs: list) -> tuple[list, set]:
+    """Depth-first from the inputs over {node: [(target, ...)]}: the nodes in a feed-forward order, and
+    the back edges, the ones that carry the previous step's output (btc's recurrent projections)."""
+    order, state, back = [], {}, set()
+
+    def visit(n):
+        state[n] = "open"
+        for target, *_ in links.get(n, ()):
+            if state.get(target) == "open":
+                back.add((n, target))
+            elif target not in state:
+                visit(target)
+        state[n] = "done"
+        order.append(n)
+
+    for n in inputs:
+        visit(n)
+    return order[::-1], back
 
 
 def _btc_name(name: str, used: set) -> str:
@@ -166,7 +209,7 @@ def from_nir(graph, dt: float = 1e-3, loss: str = "cross_entropy", seed: int = 0
             raise BtcError(f"NIR node {name!r} is a {_kind(node)}, which btc does not import; supported: "
                            f"{list(SUPPORTED_NODES)}")
     kinds = {n: _kind(v) for n, v in graph.nodes.items()}
-    inputs = [n for n, k in kinds.items() if k == "Input"]
+    inputs = sorted(n for n, k in kinds.items() if k == "Input")  # a .nir file lists nodes sorted
     outputs = [n for n, k in kinds.items() if k == "Output"]
     if not inputs or len(outputs) != 1:
         raise BtcError(f"NIR graph: btc needs at least one Input and exactly one Output; it has inputs {inputs} "
@@ -175,27 +218,15 @@ def from_nir(graph, dt: float = 1e-3, loss: str = "cross_entropy", seed: int = 0
     used, names = set(), {}
     for n in inputs:
         names[n] = net.input(_btc_name(n, used), _size(n, graph.nodes[n]))
-    # depth-first from the inputs: the order groups are declared in, and the back edges (recurrent)
-    order, state = [], {}
-    links = {n: _paths(graph, n, dt) for n, k in kinds.items() if k in ("Input", "LI") + _SPIKING}
-    back = set()
-
-    def visit(n):
-        state[n] = "open"
-        for target, *_ in links.get(n, ()):
-            if state.get(target) == "open":
-                back.add((n, target))
-            elif target not in state:
-                visit(target)
-        state[n] = "done"
-        order.append(n)
-
-    for n in inputs:
-        visit(n)
-    order.reverse()
-    fed = [src for src, paths in links.items() for dst, *_ in paths if dst == outputs[0]]
+    links = _links(graph, dt)
+    order, back = walk(links, inputs)
+    fed = [(src, W, b, delay) for src, paths in links.items() for dst, W, b, delay in paths if dst == outputs[0]]
     if len(fed) != 1:
-        raise BtcError(f"NIR graph: the Output {outputs[0]!r} must be fed by one node, got {fed}")
+        raise BtcError(f"NIR graph: the Output {outputs[0]!r} must be fed by one node, got {[f[0] for f in fed]}")
+    fed, (source, out_W, out_b, out_delay) = [fed[0][0]], fed[0]
+    if kinds[source] == "LI" and (out_W is not None or out_b is not None or out_delay):
+        raise BtcError(f"NIR graph: the LI {source!r} reaches the Output through other nodes; btc's loss reads the "
+                       "readout itself (move the Affine, Linear, Scale or Delay before the LI)")
     converted = {}
     for n in order:
         if kinds[n] in _SPIKING:
@@ -219,14 +250,22 @@ def from_nir(graph, dt: float = 1e-3, loss: str = "cross_entropy", seed: int = 0
             gain, offset = converted[dst]
             _project(net, names, src, dst, W, b, delay, gain, 0.0 if dst in leaked else offset, (src, dst) in back)
             leaked.add(dst)
-    source = fed[0]
-    if kinds[source] in _SPIKING:  # spikes read by a memoryless, fixed identity readout
-        size = _size(source, graph.nodes[source])
+    if kinds[source] in _SPIKING:  # spikes read by a memoryless readout: the path's weights, else identity
+        size = _size(source, graph.nodes[source]) if out_W is None else out_W.shape[1]
         readout = net.readout(_btc_name(f"{outputs[0]}_readout", used), size, tau=0.0)
-        net.project(names[source], readout, weights=np.eye(size, dtype=np.float32), bias=False, trainable=False)
+        if out_W is None and out_b is None:
+            net.project(names[source], readout, weights=np.eye(size, dtype=np.float32), bias=False, trainable=False,
+                        delay=out_delay)
+        else:
+            _project(net, names | {outputs[0]: readout}, source, outputs[0], out_W, out_b, out_delay,
+                     np.ones(size), 0.0, False)
         net.set_loss(loss, readout)
     else:
         net.set_loss(loss, names[source])
+    declared = np.asarray(graph.nodes[outputs[0]].output_type.get("output", [])).ravel()
+    if declared.size == 1 and int(declared[0]) != net.size(net.loss.readout):
+        raise BtcError(f"NIR graph: the Output {outputs[0]!r} declares {int(declared[0])} values; what feeds it "
+                       f"has {net.size(net.loss.readout)}")
     return net
 
 

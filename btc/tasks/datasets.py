@@ -43,8 +43,7 @@ class SpikeData:
         """Steps that hold every event (dense: its T)."""
         if self.dense is not None:
             return self.dense.shape[1]
-        last = max((float(t.max()) for t in self.times if t.size), default=0.0)
-        return int(np.floor(last / dt)) + 1
+        return max((int(_steps(t, dt).max()) for t in self.times if t.size), default=0) + 1
 
     def binned(self, index: np.ndarray, steps: int, dt: float, input_size: int) -> np.ndarray:
         """[steps, len(index), input_size] 0/1 spikes of the samples `index`."""
@@ -54,10 +53,15 @@ class SpikeData:
                 d = self.dense[i][:steps]
                 x[:d.shape[0], b, :d.shape[1]] = d
                 continue
-            step = np.floor(self.times[i] / dt).astype(np.int64)
+            step = _steps(self.times[i], dt)
             keep = step < steps
             x[step[keep], b, self.units[i][keep]] = 1.0
         return x
+
+
+def _steps(times: np.ndarray, dt: float) -> np.ndarray:
+    """floor(time / dt), an event on a step's edge in that step (0.007 s / 0.001 s is 6.999... in floats)."""
+    return np.floor(np.round(np.asarray(times, np.float64) / dt, 6)).astype(np.int64)
 
 
 def read_data(path: str) -> SpikeData:
@@ -106,8 +110,12 @@ def _read_shd(path: str) -> SpikeData:
             if "spikes" not in f or "times" not in f["spikes"] or "units" not in f["spikes"] or "labels" not in f:
                 raise BtcError(f"data {path!r} is not in the SHD/SSC layout (spikes/times, spikes/units, labels)")
             return _checked(path, f["labels"][()], list(f["spikes"]["times"][()]), list(f["spikes"]["units"][()]))
+    except BtcError:
+        raise
     except OSError as e:
         raise BtcError(f"data {path!r} is not a readable HDF5 file ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise BtcError(f"data {path!r} is not in the SHD/SSC layout ({type(e).__name__}: {e})") from None
 
 
 def _read_nmnist(path: str) -> SpikeData:
@@ -140,33 +148,49 @@ def _read_nmnist(path: str) -> SpikeData:
 def _read_npz(path: str) -> SpikeData:
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise BtcError(f"data {path!r} is not a readable .npz file ({e})") from None
-    with z:
-        if "y" not in z.files:
-            raise BtcError(f"data {path!r}: an .npz data set needs labels `y` [N]")
-        y = z["y"]
-        if "x" in z.files:
-            x = z["x"]
-            if x.ndim != 3 or x.shape[0] != len(y):
-                raise BtcError(f"data {path!r}: dense `x` must be [N, T, I] with N = {len(y)} labels, got {list(x.shape)}")
-            if not np.all((x == 0) | (x == 1)):
-                raise BtcError(f"data {path!r}: dense `x` must hold spikes, 0 or 1")
-            data = _checked(path, y, [np.zeros(0)] * len(y), [np.zeros(0, np.int64)] * len(y), x.shape[2])
-            data.dense = x.astype(np.float32)
-            return data
-        if not {"times", "units", "sample"} <= set(z.files):
-            raise BtcError(f"data {path!r}: an .npz data set holds dense `x` [N, T, I], or events `times`, `units` "
-                           f"and `sample`; it has {sorted(z.files)}")
-        sample = z["sample"].astype(np.int64)
-        if sample.size and (sample.min() < 0 or sample.max() >= len(y)):
-            raise BtcError(f"data {path!r}: `sample` must index the {len(y)} labels")
-        order = np.argsort(sample, kind="stable")
-        bounds = np.searchsorted(sample[order], np.arange(len(y) + 1))
-        times, units = z["times"][order], z["units"][order]
-        return _checked(path, y, [times[a:b] for a, b in zip(bounds, bounds[1:])],
-                        [units[a:b] for a, b in zip(bounds, bounds[1:])],
-                        int(z["input_size"]) if "input_size" in z.files else None)
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise BtcError(f"data {path!r} holds one array (.npy), not an .npz of named arrays")
+    try:
+        return _npz_contents(path, z)
+    except ValueError as e:  # object arrays need pickles, which are refused
+        raise BtcError(f"data {path!r}: {e}") from None
+    finally:
+        z.close()
+
+
+def _npz_contents(path: str, z) -> SpikeData:
+    """Dense `x` and `y`, or events `times`, `units`, `sample` and `y` (and `input_size`)."""
+    if "y" not in z.files:
+        raise BtcError(f"data {path!r}: an .npz data set needs labels `y` [N]")
+    y = z["y"]
+    if "x" in z.files:
+        x = z["x"]
+        if x.ndim != 3 or x.shape[0] != len(y):
+            raise BtcError(f"data {path!r}: dense `x` must be [N, T, I] with N = {len(y)} labels, got {list(x.shape)}")
+        if not np.all((x == 0) | (x == 1)):
+            raise BtcError(f"data {path!r}: dense `x` must hold spikes, 0 or 1")
+        data = _checked(path, y, [np.zeros(0)] * len(y), [np.zeros(0, np.int64)] * len(y), x.shape[2])
+        data.dense = x.astype(np.float32)
+        return data
+    if not {"times", "units", "sample"} <= set(z.files):
+        raise BtcError(f"data {path!r}: an .npz data set holds dense `x` [N, T, I], or events `times`, `units` "
+                       f"and `sample`; it has {sorted(z.files)}")
+    sample = z["sample"].astype(np.int64)
+    if sample.size and (sample.min() < 0 or sample.max() >= len(y)):
+        raise BtcError(f"data {path!r}: `sample` must index the {len(y)} labels")
+    if not z["times"].shape == z["units"].shape == sample.shape or sample.ndim != 1:
+        raise BtcError(f"data {path!r}: `times`, `units` and `sample` must be equal-length lists of events, got "
+                       f"{[list(z[k].shape) for k in ('times', 'units', 'sample')]}")
+    if "input_size" in z.files and z["input_size"].size != 1:
+        raise BtcError(f"data {path!r}: `input_size` must be one number")
+    order = np.argsort(sample, kind="stable")
+    bounds = np.searchsorted(sample[order], np.arange(len(y) + 1))
+    times, units = z["times"][order], z["units"][order]
+    return _checked(path, y, [times[a:b] for a, b in zip(bounds, bounds[1:])],
+                    [units[a:b] for a, b in zip(bounds, bounds[1:])],
+                    int(z["input_size"]) if "input_size" in z.files else None)
 
 
 class FileTask:
@@ -193,7 +217,7 @@ class FileTask:
                            f"{input_size} inputs and {num_classes} classes")
         self.input_size, self.num_classes = input_size or channels, num_classes or classes
         self.steps = int(steps) if steps else self.train_data.duration(self.dt)
-        if not 0.0 <= validation < 1.0:
+        if not isinstance(validation, (int, float)) or not 0.0 <= validation < 1.0:
             raise BtcError(f"validation must be a fraction in [0, 1), got {validation!r}")
         order = np.random.default_rng(seed).permutation(len(self.train_data))
         fraction = validation or (0.0 if self.test_data else 0.2)

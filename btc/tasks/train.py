@@ -47,6 +47,8 @@ def evaluate(model, task, seed: int = 1, split: str = "test") -> dict:
         logp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
         loss -= float(np.einsum("t,tb->", weight, np.take_along_axis(logp, labels[None, :n, None], -1)[..., 0]))
         total += n
+    if not total:
+        raise BtcError(f"the {split!r} split has no samples to evaluate")
     return {"acc": correct / total, "loss": loss / total}
 
 

@@ -250,8 +250,10 @@ def export_cmd(artifact, output, checkpoint):
               help="the trained parameters to export (default: the artifact's initial ones)")
 @click.option("--nir-dt", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True,
               help="an artifact compiled from a .nir file: the --nir-dt it was compiled with")
+@click.option("--nir-loss", type=click.Choice(["cross_entropy", "mse"]), default="cross_entropy", show_default=True,
+              help="an artifact compiled from a .nir file: the --nir-loss it was compiled with")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .nir file to write")
-def export_nir_cmd(artifact, checkpoint, nir_dt, output):
+def export_nir_cmd(artifact, checkpoint, nir_dt, nir_loss, output):
     """Write an artifact's network, with trained parameters, as a NIR graph (btc.frontend.nir_export)."""
     import tempfile
 
@@ -272,12 +274,12 @@ def export_nir_cmd(artifact, checkpoint, nir_dt, output):
         if source.endswith(".nir"):
             from btc.frontend.nir_import import from_nir
 
-            net = from_nir(source, dt=nir_dt)
+            net = from_nir(source, dt=nir_dt, loss=nir_loss)
         else:
             net = load_model_function(source)
         if _model_hash(net) != model.manifest.get("model_hash"):
             raise BtcError(f"{source} no longer builds the network {artifact!r} was compiled from (the file changed, "
-                           "or --nir-dt differs from the compile's)")
+                           "or --nir-dt or --nir-loss differs from the compile's)")
         graph = to_nir(net, model.params)
         directory = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(directory):
@@ -286,6 +288,7 @@ def export_nir_cmd(artifact, checkpoint, nir_dt, output):
         os.close(fd)
         try:
             nir.write(tmp, graph)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, output)
         finally:
             if os.path.exists(tmp):

@@ -25,7 +25,7 @@ def _pyplot():
 def read_metrics(path: str) -> list[dict]:
     """The epoch records of `btc train --metrics` (one JSON object per line)."""
     records = []
-    with open(path) as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue

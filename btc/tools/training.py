@@ -52,7 +52,8 @@ def _source(model, task, data, test_data, validation, dt, steps, seed):
         from btc.tasks.datasets import FileTask
 
         size = next(iter(model.inputs.values()))["size"] if len(model.inputs) == 1 else None
-        return (FileTask(data, test_data, dt=dt, steps=steps, validation=validation, seed=seed, input_size=size,
+        # the held-out draw is fixed (seed 0), whatever --seed shuffles: btc eval must score the same samples
+        return (FileTask(data, test_data, dt=dt, steps=steps, validation=validation, seed=0, input_size=size,
                          num_classes=model.num_classes), os.path.basename(os.path.normpath(data)))
     if task == "connectome":
         raise BtcError("the connectome task has its own loop: btc train ARTIFACT --task connectome")
@@ -104,24 +105,43 @@ def train_cmd(artifact, task, data, test_data, validation, dt, steps, seed, epoc
                 quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
                 quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
         with quiet:
-            log = _metrics_file(metrics) if metrics and getattr(model, "rank", 0) == 0 else None
-            with log or contextlib.nullcontext():
-                if task == "connectome" and not data:
-                    _train_connectome(model, epochs, lr, steps or 1000, seed)
-                else:
-                    source, name = _source(model, task, data, test_data, validation, dt, steps, seed)
+            if task == "connectome" and not data:
+                if metrics or eval_every:
+                    raise BtcError("--metrics and --eval-every record the batched tasks and data sets; the connectome "
+                                   "task reports its held-out error every epoch")
+                _train_connectome(model, epochs, lr, steps or 1000, seed)
+            else:
+                source, name = _source(model, task, data, test_data, validation, dt, steps, seed)
+                log = _MetricsLog(metrics) if metrics and getattr(model, "rank", 0) == 0 else None
+                try:
                     _train_task(model, source, name, epochs, lr, seed, eval_every, log)
+                finally:
+                    if log and log.file:
+                        log.file.close()
             if checkpoint:
                 model.save_checkpoint(checkpoint)
     except BtcError as e:
         fail(e)
 
 
-def _metrics_file(path: str):
-    try:
-        return open(path, "w")
-    except OSError as e:
-        raise BtcError(f"cannot write metrics to {path!r}: {e.strerror or e}") from None
+class _MetricsLog:
+    """JSON lines, one per epoch as it ends; the file is replaced only once the first epoch is done (a run
+    that fails before that leaves the previous run's records)."""
+
+    def __init__(self, path: str):
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory) or os.path.isdir(path):
+            raise BtcError(f"cannot write metrics to {path!r}: {directory} is not a directory, or it is one")
+        self.path, self.file = path, None
+
+    def write(self, line: str) -> None:
+        try:
+            if self.file is None:
+                self.file = open(self.path, "w")
+            self.file.write(line)
+            self.file.flush()
+        except OSError as e:
+            raise BtcError(f"cannot write metrics to {self.path!r}: {e.strerror or e}") from None
 
 
 def _train_task(model, source, name, epochs, lr, seed, eval_every, log) -> None:
@@ -132,7 +152,6 @@ def _train_task(model, source, name, epochs, lr, seed, eval_every, log) -> None:
             f"{k}={v:.4f}" for k, v in record.items() if k not in ("epoch", "seconds")) + f" ({record['seconds']:.1f} s)")
         if log:
             log.write(json.dumps({"task": name, **record}) + "\n")
-            log.flush()
 
     per_epoch = len(source.train_y) // model.batch
     with click.progressbar(length=epochs * per_epoch, label=f"training ({model.algorithm})", file=sys.stderr) as bar:
