@@ -2,7 +2,8 @@
 // A sparse projection lowers to its weight vector (one entry per pair), immutable i32 index tables
 // (pull per postsynaptic neuron, padded to the largest fan-in: one bucket when that wastes little),
 // and products that read the signal through them.
-// CHECK: util.global private mutable @p0 = dense<1.000000e+00> : tensor<3xf32>
+// The weight vector starts from the parameter archive, like every mutable global.
+// CHECK: util.global private mutable @p0 = #flow.parameter.named<"model"::"p0"> : tensor<3xf32>
 // Pairs (pre, post) k: (0, 0), (0, 2), (3, 1). Each post has one incoming pair (no padding).
 // The weight table in_k0 comes first.
 // CHECK: util.global private @ix_x_to_h_in_k0 = dense<{{\[\[0\], \[2\], \[1\]\]}}> : tensor<3x1xi32>
