@@ -273,10 +273,11 @@ def test_cli_train_builds_each_task(monkeypatch, tmp_path, task, kwargs):
         built.append((name, kw))
         return get_task(name, **kw)
 
-    def fake_train(model, data, epochs, lr, seed, progress=None):
+    def fake_train(model, data, epochs, lr, seed, progress=None, eval_every=0, on_epoch=None):
         built.append(data)
-        return {"epochs": [{"epoch": 1, "train_loss": 0.5, "train_acc": 0.5}], "train_seconds": 0.0,
-                "test_acc": 0.5}
+        record = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.5, "seconds": 0.0}
+        on_epoch(record)
+        return {"epochs": [record], "train_seconds": 0.0, "test_acc": 0.5}
 
     monkeypatch.setattr(btc.runtime, "load", lambda path: FakeModel())
     monkeypatch.setattr(btc.tasks, "get_task", spy_get_task)
@@ -285,4 +286,4 @@ def test_cli_train_builds_each_task(monkeypatch, tmp_path, task, kwargs):
                                        "--steps", "12"])
     assert result.exit_code == 0, result.output
     assert built[0] == (task, kwargs) and isinstance(built[1], TASKS[task])
-    assert f"task={task}" in result.output
+    assert f"task={task}" in result.output and "epoch 1: train_loss=0.5000" in result.output
