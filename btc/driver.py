@@ -279,7 +279,7 @@ def _model_hash(net) -> str:
     return hashlib.sha256(emit_module(net, 1, 1).encode()).hexdigest()
 
 
-def _publish(tmp: str, out_dir: str) -> str | None:
+def _publish(tmp: str, out_dir: str, what: str = "artifact", run: str = "compile") -> str | None:
     """Rename the finished artifact `tmp` to `out_dir`, moving a previous artifact aside (returned, to be
     removed). Another compile publishing the same directory at the same moment wins: this one's is
     discarded with a BtcError and no stray directory is left."""
@@ -299,9 +299,9 @@ def _publish(tmp: str, out_dir: str) -> str | None:
             except OSError:
                 shutil.rmtree(old, ignore_errors=True)  # another compile published meanwhile
         if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
-            raise BtcError(f"another compile published {out_dir} at the same time; this compile's artifact was "
+            raise BtcError(f"another {run} published {out_dir} at the same time; this {run}'s {what} was "
                            "discarded (the other one is in place)") from None
-        raise BtcError(f"cannot write the artifact to {out_dir}: {e.strerror}") from None
+        raise BtcError(f"cannot write the {what} to {out_dir}: {e.strerror}") from None
     return old
 
 

@@ -14,6 +14,7 @@ from btc.algorithm import Algorithm
 from btc.errors import BtcError
 from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, applied_weights, read_artifact
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
+from btc.runtime.checks import check_lr, check_spikes, checked_array
 from btc.runtime.device import device_config
 from btc.runtime.parameters import archive_entries, check_archive_path, parameter_module, write_archive
 
@@ -129,14 +130,14 @@ class Model:
         if missing:
             raise BtcError(f"set_params needs every parameter; missing {missing}")
         # fresh copies: two parameters must never share one buffer in the module
-        arrays = [np.array(self._check(params[n], tuple(sigs[n]["shape"]), np.float32, f"parameter {n}"))
+        arrays = [np.array(checked_array(params[n], tuple(sigs[n]["shape"]), np.float32, f"parameter {n}"))
                   for n in self.param_names]
         self._call("set_params", *arrays)
 
     def apply_update(self, lr: float) -> None:
         """One optimizer step with the accumulated gradients, then zero them. Refused, with the
         gradients zeroed, if a gradient is NaN or infinite; undone if it makes a parameter so."""
-        self._check_lr(lr)
+        check_lr(lr)
         bad = [n for n, g in self.grads.items() if not np.all(np.isfinite(g))]
         if bad:
             self.zero_grads()
@@ -157,28 +158,7 @@ class Model:
                            "restored, the gradients zeroed and the optimizer state reset (lower the learning rate)")
         return out
 
-    @staticmethod
-    def _check_lr(lr) -> None:
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating))
-                               or not np.isfinite(lr) or lr <= 0):
-            raise BtcError(f"learning rate must be a positive number, got {lr!r}")
-
     # ---- validation
-    @staticmethod
-    def _check(a, shape: tuple, dtype, what: str) -> np.ndarray:
-        a = np.asarray(a)
-        if a.dtype.kind not in "biuf":
-            raise BtcError(f"{what}: expected numbers, got dtype {a.dtype}")
-        if a.shape != shape:
-            raise BtcError(f"{what}: expected shape {list(shape)}, got {list(a.shape)}")
-        with np.errstate(over="ignore"):  # overflow is what the check below reports
-            out = np.ascontiguousarray(a, dtype=dtype)
-        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):  # after the cast: 1e300 is inf in float32
-            beyond = a.dtype.kind == "f" and np.all(np.isfinite(a))
-            raise BtcError(f"{what}: contains NaN or infinity"
-                           + (f" (values beyond float32's range, {np.finfo(np.float32).max:.3g})" if beyond else ""))
-        return out
-
     def _inputs(self, x) -> dict[str, np.ndarray]:
         names = list(self.inputs)
         if not isinstance(x, dict):
@@ -202,22 +182,11 @@ class Model:
             if a.dtype.kind not in "biuf":
                 raise BtcError(f"input {n!r}: expected numbers, got dtype {a.dtype}")
             if n in self._spike_inputs and a.dtype.kind != "b":
-                self._check_spikes(n, a)
+                check_spikes(n, a)
             out[n] = a  # converted to float32 one chunk at a time: a long bool/uint8 spike train stays small
         if T == 0:
             raise BtcError("the sequence has no time steps")
         return out
-
-    @staticmethod
-    def _check_spikes(name: str, a: np.ndarray) -> None:
-        """0/1 only, a block of steps at a time (no whole copy); NaN/inf are left to the float32 check."""
-        for start in range(0, a.shape[0], 256):
-            block = a[start:start + 256]
-            off = (block != 0) & (block != 1) & np.isfinite(block)
-            if off.any():
-                raise BtcError(f"input {name!r} is declared binary (a spike train: event-driven work counts its "
-                               f"non-zeros as ones) but holds {block[off].flat[0].item()!r}; pass 0/1 values or "
-                               f"declare it net.input({name!r}, size, binary=False)")
 
     def _targets(self, target, T: int) -> np.ndarray:
         C = self.num_classes
@@ -233,12 +202,12 @@ class Model:
             return np.ascontiguousarray(t, np.int32)
         if t.shape == (self.batch, C):
             t = np.broadcast_to(t, (T, self.batch, C))
-        return self._check(t, (T, self.batch, C), np.float32, "target")
+        return checked_array(t, (T, self.batch, C), np.float32, "target")
 
     def _mask(self, mask, T: int) -> np.ndarray:
         if mask is None:
             return np.ones(T, np.float32)
-        mask = self._check(mask, (T,), np.float32, "mask")
+        mask = checked_array(mask, (T,), np.float32, "mask")
         if np.any(mask < 0):
             raise BtcError(f"mask: weights must be >= 0 (a negative weight ascends the loss), got {float(mask.min())} "
                            f"at step {int(np.argmin(mask))}")
@@ -258,7 +227,7 @@ class Model:
 
     def _step_inputs(self, x: dict, index) -> list[np.ndarray]:
         """Inputs at a step or slice of steps, as float32, checked for NaN/inf."""
-        return [self._check(a[index], a[index].shape, np.float32, f"input {n!r}") for n, a in x.items()]
+        return [checked_array(a[index], a[index].shape, np.float32, f"input {n!r}") for n, a in x.items()]
 
     def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
         """Train on a whole sequence of any length (states reset first unless reset=False).
@@ -267,7 +236,7 @@ class Model:
         keeping each step's tape entries, then backward. Gradients accumulate over the sequence; with
         `lr` an optimizer step follows. Returns the summed loss and `readout_sum` = sum_t mask_t * r_t [B, C].
         """
-        self._check_lr(lr)
+        check_lr(lr)
         self._check_schedule(lr)
         x = self._inputs(x)
         T = next(iter(x.values())).shape[0]
@@ -324,7 +293,7 @@ class Model:
         holding the whole sequence: memory does not depend on its length."""
         if self.algorithm is Algorithm.BPTT:
             raise BtcError("train_stream needs an online algorithm (pp-prop); BPTT must see the whole sequence")
-        self._check_lr(lr)
+        check_lr(lr)
         self._check_schedule(lr)
         self.reset_state()
         loss, steps = 0.0, 0

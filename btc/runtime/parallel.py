@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from btc.errors import BtcError
+from btc.runtime.checks import check_lr
 
 __all__ = ["DataParallel", "NotShared"]
 
@@ -99,7 +100,7 @@ class DataParallel:
         If any rank fails, every rank's gradients of this sequence are zeroed, as one process would."""
         MPI = _mpi()
         if lr is not None:
-            self.model._check_lr(lr)  # before any work: the same on every rank
+            check_lr(lr)  # before any work: the same on every rank
         per_sample = 1 if self.model.abi["loss"] == "cross_entropy" else 2  # [batch] labels, [batch, C] values
         out = self._together(lambda: self.model.train_sequence(
             self._share(x, "input"), self._share(target, "target", per_sample), mask, lr=None, reset=reset),

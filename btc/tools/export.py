@@ -28,6 +28,7 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
     """Write the bundle of `artifact` (with a checkpoint's parameters and optimizer state) to `out_dir`,
     atomically; returns {file: bytes}."""
     from btc.backends import compile_module
+    from btc.driver import _publish
     from btc.runtime import load
     from btc.runtime.artifact import read_artifact
     from btc.tools.session import session_module
@@ -48,7 +49,6 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
         tmp = tempfile.mkdtemp(prefix=".btc-bundle-", dir=parent)
     except OSError as e:
         raise BtcError(f"cannot write the bundle to {out_dir}: {e.strerror or e}") from None
-    old = None
     try:
         with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
             f.write(vmfb)
@@ -60,13 +60,8 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
         with open(os.path.join(tmp, "README.md"), "w") as f:
             f.write(bundle_document(manifest, checkpoint))
         os.chmod(tmp, 0o755)
-        if os.path.isdir(out_dir):  # the previous bundle moves aside until the new one is in place
-            old = out_dir + ".old-" + os.path.basename(tmp)
-            os.rename(out_dir, old)
-        os.rename(tmp, out_dir)
+        old = _publish(tmp, out_dir, "bundle", "export")  # the previous bundle stays until the new one is in place
     except OSError as e:
-        if old:
-            os.rename(old, out_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         raise BtcError(f"could not write the bundle {out_dir!r}: {e.strerror or e} (nothing was written)") from None
     except BaseException:
