@@ -239,7 +239,8 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
         write_archive(os.path.join(tmp, "params.irpa"), layout, archive_entries(layout, params))
         np.savez(os.path.join(tmp, "connectivity.npz"),
                  **{f"{p.name}.{side}": getattr(p.connectivity, side) for p in net.projections.values()
-                    if p.connectivity is not None for side in ("pre", "post")})
+                    if p.connectivity is not None for side in ("pre", "post", "tie")
+                    if getattr(p.connectivity, side) is not None})
         manifest = {
             "format": MANIFEST_FORMAT,
             "btc_version": btc.__version__,
@@ -327,7 +328,7 @@ def check_output_dir(out_dir: str) -> None:
 def estimated_bytes(net, options: CompileOptions) -> int:
     """A lower bound of the module's memory: parameters with their gradients and Adam moments, and the
     states, spike histories and one trace per state of every group, for the compiled batch."""
-    weights = sum((p.connectivity.nnz if p.connectivity is not None else net.size(p.pre) * net.size(p.post))
+    weights = sum((p.connectivity.n_weights if p.connectivity is not None else net.size(p.pre) * net.size(p.post))
                   + (net.size(p.post) if p.bias else 0) for p in net.projections.values())
     per_weight = 4 * (4 if options.optimizer == "adam" else 2)
     states = sum(g.size * max(1, len(getattr(getattr(g, "neuron", None), "state_names", lambda dt: ("r",))(net.dt)))

@@ -98,7 +98,7 @@ def online_grads(net: Network, params: dict, x: np.ndarray, target, mask, alpha:
                     pre = sim.presynaptic(proj, x_t, spikes, state["_history"])
                     pres[proj.name] = pre
                     ys[g][proj.port] = ys[g][proj.port] + pre @ sim.weight(proj, p) + \
-                        (p[f"{proj.name}.b"] if proj.bias else 0.0)
+                        (sim.bias(proj, p) if proj.bias else 0.0)
                 out = sim.group_step(net, g, p, state[g], ys[g])
                 new[g] = {n: out[n] + perturb[g][..., i] for i, n in enumerate(_names(net, g))}
                 if g in spiking:
@@ -124,17 +124,32 @@ def online_grads(net: Network, params: dict, x: np.ndarray, target, mask, alpha:
                 else:
                     post = jnp.sum(eps_f[(g, proj.port)] * delta[g], -1) / corr
                     gW = eps_x[(proj.pre, proj.lag)].T @ post
+                gW = _at_weights(proj, np.asarray(gW))
                 if proj.sign:
-                    gW = gW * proj.sign * jnp.sign(p[f"{proj.name}.W"])
+                    gW = gW * proj.sign * np.sign(p[f"{proj.name}.W"])
                 grads[f"{proj.name}.W"] += np.asarray(gW)
                 if proj.bias:
-                    grads[f"{proj.name}.b"] += np.asarray(jnp.sum(e_b[(g, proj.port)] * delta[g], -1).sum(0))
+                    gb = np.asarray(jnp.sum(e_b[(g, proj.port)] * delta[g], -1).sum(0))
+                    grads[f"{proj.name}.b"] += gb if proj.connectivity is None else \
+                        gb.reshape(-1, proj.connectivity.bias_block).sum(1)
             for q in Dp:
                 e_q[(g, q)] = jnp.einsum("bnij,bnj->bni", D, e_q[(g, q)]) + Dp[q]
                 grads[f"{g}.{q}"] += np.asarray(jnp.sum(e_q[(g, q)] * delta[g], (0, 2)) + direct[g][q])
         new["_history"] = sim.advance_history(net, state["_history"], x_t, spikes)
         state = new
     return grads
+
+
+def _at_weights(proj, gW: np.ndarray) -> np.ndarray:
+    """A dense [pre, post] gradient read at a sparse projection's pairs; a convolution's summed over
+    the pairs that share each kernel entry (times the pairs' scale): the chain rule of W[tie]."""
+    conn = proj.connectivity
+    if conn is None:
+        return gW
+    at_pairs = gW[conn.pre, conn.post]
+    if conn.tie is None:
+        return at_pairs
+    return np.bincount(conn.tie, weights=at_pairs * conn.scale, minlength=conn.n_weights).astype(np.float32)
 
 
 def cosine(a: dict, b: dict) -> float:

@@ -13,10 +13,56 @@ from btc.runtime import load
 DT = 1e-3
 
 
-def reference(graph, x, dt=DT, recurrent=()):
-    """Simulate a NIR graph of Input/Affine/Linear/Scale/Delay/LIF/CubaLIF/IF/LI nodes, written from NIR's
-    equations: x [T, B, inputs] -> the Output's source node's values per step [T, B, n]. `recurrent`:
-    the (source, target) neuron pairs whose edge carries the previous step's output."""
+def _conv(v, node):
+    """NIR's Conv1d/Conv2d (PyTorch's cross-correlation) on flat values v [B, n], by shifted slices."""
+    w = np.asarray(node.weight, np.float64)
+    d, O, groups = w.ndim - 2, w.shape[0], int(node.groups)
+    spatial = tuple(np.atleast_1d(node.input_shape))
+    x = v.reshape((v.shape[0], w.shape[1] * groups) + spatial)
+    stride, dilation = (np.broadcast_to(np.asarray(a).ravel(), (d,)) for a in (node.stride, node.dilation))
+    if isinstance(node.padding, str):  # "same" pads (dilated kernel - 1) / 2 on each side, "valid" none
+        padding = [dl * (k - 1) // 2 if node.padding == "same" else 0 for dl, k in zip(dilation, w.shape[2:])]
+    else:
+        padding = np.broadcast_to(np.asarray(node.padding).ravel(), (d,))
+    x = np.pad(x, [(0, 0), (0, 0)] + [(int(p), int(p)) for p in padding])
+    out = [(x.shape[2 + i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1 for i in range(d)]
+    y = np.zeros((v.shape[0], O) + tuple(out))
+    Og, Cg = O // groups, w.shape[1]
+    for off in np.ndindex(*w.shape[2:]):
+        window = tuple(slice(off[i] * dilation[i], off[i] * dilation[i] + stride[i] * (out[i] - 1) + 1, stride[i])
+                       for i in range(d))
+        patch = x[(slice(None), slice(None)) + window]
+        for g in range(groups):
+            y[:, g * Og:(g + 1) * Og] += np.einsum("bc...,oc->bo...", patch[:, g * Cg:(g + 1) * Cg],
+                                                   w[(slice(g * Og, (g + 1) * Og), slice(None)) + off])
+    return (y + np.asarray(node.bias).reshape((1, O) + (1,) * d)).reshape(v.shape[0], -1)
+
+
+def _pool(v, node, shape):
+    """NIR's SumPool2d/AvgPool2d (no padding) of a (C, H, W) map, flat values v [B, n]."""
+    k, s = np.asarray(node.kernel_size).ravel(), np.asarray(node.stride).ravel()
+    x = v.reshape((v.shape[0],) + tuple(shape))
+    out = [(shape[1 + i] - k[i]) // s[i] + 1 for i in range(2)]
+    y = sum(x[:, :, a:a + s[0] * (out[0] - 1) + 1:s[0], b:b + s[1] * (out[1] - 1) + 1:s[1]]
+            for a in range(k[0]) for b in range(k[1]))
+    return (y / (k[0] * k[1]) if type(node).__name__ == "AvgPool2d" else y).reshape(v.shape[0], -1)
+
+
+class _Flat:
+    """A neuron node whose per-neuron arrays read flat (NIR gives a map's neurons its shape)."""
+
+    def __init__(self, node):
+        self.node = node
+
+    def __getattr__(self, name):
+        return np.ravel(getattr(self.node, name))
+
+
+def reference(graph, x, dt=DT, recurrent=(), shapes=None):
+    """Simulate a NIR graph of Input/Affine/Linear/Scale/Delay/Conv1d/Conv2d/SumPool2d/AvgPool2d/Flatten/
+    LIF/CubaLIF/IF/LI nodes, written from NIR's equations: x [T, B, inputs] -> the Output's source node's
+    values per step [T, B, n]. `recurrent`: the (source, target) neuron pairs whose edge carries the
+    previous step's output; `shapes`: the map each pool reads, by pool node."""
     nodes, edges = graph.nodes, graph.edges
     kind = {n: type(v).__name__ for n, v in nodes.items()}
     neurons = [n for n in nodes if kind[n] in ("LIF", "CubaLIF", "IF", "LI")]
@@ -38,15 +84,21 @@ def reference(graph, x, dt=DT, recurrent=()):
                     elif kind[src] == "Linear":
                         found.append((s, lambda v, f=f, node=node: f(v) @ node.weight.T, d))
                     elif kind[src] == "Scale":
-                        found.append((s, lambda v, f=f, node=node: f(v) * node.scale, d))
+                        found.append((s, lambda v, f=f, node=node: f(v) * np.ravel(node.scale), d))
+                    elif kind[src] in ("Conv1d", "Conv2d"):
+                        found.append((s, lambda v, f=f, node=node: _conv(f(v), node), d))
+                    elif kind[src] in ("SumPool2d", "AvgPool2d"):
+                        found.append((s, lambda v, f=f, node=node, src=src: _pool(f(v), node, shapes[src]), d))
+                    elif kind[src] == "Flatten":
+                        found.append((s, f, d))
                     else:  # Delay
                         found.append((s, f, d + int(round(float(node.delay.ravel()[0]) / dt))))
         return found
 
     into = {n: sources(n) for n in neurons}
     size = {n: len(np.ravel(nodes[n].v_leak if kind[n] != "IF" else nodes[n].r)) for n in neurons}
-    v = {n: np.broadcast_to(nodes[n].v_leak if kind[n] in ("LIF", "CubaLIF") else
-                            (nodes[n].v_reset if kind[n] == "IF" else 0.0), (B, size[n])).astype(np.float64)
+    v = {n: np.broadcast_to(np.ravel(nodes[n].v_leak) if kind[n] in ("LIF", "CubaLIF") else
+                            (np.ravel(nodes[n].v_reset) if kind[n] == "IF" else 0.0), (B, size[n])).astype(np.float64)
          for n in neurons}
     i_syn = {n: np.zeros((B, size[n])) for n in neurons}
     history = {n: [] for n in nodes if kind[n] in ("Input", "LIF", "CubaLIF", "IF")}
@@ -68,7 +120,7 @@ def reference(graph, x, dt=DT, recurrent=()):
                 lag = d + (1 if (src, n) in recurrent else 0)
                 width = size[src] if src in size else x.shape[2]
                 total = total + f(history[src][t - lag] if t - lag >= 0 else np.zeros((B, width)))
-            node = nodes[n]
+            node = _Flat(nodes[n])
             if kind[n] == "CubaLIF":
                 i_syn[n] = i_syn[n] + dt / node.tau_syn * (node.w_in * total - i_syn[n])
                 v[n] = v[n] + dt / node.tau_mem * (node.v_leak - v[n] + node.r * i_syn[n])
@@ -151,10 +203,9 @@ def test_imported_graph_runs_like_the_nir_reference(tmp_path, build):
 def test_unsupported_and_malformed_graphs_are_refused(tmp_path):
     rng = np.random.default_rng(0)
     graph, _ = recurrent_graph(rng)
-    conv = dict(graph.nodes, conv=nir.Conv1d(input_shape=None, weight=np.ones((2, 1, 3)), stride=1, padding=0,
-                                             dilation=1, groups=1, bias=np.zeros(2)))
-    with pytest.raises(BtcError, match="'conv' is a Conv1d, which btc does not import"):
-        from_nir(nir.NIRGraph(nodes=conv, edges=graph.edges, type_check=False))
+    odd = dict(graph.nodes, th=nir.Threshold(threshold=np.ones(3)))
+    with pytest.raises(BtcError, match="'th' is a Threshold, which btc does not import"):
+        from_nir(nir.NIRGraph(nodes=odd, edges=graph.edges, type_check=False))
     varied = dict(graph.nodes)
     varied["lif1"] = nir.CubaLIF(tau_syn=np.linspace(0.004, 0.005, 10), tau_mem=ones(10, 0.01), r=ones(10, 1.0),
                                  v_leak=ones(10, 0.0), v_threshold=ones(10, 0.5))
@@ -189,8 +240,8 @@ def _composed(graph):
     out = {}
     for name, node in graph.nodes.items():
         if type(node).__name__ in ("Input", "LIF", "CubaLIF", "IF", "LI"):
-            for dst, W, b, delay in _paths(graph, name, DT):
-                out[name, dst] = (W, b, delay)
+            for dst, m, delay in _paths(graph, name, DT):
+                out[name, dst] = (m.W, m.b, delay)
     return out
 
 
@@ -296,3 +347,82 @@ def test_lags_nir_cannot_express_are_refused():
     net.set_loss("cross_entropy", "out")
     with pytest.raises(BtcError, match="NIR cannot say which edge of a cycle is late"):
         to_nir(net)
+
+
+def conv_graph(rng):
+    """Input (2, 8, 8) -> Conv2d (padding 1) -> CubaLIF maps (r per channel) -> SumPool2d -> Conv2d
+    (padding "same") -> LIF maps -> AvgPool2d -> Flatten -> Affine -> LI -> Output: an N-MNIST-style CSNN."""
+    def maps(shape, **values):
+        return {k: np.broadcast_to(np.asarray(v, np.float64), shape).copy() for k, v in values.items()}
+
+    r1 = np.broadcast_to(np.array([1.0, 1.5, 0.8, 1.2])[:, None, None], (4, 8, 8))
+    nodes = {
+        "input": nir.Input(input_type=np.array([2, 8, 8])),
+        "conv1": nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 1.5, (4, 2, 3, 3)), stride=1, padding=1,
+                            dilation=1, groups=1, bias=rng.normal(0, 0.3, 4)),
+        "lif1": nir.CubaLIF(**maps((4, 8, 8), tau_syn=0.004, tau_mem=0.01, v_leak=0.0, v_threshold=0.3,
+                                   v_reset=0.0, w_in=1.0), r=r1),
+        "pool1": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "conv2": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0, 1.0, (6, 4, 3, 3)), stride=1, padding="same",
+                            dilation=1, groups=1, bias=np.zeros(6)),
+        "lif2": nir.LIF(**maps((6, 4, 4), tau=0.005, r=1.0, v_leak=0.0, v_threshold=0.3, v_reset=0.0)),
+        "pool2": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([6, 2, 2])}, start_dim=0),
+        "fc": nir.Affine(weight=rng.normal(0, 2.0, (5, 24)), bias=rng.normal(0, 0.1, 5)),
+        "li": nir.LI(tau=ones(5, 0.02), r=ones(5, 1.0), v_leak=ones(5, 0.0)),
+        "output": nir.Output(output_type=np.array([5])),
+    }
+    edges = [("input", "conv1"), ("conv1", "lif1"), ("lif1", "pool1"), ("pool1", "conv2"), ("conv2", "lif2"),
+             ("lif2", "pool2"), ("pool2", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), {"pool1": (4, 8, 8), "pool2": (6, 4, 4)}
+
+
+def test_a_convolutional_graph_imports_trains_and_round_trips(tmp_path):
+    """Conv2d, pools, Flatten imported as convolutions with shared kernels: the compiled module runs like
+    the NIR reference (whose convolution and pools are written with NumPy slices), trains online with
+    its kernels shared, and exports back to Conv2d / pool / Flatten / Affine nodes that run alike."""
+    from btc.frontend.nir_export import to_nir
+
+    graph, shapes = conv_graph(np.random.default_rng(0))
+    nir.write(str(tmp_path / "conv.nir"), graph)
+    net = from_nir(str(tmp_path / "conv.nir"), dt=DT)
+    kinds = {p.name: (p.connectivity.geometry["kind"] if p.connectivity is not None else "dense")
+             for p in net.projections.values()}
+    assert sorted(kinds.values()) == ["conv", "conv", "conv"], kinds  # pool, flatten, affine: a whole-map kernel
+    assert {k: v.shape for k, v in net.init_params().items() if k.endswith(".W")} == {
+        "input_to_lif1.W": (72,), "lif1_to_lif2.W": (216,), "lif2_to_li.W": (120,)}
+    compile_network(net, CompileOptions(batch=2, chunk=10), str(tmp_path / "art"))
+    model = load(str(tmp_path / "art"))
+    x = (np.random.default_rng(1).random((20, 2, 128)) < 0.3).astype(np.float32)
+    got = model.infer_sequence(x, record=True)
+    np.testing.assert_allclose(got["readout"], reference(graph, x.astype(np.float64), shapes=shapes),
+                               rtol=1e-4, atol=1e-4)
+    assert got["spikes.lif1"].sum() > 0 and got["spikes.lif2"].sum() > 0
+    model.train_sequence(x, np.array([1, 3], np.int32), lr=0.05)
+    assert not np.allclose(model.params["lif1_to_lif2.W"], net.init_params()["lif1_to_lif2.W"])
+    trained = to_nir(net, model.params)
+    assert [type(trained.nodes[n]).__name__ for n in ("input_to_lif1", "lif1_to_lif2", "lif1_to_lif2_1",
+                                                         "lif2_to_li", "lif2_to_li_1", "lif2_to_li_2")] == [
+        "Conv2d", "SumPool2d", "Conv2d", "AvgPool2d", "Flatten", "Affine"]
+    nir.write(str(tmp_path / "trained.nir"), trained)
+    again = nir.read(str(tmp_path / "trained.nir"))
+    again_shapes = {"lif1_to_lif2": (4, 8, 8), "lif2_to_li": (6, 4, 4)}
+    np.testing.assert_allclose(reference(again, x.astype(np.float64), shapes=again_shapes),
+                               model.infer_sequence(x)["readout"], rtol=1e-4, atol=1e-4)
+
+
+def test_convolutions_nir_cannot_compose_are_refused():
+    graph, _ = conv_graph(np.random.default_rng(0))
+    nodes = dict(graph.nodes, fc2=nir.Linear(weight=np.ones((4 * 64, 4 * 64))))
+    edges = [e for e in graph.edges if e != ("conv1", "lif1")] + [("conv1", "fc2"), ("fc2", "lif1")]
+    with pytest.raises(BtcError, match="'fc2' \\(Linear\\): an Linear after a convolution"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    nodes = dict(graph.nodes, lif1=nir.CubaLIF(tau_syn=np.full((4, 8, 8), 0.004), tau_mem=np.full((4, 8, 8), 0.01),
+                                               r=np.random.default_rng(0).uniform(1, 2, (4, 8, 8)),
+                                               v_leak=np.zeros((4, 8, 8)), v_threshold=np.full((4, 8, 8), 0.3)))
+    with pytest.raises(BtcError, match="the gain of 'lif1' \\(r, w_in\\) differs within an output channel"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    nodes = dict(graph.nodes, pool1=nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]),
+                                                  padding=np.array([0, 0])))
+    with pytest.raises(BtcError, match="'pool1' \\(SumPool2d\\).*pool windows overlap"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))

@@ -86,6 +86,15 @@ def _projection_verify(p) -> str | None:
         return "a sparse projection needs both pre_index and post_index"
     if pre is not None and (pre.size != post.size or pre.size == 0):
         return f"pre_index and post_index must be non-empty and of one length, got {pre.size} and {post.size}"
+    if p.tie is not None:  # shared weights (a convolution): pair k applies weight_scale * W[tie[k]]
+        if pre is None or p.tie.size != pre.size:
+            return f"tie needs one entry per pair of pre_index/post_index, got {p.tie.size}"
+        if p.n_weights < 1 or p.tie.min() < 0 or p.tie.max() >= p.n_weights:
+            return f"tie must index W's n_weights = {p.n_weights} entries"
+    elif p.n_weights or p.bias_block != 1 or p.weight_scale != 1.0:
+        return "n_weights, bias_block and weight_scale belong to a projection with shared weights (tie)"
+    if p.bias_block < 1:
+        return f"bias_block must be positive, got {p.bias_block}"
     for name in ("propagation", "weight_gradient"):  # "dense" until btc-plan-events; then "sparse" iff sparse
         value = getattr(p, name)
         if value != "dense" and (value == "sparse") != (pre is not None):
@@ -112,7 +121,8 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
            (_SYM, _SIZE, _STATES, _INIT),
            regions=("dynamics",), verify=_positive_size),
     OpDecl("btc.projection", "interaction y_post[port] += pre(t - lag) @ W (+ b), W = sign*|W| if "
-           "sign != 0; lag = delay (+1 if recurrent); W dense, or only at the pairs (pre_index, post_index)",
+           "sign != 0; lag = delay (+1 if recurrent); W dense, or only at the pairs (pre_index, post_index), "
+           "possibly shared between them (tie)",
            (_SYM, Attr("pre", "symbol"), Attr("post", "symbol"), Attr("recurrent", "bool"),
             Attr("bias", "bool"), Attr("port", "str", optional=True, default="y"),
             Attr("sign", "int", optional=True, default=0), Attr("delay", "int", optional=True, default=0),
@@ -122,7 +132,12 @@ OPS: dict[str, OpDecl] = {d.name: d for d in [
             Attr("propagation", "str", EVENT_CHOICES, optional=True, default="dense"),
             Attr("weight_gradient", "str", EVENT_CHOICES, optional=True, default="dense"),
             # a sparse projection: W exists only at the pairs (pre_index[k], post_index[k]), k < nnz
-            Attr("pre_index", "indices", optional=True), Attr("post_index", "indices", optional=True)),
+            Attr("pre_index", "indices", optional=True), Attr("post_index", "indices", optional=True),
+            # shared weights (a convolution): pair k applies weight_scale * W[tie[k]], W has n_weights
+            # entries; b has one entry per bias_block consecutive postsynaptic neurons
+            Attr("tie", "indices", optional=True), Attr("n_weights", "int", optional=True, default=0),
+            Attr("weight_scale", "float", optional=True, default=1.0),
+            Attr("bias_block", "int", optional=True, default=1)),
            verify=_projection_verify),
     OpDecl("btc.loss", "per-step loss on a readout, weighted by the step mask",
            (Attr("kind", "str", LOSS_KINDS), Attr("readout", "symbol"))),

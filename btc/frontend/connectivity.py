@@ -2,9 +2,10 @@
 initial weight distribution `Normal`.
 
 `project(..., connectivity=...)` takes a connection probability (a float, or `FixedProbability`
-with its own seed), explicit `(pre_index, post_index)` arrays, a boolean [pre, post] mask, or a
-scipy.sparse matrix (its stored entries). Every form becomes a `Connectivity`: the pairs sorted by
-(pre, post), the order of the projection's weight vector `<name>.W` (scipy's CSR order).
+with its own seed), explicit `(pre_index, post_index)` arrays, a boolean [pre, post] mask, a
+scipy.sparse matrix (its stored entries), or a convolution (`Conv`, `Pool`: btc.frontend.convolution).
+Every form becomes a `Connectivity`: the pairs sorted by (pre, post), the order of the projection's
+weight vector `<name>.W` (scipy's CSR order); a convolution's pairs share the kernel's weights instead.
 """
 from __future__ import annotations
 
@@ -39,15 +40,31 @@ class FixedProbability:
 
 @dataclass(frozen=True, eq=False)
 class Connectivity:
-    """The connected pairs: `pre[k]`, `post[k]` (int32, sorted by (pre, post), no duplicates)."""
+    """The connected pairs: `pre[k]`, `post[k]` (int32, sorted by (pre, post), no duplicates).
+    Shared weights (a convolution): pair k applies `scale * W[tie[k]]`, W of `kernel_shape`
+    flattened; a bias is one per `bias_block` consecutive postsynaptic neurons (an output channel)."""
 
     pre: np.ndarray
     post: np.ndarray
     shape: tuple[int, int]  # (pre size, post size)
+    tie: np.ndarray | None = None
+    kernel_shape: tuple[int, ...] | None = None
+    scale: float = 1.0
+    bias_block: int = 1
+    geometry: dict | None = None  # the convolution's shapes, for the manifest and NIR export
 
     @property
     def nnz(self) -> int:
         return int(self.pre.size)
+
+    @property
+    def n_weights(self) -> int:
+        """Entries of the weight vector: one per pair, or the kernel's."""
+        return self.nnz if self.tie is None else math.prod(self.kernel_shape)
+
+    @property
+    def n_biases(self) -> int:
+        return self.shape[1] // self.bias_block
 
     def fan_in(self) -> np.ndarray:
         return np.bincount(self.post, minlength=self.shape[1])
@@ -65,6 +82,11 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
     """`spec` (any form `project` accepts) as a Connectivity of a [pre, post] = `shape` projection;
     `seed` (an int or a sequence of ints) draws a FixedProbability that has none of its own."""
     I, O = shape
+    if hasattr(spec, "connectivity") and callable(spec.connectivity):  # Conv, Pool
+        pre, post, tie, kernel_shape, scale, bias_block, geometry = spec.connectivity((I, O), where)
+        order = np.lexsort((post, pre))
+        return Connectivity(pre[order].astype(np.int32), post[order].astype(np.int32), (I, O),
+                            tie[order].astype(np.int32), tuple(kernel_shape), float(scale), int(bias_block), geometry)
     if isinstance(spec, (float, int, np.integer, np.floating)) and not isinstance(spec, bool):
         spec = FixedProbability(float(spec)) if 0 < spec <= 1 else _bad(where, f"probability {spec!r} not in (0, 1]")
     if isinstance(spec, FixedProbability):
@@ -94,7 +116,7 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
         pre, post = np.nonzero(spec)
     else:
         _bad(where, f"must be a probability, FixedProbability, (pre, post) index arrays, a boolean [pre, post] "
-                    f"mask, a scipy.sparse matrix or a Connectivity; got {type(spec).__name__}")
+                    f"mask, a scipy.sparse matrix, a Conv, a Pool or a Connectivity; got {type(spec).__name__}")
     order = np.lexsort((post, pre))
     pre, post = pre[order].astype(np.int32), post[order].astype(np.int32)
     if pre.size == 0:
@@ -127,13 +149,24 @@ def _bad(where: str, what: str):
 
 
 def initial_scale(conn: Connectivity) -> float:
-    """1/sqrt(mean fan-in): Normal(scale)'s fan-in for a sparse projection."""
+    """1/sqrt(mean fan-in): Normal(scale)'s fan-in for a sparse projection; a convolution's is its
+    kernel's (in channels x kernel positions, as PyTorch initialises)."""
+    if conn.tie is not None:
+        return 1.0 / math.sqrt(math.prod(conn.kernel_shape[1:]) if len(conn.kernel_shape) > 1 else 1)
     return 1.0 / math.sqrt(max(conn.nnz / conn.shape[1], 1.0))
 
 
 def weights_at_pairs(where: str, weights, conn: Connectivity) -> np.ndarray:
     """Initial weights of a sparse projection, one per connection: a vector, or read at the pairs
-    from a dense [pre, post] array or a scipy.sparse matrix."""
+    from a dense [pre, post] array or a scipy.sparse matrix; a convolution's: its kernel."""
+    if conn.tie is not None:
+        weights = np.asarray(weights)
+        if weights.shape not in ((conn.n_weights,), conn.kernel_shape):
+            raise BtcError(f"{where}: weights have shape {list(weights.shape)}, expected the kernel "
+                           f"{list(conn.kernel_shape)} (or flattened, [{conn.n_weights}])")
+        if weights.dtype.kind not in "iuf" or not np.all(np.isfinite(weights)):
+            raise BtcError(f"{where}: weights must be finite numbers")
+        return weights.reshape(-1)
     if hasattr(weights, "tocsr"):
         if tuple(weights.shape) != conn.shape:
             raise BtcError(f"{where}: weights have shape {list(weights.shape)}, expected {list(conn.shape)}")
@@ -176,5 +209,8 @@ class Normal:
         return (rng.standard_normal(shape) * self.scale / math.sqrt(shape[0])).astype(np.float32)
 
     def sample_sparse(self, rng: np.random.Generator, conn: Connectivity) -> np.ndarray:
-        """One weight per connection; the fan-in is the mean number of connections per target."""
-        return (rng.standard_normal(conn.nnz) * self.scale * initial_scale(conn)).astype(np.float32)
+        """One weight per connection (a convolution: per kernel entry); the fan-in is the mean number
+        of connections per target. A pool starts at 1: a fixed sum or mean."""
+        if conn.geometry is not None and conn.geometry["kind"] == "pool":
+            return np.ones(1, np.float32)
+        return (rng.standard_normal(conn.n_weights) * self.scale * initial_scale(conn)).astype(np.float32)

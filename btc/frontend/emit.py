@@ -70,7 +70,10 @@ def build_module(net: Network, batch: int, chunk: int, ctx: ir.Context | None = 
                 ProjectionOp.build(sym_name=p.name, pre=p.pre, post=p.post, recurrent=p.recurrent, bias=p.bias,
                                    port=p.port, sign=p.sign, delay=p.delay, frozen=p.frozen or None,
                                    pre_index=None if conn is None else conn.pre,
-                                   post_index=None if conn is None else conn.post)
+                                   post_index=None if conn is None else conn.post,
+                                   **({} if conn is None or conn.tie is None else
+                                      {"tie": conn.tie, "n_weights": conn.n_weights, "weight_scale": conn.scale,
+                                       "bias_block": conn.bias_block}))
             LossOp.build(kind=net.loss.kind, readout=net.loss.readout)
     return module
 

@@ -171,7 +171,8 @@ class Network:
         FixedProbability), (pre_index, post_index) arrays, a boolean [pre, post] mask or a
         scipy.sparse matrix. Only the connected pairs have weights: `<name>.W` is then a vector, one
         entry per pair in (pre, post) order, and `weights=` may give it as such a vector, a dense
-        [pre, post] array or a scipy.sparse matrix (read at the pairs).
+        [pre, post] array or a scipy.sparse matrix (read at the pairs). `Conv(...)` or `Pool(...)`
+        makes it a convolution: `<name>.W` is the flattened kernel, `<name>.b` one per channel.
         `trainable=False` keeps W (and b) as initialised: no traces, no gradient (a fixed input map,
         a fixed readout such as region averages)."""
         if not isinstance(trainable, (bool, np.bool_)):
@@ -371,9 +372,9 @@ class Network:
                 params[f"{p.name}.W"] = p.init.sample(rng, (self.size(p.pre), self.size(p.post)))
             if p.sign:  # W = sign * |W_raw|: start from weights of the right sign
                 params[f"{p.name}.W"] = np.abs(params[f"{p.name}.W"]) * p.sign
-            if p.bias:
-                params[f"{p.name}.b"] = (np.zeros(self.size(p.post), np.float32) if p.biases is None
-                                         else np.asarray(p.biases, np.float32).copy())
+            if p.bias:  # one per postsynaptic neuron, or per output channel of a convolution
+                n = self.size(p.post) if p.connectivity is None else p.connectivity.n_biases
+                params[f"{p.name}.b"] = np.zeros(n, np.float32) if p.biases is None else np.asarray(p.biases, np.float32)
         for g in self.order():
             grp = self.groups[g]
             for p in getattr(grp, "trainable", ()):

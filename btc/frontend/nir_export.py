@@ -5,7 +5,9 @@ at dt, hard reset, states at rest, back edges one step late): `to_nir(net, param
 What NIR can say is exported; what it cannot is refused by name: soft (subtractive) reset,
 refractoriness, trainable per-neuron parameters that were learned away from one value, ALIF, GIF,
 Izhikevich and custom neurons, COBA/NMDA/Alpha/dual-exponential synapses, AlignPre synapses and STP,
-sparse projections and Dale's-law signs (NIR has dense weights without constraints).
+sparse projections other than convolutions, 1-D pools, and Dale's-law signs (NIR has dense weights without
+constraints). Convolutions become Conv1d/Conv2d (after their SumPool2d/AvgPool2d), or Flatten + Affine
+when the kernel covers the pooled map; neuron and input nodes take their maps' shapes.
 """
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ def _forward_euler(dt_ms: float, tau_ms: float) -> float:
     return dt_ms / 1000.0 / (1.0 - math.exp(-dt_ms / tau_ms))
 
 
-def _group_node(net, name: str, params: dict):
-    """(NIR neuron node, gain: what the NIR weights into it are btc's weights divided by)."""
+def _group_node(net, name: str, params: dict, shape: tuple):
+    """(NIR neuron node, gain: what the NIR weights into it are btc's weights divided by); its
+    per-neuron arrays have the group's map `shape`."""
     import nir
 
     from btc.frontend.network import Readout
@@ -32,8 +35,7 @@ def _group_node(net, name: str, params: dict):
     from btc.frontend.synapses import Delta, Expon
 
     g = net.groups[name]
-    n = g.size
-    full = lambda v: np.full(n, float(v))  # noqa: E731
+    full = lambda v: np.full(shape, float(v))  # noqa: E731
     if isinstance(g, Readout):
         if g.tau == 0:
             return nir.LI(tau=full(net.dt / 1000.0), r=full(1.0), v_leak=full(0.0)), 1.0
@@ -79,36 +81,94 @@ def to_nir(net, params: dict | None = None):
     if net.loss is None:
         raise BtcError("export to NIR: the network has no loss, so no readout to make the Output")
     nodes, edges = {}, []
+    shapes = _map_shapes(net)
     for name, i in net.inputs.items():
-        nodes[name] = nir.Input(input_type=np.array([i.size]))
+        nodes[name] = nir.Input(input_type=np.array(shapes[name]))
     gains = {}
     for name in net.order():
-        nodes[name], gains[name] = _group_node(net, name, params)
+        nodes[name], gains[name] = _group_node(net, name, params, shapes[name])
     for p in net.projections.values():
         where = f"projection {p.name!r}"
-        if p.connectivity is not None:
+        conn = p.connectivity
+        if conn is not None and conn.tie is None:
             raise BtcError(f"export to NIR: {where} is sparse; NIR's Affine and Linear are dense")
         if p.sign:
             raise BtcError(f"export to NIR: {where} keeps its weights' sign (Dale's law); NIR has no such constraint")
         if p.port != "y":
             raise BtcError(f"export to NIR: {where} targets port {p.port!r}; NIR's neurons have one input")
         W = np.asarray(params[f"{p.name}.W"], np.float64) / gains[p.post]
-        if p.bias:
-            nodes[p.name] = nir.Affine(weight=W.T, bias=np.asarray(params[f"{p.name}.b"], np.float64) / gains[p.post])
-        else:
-            nodes[p.name] = nir.Linear(weight=W.T)
-        edges.append((p.pre, p.name))
+        b = np.asarray(params[f"{p.name}.b"], np.float64) / gains[p.post] if p.bias else None
+        chain = _shared_nodes(where, conn, W, b) if conn is not None else []
+        if conn is None and len(shapes[p.pre]) > 1:
+            chain.append(nir.Flatten(input_type={"input": np.array(shapes[p.pre])}, start_dim=0))
+        if conn is None:
+            chain.append(nir.Affine(weight=W.T, bias=b) if p.bias else nir.Linear(weight=W.T))
+        names = [p.name] + [f"{p.name}_{k}" for k in range(1, len(chain))]
+        nodes.update(zip(names, chain))
+        edges += [(p.pre, names[0])] + list(zip(names, names[1:]))
         if p.delay:
             nodes[f"{p.name}_delay"] = nir.Delay(delay=np.full(net.size(p.post), p.delay * net.dt / 1000.0))
-            edges += [(p.name, f"{p.name}_delay"), (f"{p.name}_delay", p.post)]
+            edges += [(names[-1], f"{p.name}_delay"), (f"{p.name}_delay", p.post)]
         else:
-            edges.append((p.name, p.post))
+            edges.append((names[-1], p.post))
     out = next(n for n in ("output", "output_node", "nir_output") if n not in nodes)
     nodes[out] = nir.Output(output_type=np.array([net.size(net.loss.readout)]))
     edges.append((net.loss.readout, out))
     graph = nir.NIRGraph(nodes=nodes, edges=edges)
     _check_lags(net, graph)
     return graph
+
+
+def _map_shapes(net) -> dict:
+    """Each input's and group's values: the map a convolution or pool reads or writes, else (n,)."""
+    shapes = {n: (net.size(n),) for n in list(net.inputs) + list(net.groups)}
+    for p in net.projections.values():
+        geometry = p.connectivity.geometry if p.connectivity is not None else None
+        if geometry:
+            shapes[p.pre] = tuple(geometry["in_shape"])
+            shapes[p.post] = (geometry["out_shape"][0],) if _as_affine(geometry) else tuple(geometry["out_shape"])
+    return shapes
+
+
+def _as_affine(geometry: dict) -> bool:
+    """A pooled map's convolution whose kernel covers it: NIR's pool, Flatten and Affine."""
+    return geometry["kind"] == "conv" and "pool" in geometry and geometry["mapped"] == geometry["kernel_shape"][2:] \
+        and not any(geometry["padding"]) and geometry["groups"] == 1
+
+
+def _shared_nodes(where: str, conn, W: np.ndarray, b) -> list:
+    """A convolution's NIR nodes: [pool], then Conv1d/Conv2d (Flatten + Affine/Linear when its
+    kernel covers the pooled map), or a pool alone with a Scale for its weight."""
+    import nir
+
+    geometry = conn.geometry
+    if geometry is None:
+        raise BtcError(f"export to NIR: {where} shares weights in a way NIR cannot say")
+    in_shape = tuple(geometry["in_shape"])
+    pool = geometry if geometry["kind"] == "pool" else geometry.get("pool")
+    chain = []
+    if pool is not None:
+        if len(in_shape) != 3:
+            raise BtcError(f"export to NIR: {where} pools a 1-D map; NIR has SumPool2d and AvgPool2d only")
+        kernel = np.array(pool["kernel"])
+        stride = np.array(pool.get("stride", pool["kernel"]))
+        chain.append((nir.AvgPool2d if pool["average"] else nir.SumPool2d)(kernel_size=kernel, stride=stride,
+                                                                           padding=np.zeros(2, int)))
+    if geometry["kind"] == "pool":
+        if W[0] != 1.0:
+            chain.append(nir.Scale(scale=np.full(tuple(geometry["out_shape"]), W[0])))
+        return chain
+    kernel = W.reshape(geometry["kernel_shape"])
+    mapped = (in_shape[0],) + tuple(geometry["mapped"])
+    bias = np.zeros(kernel.shape[0]) if b is None else b
+    if _as_affine(geometry):
+        flat = kernel.reshape(kernel.shape[0], -1)
+        return chain + [nir.Flatten(input_type={"input": np.array(mapped)}, start_dim=0),
+                        nir.Affine(weight=flat, bias=b) if b is not None else nir.Linear(weight=flat)]
+    conv = nir.Conv1d if len(in_shape) == 2 else nir.Conv2d
+    spatial = mapped[1] if len(in_shape) == 2 else mapped[1:]
+    return chain + [conv(input_shape=spatial, weight=kernel, stride=geometry["stride"], padding=geometry["padding"],
+                         dilation=geometry["dilation"], groups=geometry["groups"], bias=bias)]
 
 
 def _check_lags(net, graph) -> None:

@@ -13,16 +13,19 @@ independent NumPy simulation of the NIR graph to:
   (dt/tau * r in the weights, dt/tau * v_leak in the bias); it must feed an Output.
 - Spikes: z = v > v_threshold; then v = v_reset where z (a hard reset, before the next step).
   States start at rest: v = v_leak (LIF, CubaLIF), v_reset (IF), 0 (LI, synaptic currents).
-- Edges: Affine and Linear (weight [out, in]), Scale (folded into the weights) and Delay (whole steps
-  of dt, one value per path) between two neuron or input nodes make a btc projection. An edge that
-  closes a cycle (a back edge of a depth-first walk from the inputs) carries the previous step's
-  spikes (a btc recurrent projection); every other edge this step's.
+- Edges: Affine and Linear (weight [out, in]), Scale (folded into the weights), Delay (whole steps
+  of dt, one value per path), Conv1d, Conv2d, SumPool2d, AvgPool2d and Flatten between two neuron or
+  input nodes make one btc projection (btc.frontend.nir_paths composes them): dense, or a convolution
+  with its kernel shared across positions and one bias per channel. A pool must read a neuron node's
+  spikes; a convolution reads them or their pool. An edge that closes a cycle (a back edge of a
+  depth-first walk from the inputs) carries the previous step's spikes (a btc recurrent projection);
+  every other edge this step's.
 - An Output fed by spiking neurons reads them through a memoryless readout: the weights of the Affine or
   Linear between them (learned), or fixed identity weights. An LI must feed the Output directly.
 - Time constants, thresholds, resets and leaks must be the same for every neuron of a node (btc's
-  neurons take one value; r and w_in may differ: they are folded into the weights). Inputs are
-  one-dimensional. Any other node (Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, Threshold, CubaLI, I,
-  a subgraph) is refused by name and type.
+  neurons take one value; r and w_in may differ: they are folded into the weights, one value per output
+  channel behind a convolution). Nodes hold vectors or (channels, length) / (channels, height, width)
+  maps, flat in C order. Any other node (Threshold, CubaLI, I, a subgraph) is refused by name and type.
 """
 from __future__ import annotations
 
@@ -33,12 +36,15 @@ import re
 import numpy as np
 
 from btc.errors import BtcError
+from btc.frontend.nir_paths import PathMap
+from btc.frontend.nir_paths import step as path_step
 
 __all__ = ["from_nir", "back_edges", "walk", "SUPPORTED_NODES"]
 
-SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "LIF", "CubaLIF", "IF", "LI")
+SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "Scale", "Delay", "Conv1d", "Conv2d", "SumPool2d",
+                   "AvgPool2d", "Flatten", "LIF", "CubaLIF", "IF", "LI")
 _SPIKING = ("LIF", "CubaLIF", "IF")
-_EDGES = ("Affine", "Linear", "Scale", "Delay")
+_EDGES = ("Affine", "Linear", "Scale", "Delay", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten")
 
 
 def _kind(node) -> str:
@@ -65,12 +71,17 @@ def _decay_tau(name, node, field, tau, dt) -> tuple[float, float]:
     return a, -dt * 1000.0 / math.log(1.0 - a)
 
 
-def _size(name: str, node) -> int:
+def _shape(name: str, node) -> tuple:
+    """A node's values: (n,), or a map (channels, *positions) that a convolution reads or writes."""
     shape = np.asarray(node.input_type["input"] if _kind(node) != "Input" else node.output_type["output"]).ravel()
-    if shape.size != 1:
-        raise BtcError(f"NIR node {name!r} ({_kind(node)}) has shape {list(shape)}; btc imports one-dimensional "
-                       "inputs and neuron groups (no Flatten or convolutions yet)")
-    return int(shape[0])
+    if shape.size not in (1, 2, 3) or np.any(shape < 1):
+        raise BtcError(f"NIR node {name!r} ({_kind(node)}) has shape {list(shape)}; btc imports vectors and "
+                       "(channels, length) or (channels, height, width) maps")
+    return tuple(int(v) for v in shape)
+
+
+def _size(name: str, node) -> int:
+    return math.prod(_shape(name, node))
 
 
 def _neuron(name: str, node, dt: float):
@@ -79,8 +90,8 @@ def _neuron(name: str, node, dt: float):
     from btc.frontend.synapses import Delta, Expon
 
     kind = _kind(node)
-    size = _size(name, node)
-    r = np.broadcast_to(np.asarray(node.r, np.float64), (size,))
+    shape = _shape(name, node)
+    r = np.broadcast_to(np.asarray(node.r, np.float64), shape).ravel()
     if kind == "LI":
         if math.isclose(_uniform(name, node, "tau", node.tau), dt, rel_tol=1e-9):  # forward Euler forgets all
             return 0.0, r, _uniform(name, node, "v_leak", node.v_leak)
@@ -98,19 +109,18 @@ def _neuron(name: str, node, dt: float):
             return LIF(tau=tau, v_rest=v_leak, synapse=Delta(), **spiking), r, 0.0
         a_syn, tau_syn = _decay_tau(name, node, "tau_syn", node.tau_syn, dt)
         _, tau_mem = _decay_tau(name, node, "tau_mem", node.tau_mem, dt)
-        w_in = np.broadcast_to(np.asarray(node.w_in, np.float64), (size,))
+        w_in = np.broadcast_to(np.asarray(node.w_in, np.float64), shape).ravel()
         return LIF(tau=tau_mem, v_rest=v_leak, synapse=Expon(tau=tau_syn), **spiking), a_syn * w_in * r, 0.0
     except BtcError as e:
         raise BtcError(f"NIR node {name!r} ({kind}): {e}") from None
 
 
 def _paths(graph, start: str, dt: float):
-    """Every path from activity node `start` through edge nodes: (target, W [pre, post] or None
-    for identity, bias or None, delay in steps)."""
+    """Every path from activity node `start` through edge nodes: (target, PathMap: the linear map
+    along it, delay in steps)."""
     out = []
-    node_width = _size(start, graph.nodes[start]) if _kind(graph.nodes[start]) != "Output" else 0
 
-    def walk(node_name, W, b, delay, seen):
+    def walk(node_name, m, delay, seen):
         for src, dst in graph.edges:
             if src != node_name:
                 continue
@@ -119,40 +129,22 @@ def _paths(graph, start: str, dt: float):
             if kind == "Input":
                 raise BtcError(f"NIR graph: an edge leads into the Input {dst!r}")
             if kind not in _EDGES:
-                out.append((dst, W, b, delay))
+                out.append((dst, m, delay))
                 continue
             if dst in seen:
                 raise BtcError(f"NIR graph: a cycle through {dst!r} has no neuron node on it")
-            W2, b2, d2 = W, b, delay
-            if kind == "Scale":
-                s = np.asarray(node.scale, np.float64).ravel()
-                if s.size != (node_width if W is None else W.shape[1]):
-                    raise BtcError(f"NIR node {dst!r} (Scale): {s.size} scales for "
-                                   f"{node_width if W is None else W.shape[1]} values")
-                W2 = np.diag(s) if W is None else W * s
-                b2 = None if b is None else b * s
-            elif kind in ("Affine", "Linear"):
-                weight = np.asarray(node.weight, np.float64)
-                width = node_width if W is None else W.shape[1]
-                if weight.ndim != 2 or weight.shape[1] != width:
-                    raise BtcError(f"NIR node {dst!r} ({kind}): weight must be [out, {width}] (its input has {width} "
-                                   f"values), got {list(weight.shape)}")
-                W2 = weight.T if W is None else W @ weight.T
-                b2 = None if b is None else b @ weight.T
-                if kind == "Affine":
-                    bias = np.asarray(node.bias, np.float64).ravel()
-                    if bias.shape != (weight.shape[0],):
-                        raise BtcError(f"NIR node {dst!r} (Affine): bias must have {weight.shape[0]} values, got "
-                                       f"{bias.size}")
-                    b2 = bias + (0.0 if b2 is None else b2)
-            else:  # Delay, in seconds: a whole number of steps
+            m2, d2 = m, delay
+            if kind == "Delay":  # in seconds: a whole number of steps
                 steps = _uniform(dst, node, "delay", node.delay) / dt
                 if abs(steps - round(steps)) > 1e-6:
                     raise BtcError(f"NIR node {dst!r} (Delay): {steps * dt:g} s is not a whole number of dt = {dt:g} s")
                 d2 = delay + int(round(steps))
-            walk(dst, W2, b2, d2, seen | {dst})
+            else:
+                m2 = path_step(m, dst, node)
+            walk(dst, m2, d2, seen | {dst})
 
-    walk(start, None, None, 0, {start})
+    shape = _shape(start, graph.nodes[start])
+    walk(start, PathMap(shape, shape), 0, {start})
     return out
 
 
@@ -220,11 +212,12 @@ def from_nir(graph, dt: float = 1e-3, loss: str = "cross_entropy", seed: int = 0
         names[n] = net.input(_btc_name(n, used), _size(n, graph.nodes[n]))
     links = _links(graph, dt)
     order, back = walk(links, inputs)
-    fed = [(src, W, b, delay) for src, paths in links.items() for dst, W, b, delay in paths if dst == outputs[0]]
+    fed = [(src, m, delay) for src, paths in links.items() for dst, m, delay in paths if dst == outputs[0]]
     if len(fed) != 1:
         raise BtcError(f"NIR graph: the Output {outputs[0]!r} must be fed by one node, got {[f[0] for f in fed]}")
-    fed, (source, out_W, out_b, out_delay) = [fed[0][0]], fed[0]
-    if kinds[source] == "LI" and (out_W is not None or out_b is not None or out_delay):
+    fed, (source, out_map, out_delay) = [fed[0][0]], fed[0]
+    identity = out_map.W is None and out_map.b is None and not out_map.structured
+    if kinds[source] == "LI" and (not identity or out_delay):
         raise BtcError(f"NIR graph: the LI {source!r} reaches the Output through other nodes; btc's loss reads the "
                        "readout itself (move the Affine, Linear, Scale or Delay before the LI)")
     converted = {}
@@ -244,21 +237,20 @@ def from_nir(graph, dt: float = 1e-3, loss: str = "cross_entropy", seed: int = 0
         raise BtcError(f"NIR graph: {unreached} cannot be reached from the inputs")
     leaked = set()  # an LI's leak term is one bias, on its first projection
     for src in order:
-        for dst, W, b, delay in links.get(src, ()):
+        for dst, m, delay in links.get(src, ()):
             if dst == outputs[0] or kinds[dst] == "Output":
                 continue
             gain, offset = converted[dst]
-            _project(net, names, src, dst, W, b, delay, gain, 0.0 if dst in leaked else offset, (src, dst) in back)
+            _project(net, names, src, dst, m, delay, gain, 0.0 if dst in leaked else offset, (src, dst) in back)
             leaked.add(dst)
     if kinds[source] in _SPIKING:  # spikes read by a memoryless readout: the path's weights, else identity
-        size = _size(source, graph.nodes[source]) if out_W is None else out_W.shape[1]
-        readout = net.readout(_btc_name(f"{outputs[0]}_readout", used), size, tau=0.0)
-        if out_W is None and out_b is None:
-            net.project(names[source], readout, weights=np.eye(size, dtype=np.float32), bias=False, trainable=False,
-                        delay=out_delay)
+        readout = net.readout(_btc_name(f"{outputs[0]}_readout", used), out_map.width, tau=0.0)
+        if identity:
+            net.project(names[source], readout, weights=np.eye(out_map.width, dtype=np.float32), bias=False,
+                        trainable=False, delay=out_delay)
         else:
-            _project(net, names | {outputs[0]: readout}, source, outputs[0], out_W, out_b, out_delay,
-                     np.ones(size), 0.0, False)
+            _project(net, names | {outputs[0]: readout}, source, outputs[0], out_map, out_delay,
+                     np.ones(out_map.width), 0.0, False)
         net.set_loss(loss, readout)
     else:
         net.set_loss(loss, names[source])
@@ -269,23 +261,51 @@ def from_nir(graph, dt: float = 1e-3, loss: str = "cross_entropy", seed: int = 0
     return net
 
 
-def _project(net, names, src, dst, W, b, delay, gain, offset, recurrent) -> None:
+def _project(net, names, src, dst, m: PathMap, delay, gain, offset, recurrent) -> None:
     import dataclasses
 
     pre, post = net.size(names[src]), net.size(names[dst])
-    if W is None:
-        if pre != post:
-            raise BtcError(f"NIR edge {src!r} -> {dst!r}: no weights between {pre} and {post} neurons")
-        W = np.eye(pre)
-    if W.shape != (pre, post):
-        raise BtcError(f"NIR edge {src!r} -> {dst!r}: the weights map {W.shape[0]} to {W.shape[1]} neurons, "
-                       f"but the nodes have {pre} and {post}")
-    has_bias = b is not None or offset != 0.0
-    name = net.project(names[src], names[dst], weights=(W * gain).astype(np.float32), bias=has_bias,
-                       recurrent=recurrent, delay=delay)
-    if has_bias:
-        bias = (np.zeros(post) if b is None else b * gain) + offset
-        net.projections[name] = dataclasses.replace(net.projections[name], biases=bias.astype(np.float32))
+    if m.width != post:
+        raise BtcError(f"NIR edge {src!r} -> {dst!r}: the path maps {pre} values to {m.width}, but {dst!r} has {post}")
+    if m.structured:
+        W, b, spec = _shared(src, dst, m, gain, offset)
+        name = net.project(names[src], names[dst], connectivity=spec, weights=W.astype(np.float32),
+                           bias=b is not None, recurrent=recurrent, delay=delay, trainable=m.conv is not None)
+    else:
+        W = np.eye(pre) if m.W is None else m.W
+        if W.shape != (pre, post):
+            raise BtcError(f"NIR edge {src!r} -> {dst!r}: the weights map {W.shape[0]} to {W.shape[1]} neurons, "
+                           f"but the nodes have {pre} and {post}")
+        has_bias = m.b is not None or offset != 0.0
+        b = ((np.zeros(post) if m.b is None else m.b * gain) + offset) if has_bias else None
+        name = net.project(names[src], names[dst], weights=(W * gain).astype(np.float32), bias=has_bias,
+                           recurrent=recurrent, delay=delay)
+    if b is not None:
+        net.projections[name] = dataclasses.replace(net.projections[name], biases=b.astype(np.float32))
+
+
+def _shared(src, dst, m: PathMap, gain, offset):
+    """A convolution's (or a pool's) kernel and per-channel bias with the target's input gain and
+    leak offset folded in: they must be one value per output channel."""
+    from dataclasses import replace
+
+    spec = m.conv if m.conv is not None else replace(m.pool, in_shape=m.start)
+    channels = spec.out_shape()[0] if m.conv is not None else 1
+    per = np.asarray(gain, np.float64).reshape(channels, -1)
+    if np.any(per != per[:, :1]):
+        raise BtcError(f"NIR edge {src!r} -> {dst!r}: the gain of {dst!r} (r, w_in) differs within an output "
+                       "channel; a convolution's weights are shared across positions, so btc needs one per channel")
+    per = per[:, 0]
+    if m.conv is None:
+        W = np.asarray([1.0 if m.kernel is None else float(m.kernel[0])]) * per[0]
+    else:
+        W = m.kernel * per.reshape((-1,) + (1,) * (m.kernel.ndim - 1))
+    has_bias = m.bias is not None or offset != 0.0
+    if has_bias and m.conv is None:
+        raise BtcError(f"NIR edge {src!r} -> {dst!r}: a pool feeding an LI has no bias to carry its leak; put an "
+                       "Affine or a convolution on the path")
+    b = ((np.zeros(channels) if m.bias is None else m.bias * per) + offset) if has_bias else None
+    return W, b, spec
 
 
 def _read(graph):

@@ -130,11 +130,20 @@ def elementwise(net: Network, params: dict, group: str) -> dict:
 
 def weight(proj, params: dict):
     """The weights a projection applies: sign * |W_raw| under Dale's law, else W; a sparse
-    projection's vector scattered into its dense [pre, post] matrix."""
+    projection's vector scattered into its dense [pre, post] matrix (a convolution's kernel read at
+    every pair first)."""
     W = params[f"{proj.name}.W"]
     W = proj.sign * jnp.abs(W) if proj.sign else W
     conn = proj.connectivity
+    if conn is not None and conn.tie is not None:
+        W = conn.scale * W[conn.tie]
     return W if conn is None else jnp.zeros(conn.shape, W.dtype).at[conn.pre, conn.post].set(W)
+
+
+def bias(proj, params: dict):
+    """The bias a projection adds to every postsynaptic neuron (a convolution's: one per channel)."""
+    b = params[f"{proj.name}.b"]
+    return b if proj.connectivity is None else jnp.repeat(b, proj.connectivity.bias_block)
 
 
 def presynaptic(proj, x_t: dict, spikes: dict, history: dict):
@@ -168,7 +177,7 @@ def step(net: Network, params: dict, state: dict, x_t: dict):
         for p in net.into(name):
             ys[p.port] = ys[p.port] + presynaptic(p, x_t, spikes, history) @ weight(p, params)
             if p.bias:
-                ys[p.port] = ys[p.port] + params[f"{p.name}.b"]
+                ys[p.port] = ys[p.port] + bias(p, params)
         new_state[name] = group_step(net, name, params, state[name], ys)
         if not isinstance(g, Readout):
             spikes[name] = spike_of(g.neuron, net.dt, new_state[name], elementwise(net, params, name))

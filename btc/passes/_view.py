@@ -55,6 +55,11 @@ class ProjectionInfo:
     pre_index: np.ndarray | None = field(default=None, compare=False)
     post_index: np.ndarray | None = field(default=None, compare=False)
     frozen: bool = False  # its W (and b) never learn: no traces, no gradient
+    # shared weights (a convolution): pair k applies weight_scale * W[tie[k]]; b per bias_block posts
+    tie: np.ndarray | None = field(default=None, compare=False)
+    n_weights: int = 0
+    weight_scale: float = 1.0
+    bias_block: int = 1
 
     @property
     def learns(self) -> bool:
@@ -66,8 +71,12 @@ class ProjectionInfo:
 
     @property
     def nnz(self) -> int:
-        """Its number of weights."""
+        """Its number of connected pairs (0 if dense)."""
         return int(self.pre_index.size) if self.sparse else 0
+
+    @property
+    def shared(self) -> bool:
+        return self.tie is not None
 
     @property
     def lag(self) -> int:
@@ -128,7 +137,8 @@ class ModelView:
                 self.projections[w.sym_name] = ProjectionInfo(w.sym_name, w.pre, w.post, w.recurrent, w.bias,
                                                               w.port, w.sign, w.delay, w.propagation,
                                                               w.weight_gradient, w.pre_index, w.post_index,
-                                                              w.frozen)
+                                                              w.frozen, w.tie, w.n_weights, w.weight_scale,
+                                                              w.bias_block)
             elif op.name == "btc.loss":
                 self.loss = {"kind": w.kind, "readout": w.readout}
             elif op.name == "btc.derivatives":
@@ -211,9 +221,10 @@ class ModelView:
         `Network.init_params` order: projections, then learned per-neuron parameters)."""
         out = []
         for p in self.projections.values():
-            out.append((f"{p.name}.W", (p.nnz,) if p.sparse else (self.size(p.pre), self.size(p.post))))
+            n = p.n_weights if p.shared else p.nnz
+            out.append((f"{p.name}.W", (n,) if p.sparse else (self.size(p.pre), self.size(p.post))))
             if p.bias:
-                out.append((f"{p.name}.b", (self.size(p.post),)))
+                out.append((f"{p.name}.b", (self.size(p.post) // p.bias_block,)))
         for g in self.order:
             out += [(f"{g}.{q}", (self.groups[g].size,)) for q in self.groups[g].params]
         return out

@@ -57,9 +57,10 @@ def read_artifact(path: str) -> tuple[dict, dict[str, bytes]]:
     return manifest, blobs
 
 
-def applied_weights(abi: dict, params: dict, connectivity: dict) -> dict:
+def applied_weights(abi: dict, params: dict, connectivity: dict, ties: dict | None = None) -> dict:
     """projection -> the weights it applies ([pre, post]): sign*|W| under Dale's law, else W; a sparse
-    projection's (`connectivity`: its pairs) as a scipy.sparse CSR array."""
+    projection's (`connectivity`: its pairs) as a scipy.sparse CSR array, a convolution's (`ties`:
+    each pair's kernel entry) with its kernel read at every pair."""
     size = {**{i["name"]: i["size"] for i in abi["inputs"]}, **{g["name"]: g["size"] for g in abi["groups"]}}
     out = {}
     for p in abi["projections"]:
@@ -69,6 +70,8 @@ def applied_weights(abi: dict, params: dict, connectivity: dict) -> dict:
             from scipy.sparse import csr_array
 
             pre, post = connectivity[p["name"]]
+            if ties and p["name"] in ties:
+                W = p["connectivity"].get("scale", 1.0) * W[ties[p["name"]]]
             W = csr_array((W, (pre, post)), shape=(size[p["pre"]], size[p["post"]]))
         out[p["name"]] = W
     return out

@@ -62,6 +62,8 @@ class Model:
             # sparse projection -> (pre index, post index) of its weights, in the order of "<name>.W"
             self.connectivity = {p["name"]: (z[f"{p['name']}.pre"], z[f"{p['name']}.post"])
                                  for p in abi["projections"] if p["connectivity"]["layout"] != "dense"}
+            # a convolution: the kernel entry each pair applies
+            self.ties = {p["name"]: z[f"{p['name']}.tie"] for p in abi["projections"] if f"{p['name']}.tie" in z}
         self._padded = False  # states, traces, gradients and moments start initial, from params.irpa
 
     def __repr__(self) -> str:
@@ -113,8 +115,9 @@ class Model:
     @property
     def weights(self) -> dict:
         """The weights each projection applies, projection -> [pre, post]: sign*|W| under Dale's law
-        (the stored parameter is W), else W itself; a sparse projection's as a scipy.sparse CSR array."""
-        return applied_weights(self.abi, self.params, self.connectivity)
+        (the stored parameter is W), else W itself; a sparse projection's as a scipy.sparse CSR array (a
+        convolution's kernel read at every pair)."""
+        return applied_weights(self.abi, self.params, self.connectivity, self.ties)
 
     @property
     def grads(self) -> dict[str, np.ndarray]:

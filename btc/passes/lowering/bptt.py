@@ -13,6 +13,7 @@ from btc.passes.lowering.bodies import dot_body, transpose_apply_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.forward import Step, forward, next_states, source_value, weights
 from btc.passes.lowering.loss import step_loss
+from btc.passes.lowering.shared import bias_sums
 from btc.passes.lowering.sparse import times_weights_t, weight_outer
 from btc.passes.lowering.state_io import setter
 from btc.passes.lowering.text import Fn
@@ -104,7 +105,7 @@ def bptt_backward_step(lw: Lowering) -> None:
                  f"g{i}")
         if p.bias:
             j = lw.param_index(f"{p.name}.b")
-            lw.store(fn, fn.sum_rows(a, B, v.size(p.post), lw.load(fn, f"g{j}")), f"g{j}")
+            lw.store(fn, bias_sums(fn, p, a, B, v.size(p.post), lw.load(fn, f"g{j}")), f"g{j}")
     for g in v.order:  # learned per-neuron parameters: this step's local derivatives
         N = v.groups[g].size
         for j, q in enumerate(v.groups[g].params):

@@ -84,7 +84,8 @@ class Lowering:
         self.histories = view.histories()
         self.layout: list[dict] = []
         self.functions: list[Function] = []
-        self.sparse = {p.name: SparseLayout(p.name, p.pre_index, p.post_index, view.size(p.pre), view.size(p.post))
+        self.sparse = {p.name: SparseLayout(p.name, p.pre_index, p.post_index, view.size(p.pre), view.size(p.post),
+                                            p.tie, p.n_weights, p.weight_scale)
                        for p in view.projections.values() if p.sparse}
         # immutable i32 globals (sparse projections' index tables): symbol -> (array, projection, table)
         self.tables: dict[str, tuple] = {}

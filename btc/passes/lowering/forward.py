@@ -9,6 +9,7 @@ from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.events import active_lists, gather_rows_sum
+from btc.passes.lowering.shared import channel_bias
 from btc.passes.lowering.sparse import sparse_weights, times_weights
 from btc.passes.lowering.text import Fn, block_body
 from btc.passes.plan_events import list_capacity
@@ -53,6 +54,8 @@ def split_params(lw: Lowering, values: list[str], fn: Fn, hoisted: bool = False)
                 push = p.pre in lw.v.groups and (p.lag == 0 or not lw.algorithm.online)
                 value = sparse_weights(fn, lw.sparse[owner], value,
                                        lambda table, owner=owner: lw.load_table(fn, owner, table), push, hoisted)
+            if kind == "b" and lw.v.projections[owner].bias_block > 1:  # one per channel of a convolution
+                value = channel_bias(fn, value, shape[0], lw.v.projections[owner].bias_block)
             (W if kind == "W" else b)[owner] = value
         else:
             b[name] = value

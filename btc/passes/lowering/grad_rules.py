@@ -7,6 +7,7 @@ from btc.passes.lowering.bodies import dot, fma_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import source_value
 from btc.passes.lowering.schedule import StepValues, lowers
+from btc.passes.lowering.shared import bias_sums
 from btc.passes.lowering.sparse import outer_grad_slots, slot_shapes, slots_to_pairs, weight_outer
 from btc.passes.lowering.text import Fn, tt
 
@@ -63,7 +64,7 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
 def accumulate_bias_grad(lw: Lowering, sv: StepValues, op) -> None:
     p = lw.v.projections[op.projection]
     i = lw.param_index(f"{p.name}.b")
-    sv.nxt[f"g{i}"] = sv.fn.sum_rows(sv.post_sum[op.trace], lw.B, lw.v.size(p.post), sv.cur[f"g{i}"])
+    sv.nxt[f"g{i}"] = bias_sums(sv.fn, p, sv.post_sum[op.trace], lw.B, lw.v.size(p.post), sv.cur[f"g{i}"])
 
 
 @lowers("btc.accumulate_elem_grad")

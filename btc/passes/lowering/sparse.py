@@ -19,6 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
+from btc.passes.lowering.shared import onto_weights, pair_weights, shared_table
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["SparseLayout", "SparseWeights", "sparse_weights", "propagate", "pull_back", "outer_grad", "slot_shapes",
@@ -96,6 +97,9 @@ class SparseLayout:
     post: np.ndarray
     I: int
     O: int
+    tie: np.ndarray | None = None  # shared weights: pair k applies scale * W[tie[k]] (shared.py)
+    n_weights: int = 0
+    scale: float = 1.0
 
     @property
     def nnz(self) -> int:
@@ -123,6 +127,8 @@ class SparseLayout:
             return self.pull.tables[name]
         if name.startswith("out_"):
             return self.push.tables[name]
+        if name in ("tie", "uses"):
+            return shared_table(self.tie, self.n_weights, name)
         return self._per_slot_trace[name]
 
     @cached_property
@@ -142,8 +148,8 @@ class SparseLayout:
         return self.pull.slots
 
     def record(self) -> dict:
-        pull = self.pull
-        return {"layout": "pull-ell" if pull.whole else "pull-sliced-ell", "nnz": self.nnz,
+        pull, shared = self.pull, {} if self.tie is None else {"n_weights": self.n_weights, "scale": self.scale}
+        return {**shared, "layout": "pull-ell" if pull.whole else "pull-sliced-ell", "nnz": self.nnz,
                 "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "fan_in_mean": self.nnz / self.O,
                 "padded_slots": pull.slots, "bucket_widths": list(pull.widths), "bucket_rows": list(pull.counts)}
 
@@ -180,6 +186,8 @@ def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table, push: bo
     the loop, the gather re-read W at random every step (measured at 135,000 neurons and 3.1 million
     pairs: most of a step's time)."""
     t = _Tables(load_table)
+    if layout.tie is not None:  # a convolution: the kernel read out at every pair
+        flat = pair_weights(fn, flat, t["tie"], layout.n_weights, layout.nnz, layout.scale)
 
     def side_weights(side: Side) -> list:
         taken = [_take(fn, flat, layout.nnz, t[f"{side.prefix}_k{b}"], (n, w))
@@ -240,7 +248,8 @@ def slots_to_vector(fn: Fn, w: SparseWeights, per_slot: list[str], acc: str) -> 
     L, side = w.layout, w.layout.pull
     flat = [_collapse(fn, s, shape) for s, shape in zip(per_slot, slot_shapes(L))]
     joined = flat[0] if side.whole else _concat(fn, flat, [(n * wd,) for n, wd in slot_shapes(L)], (side.slots,))
-    return _read_slots(fn, joined, w.t["in_slot"], side.slots, L.nnz, acc)
+    return onto_weights(fn, L, lambda: w.t["uses"],
+                        lambda a: _read_slots(fn, joined, w.t["in_slot"], side.slots, L.nnz, a), acc)
 
 
 def gather_columns(fn: Fn, w: SparseWeights, x: str, B: int) -> str:
@@ -270,8 +279,9 @@ def slots_to_pairs(fn: Fn, w: SparseWeights, per_slot: str, acc: str, transposed
                 f"{val} = tensor.extract {per_slot}{at} : {tt(*shape)}", f"{out} = arith.addf {v[2]}, {val} : f32"], [out]
 
     m = "affine_map<(d0) -> (d0)>"
-    return fn.generic([(w.t["slot_post"], m, tt(L.nnz, dtype="i32")), (w.t["slot_f"], m, tt(L.nnz, dtype="i32"))],
-                      [(acc, m, tt(L.nnz))], ["parallel"], body)[0]
+    return onto_weights(fn, L, lambda: w.t["uses"], lambda a: fn.generic(
+        [(w.t["slot_post"], m, tt(L.nnz, dtype="i32")), (w.t["slot_f"], m, tt(L.nnz, dtype="i32"))],
+        [(a, m, tt(L.nnz))], ["parallel"], body)[0], acc)
 
 
 # ---------------------------------------------------------------- kernels
