@@ -310,3 +310,13 @@ EXACT_NETWORKS = {f.__name__: f for f in (exact_delta_soft, exact_expon_hard_att
                                           exact_triangle_mse, exact_if, exact_alif, exact_gif, exact_izhikevich,
                                           exact_coba, exact_qif)}
 NETWORKS.update(EXACT_NETWORKS)
+
+# The comparisons of two btc modules (event-driven vs dense, sparse vs masked dense) test propagation and
+# weight-gradient kernels, which depend on the kinds of projection, not on the neuron model (every neuron model
+# is held to the oracles by test_against_oracles on all of NETWORKS). They sweep these networks, which hold every
+# kind: binary inputs, recurrence, several layers, shared inputs and MSE, equal shapes, every synapse model,
+# COBA ports, delays, Dale's law and AlignPre synapses. BTC_ALL_NETWORKS=1 sweeps all of NETWORKS (~9 min more).
+KERNEL_NETWORKS = NETWORKS if os.environ.get("BTC_ALL_NETWORKS") == "1" else {
+    n: NETWORKS[n] for n in ("one_layer_expon_hard", "recurrent_expon", "three_layers", "shared_input_mse",
+                             "same_shapes", "lif_every_synapse", "ei_coba_delays", "cuba_dale_delays", "align_pre")}
+

@@ -23,7 +23,7 @@ def _rel_err(got: dict, want: dict) -> dict:
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_forward_matches_simulator(compiled, name):
     net = NETWORKS[name]()
-    model = compiled(name, "pp-prop", 5, BATCH)
+    model = compiled(name, "pp-prop", 5, BATCH, decay=0.8)  # the module the gradient tests use: one compile
     x, _, _ = sequence(net, BATCH, STEPS)
     out = model.infer_sequence(x, record=True)
     chunked = model.infer_sequence(x)["readout"]

@@ -10,10 +10,13 @@ Oracles:
   whose per-pair gradients are summed onto the kernel: the correlation. Sequences are 13 steps in
   chunks of 5.
 """
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import oracles
 from btc.driver import CompileOptions, compile_network
@@ -21,13 +24,14 @@ from btc.errors import BtcError
 from btc.frontend import LIF, Conv, Expon, Network, Pool
 from btc.frontend import simulate as sim
 from btc.runtime import load
+from btc.tools.cli import main
 from data import sequence
 
 STEPS, BATCH = 13, 3
 
 
 def conv_net() -> Network:
-    """2-D input maps -> conv (padding 1, bias) -> LIF maps -> sum-pool + conv (stride 1) -> LIF with
+    """2-D input maps -> conv (padding 1, bias) -> LIF maps -> average pool + conv -> LIF with
     Expon synapses; those maps read as 1-D (channels, length) -> dilated conv (delay 1, Dale's law);
     the first maps -> a fixed average pool -> LIF; everything -> a dense readout."""
     net = Network(seed=0)
@@ -35,9 +39,11 @@ def conv_net() -> Network:
     c1 = Conv((2, 6, 6), 3, 3, padding=1)
     net.group("h1", int(np.prod(c1.out_shape())), LIF(tau=10.0, theta=0.5))
     net.project("x", "h1", connectivity=c1, bias=True, init=3.0)
-    c2 = Conv((3, 6, 6), 4, (2, 2), pool=Pool(2))
+    c2 = Conv((3, 6, 6), 4, (2, 2), pool=Pool(2, average=True))
     net.group("h2", int(np.prod(c2.out_shape())), LIF(tau=10.0, theta=0.5, synapse=Expon(5.0)))
-    net.project("h1", "h2", connectivity=c2, bias=True, init=3.0)
+    net.project("h1", "h2", connectivity=c2, bias=True, init=6.0)
+    for name, b in (("x_to_h1", [0.2, -0.1, 0.3]), ("h1_to_h2", [0.1, 0.0, -0.2, 0.3])):  # per channel
+        net.projections[name] = dataclasses.replace(net.projections[name], biases=np.array(b, np.float32))
     c3 = Conv((4, 4), 2, 3, padding=2, dilation=2)
     net.group("h3", int(np.prod(c3.out_shape())), LIF(tau=10.0, theta=0.3))
     net.project("h2", "h3", connectivity=c3, delay=1, sign="+", init=3.0)
@@ -82,8 +88,8 @@ def _lax_map(spec, x):
     Conv((4, 6, 5), 6, (3, 2), padding=1, groups=2),
     Pool((2, 3), stride=(2, 4), average=True, in_shape=(2, 6, 9)),
     Pool(3, in_shape=(2, 10)),
-], ids=["conv2d", "conv1d-dilated", "sumpool-conv", "avgpool-conv", "pool-flatten-affine", "avgpool2d",
-        "sumpool1d", "grouped"])
+], ids=["conv2d", "conv1d-dilated", "sumpool-conv", "avgpool-conv", "pool-flatten-affine", "grouped", "avgpool2d",
+        "sumpool1d"])
 def test_geometry_equals_lax(spec):
     net = Network(seed=0)
     n_in = int(np.prod(spec.in_shape))
@@ -152,6 +158,9 @@ def test_artifact_records_the_kernel_and_its_pairs(artifacts):
     assert conn["x_to_h1"]["n_weights"] == 3 * 2 * 3 * 3 and conn["x_to_h1"]["nnz"] > 3 * 2 * 3 * 3
     assert conn["h1_to_h4"]["scale"] == pytest.approx(1 / 9)
     assert model.params["x_to_h1.W"].shape == (54,) and model.params["x_to_h1.b"].shape == (3,)
+    shown = CliRunner().invoke(main, ["inspect", model.path])
+    assert shown.exit_code == 0 and "1,536 pairs (pull-ell, fan-in up to 18, mean 14.2, sharing 54 weights)" in \
+        shown.output, shown.output
     params = net.init_params()
     for name, W in model.weights.items():
         want = np.asarray(sim.weight(net.projections[name], params))
@@ -167,6 +176,7 @@ def test_artifact_records_the_kernel_and_its_pairs(artifacts):
     (Conv((2, 6), 1, (2, 2)), (12, 5), "kernel must be an integer >= 1 or 1 of them"),
     (Conv((2, 6), 3, 2, groups=2), (12, 15), "groups must be a positive integer dividing the 2 input and 3 output"),
     (Pool(2), (12, 6), "a Pool used as a projection's connectivity needs in_shape"),
+    (Conv((1, 1), 1, 1, stride=20, padding=5), (1, 1), "connects no pair (the kernel never lands on the map)"),
 ])
 def test_bad_convolutions_are_one_clear_error(spec, size, message):
     net = Network()
@@ -186,3 +196,15 @@ def test_a_kernel_of_the_wrong_shape_is_refused():
         net.project("x", "h", connectivity=Conv((2, 6, 6), 3, 3), weights=np.ones((3, 3)))
     net.project("x", "h", connectivity=Conv((2, 6, 6), 3, 3), weights=np.ones((3, 2, 3, 3)))
     assert net.init_params()["x_to_h.W"].shape == (54,)
+
+
+def test_a_convolution_reused_keeps_its_kernel_and_nir_export_names_what_it_cannot_say():
+    from btc.frontend.nir_export import to_nir
+
+    net = conv_net()
+    net.group("h5", net.size("h1"), LIF())
+    net.project("x", "h5", connectivity=net.projections["x_to_h1"].connectivity)
+    assert net.init_params()["x_to_h5.W"].shape == (54,)
+    with pytest.raises(BtcError, match=r"'h2' is a \[4, 2, 2\] map for projection 'h1_to_h2' and a \[4, 4\] one "
+                                       r"for 'h2_to_h3'; a NIR node has one shape"):
+        to_nir(conv_net())

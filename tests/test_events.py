@@ -1,6 +1,6 @@
 """Event-driven propagation and the regrouped (event-driven) pp-prop weight gradient against the dense
-computation: the same spikes, states and gradients (within 1e-5 relative) on every network in nets.py,
-sequences that end mid-block, hybrid plans and BPTT; and the plan btc-plan-events makes.
+computation: the same spikes, states and gradients (within 1e-5 relative) on nets.KERNEL_NETWORKS (every
+kind of projection; BTC_ALL_NETWORKS=1: every network of nets.py), sequences that end mid-block, hybrid plans and BPTT; and the plan btc-plan-events makes.
 
 Sequences are 13 steps in chunks of 5, so a regrouped block (5 steps) closes twice and the last,
 padded chunk runs one too.
@@ -14,7 +14,7 @@ from btc.passes._view import ModelView
 from btc.passes.lowering.abi import Abi
 from btc.passes.plan_events import event_block, list_capacity, projection_costs
 from data import sequence
-from nets import NETWORKS
+from nets import KERNEL_NETWORKS, NETWORKS
 
 STEPS, BATCH = 13, 3
 
@@ -29,7 +29,7 @@ def _run(model, x, target, mask):
     return model.grads, model.infer_sequence(x, record=True)
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("name", sorted(KERNEL_NETWORKS))
 def test_event_driven_equals_dense(compiled, name):
     net = NETWORKS[name]()
     x, target, mask = sequence(net, BATCH, STEPS)

@@ -351,7 +351,7 @@ def test_lags_nir_cannot_express_are_refused():
 
 def conv_graph(rng):
     """Input (2, 8, 8) -> Conv2d (padding 1) -> CubaLIF maps (r per channel) -> SumPool2d -> Conv2d
-    (padding "same") -> LIF maps -> AvgPool2d -> Flatten -> Affine -> LI -> Output: an N-MNIST-style CSNN."""
+    (padding "same", a 2 ms delay) -> LIF maps -> AvgPool2d -> Flatten -> Affine -> LI -> Output: an N-MNIST-style CSNN."""
     def maps(shape, **values):
         return {k: np.broadcast_to(np.asarray(v, np.float64), shape).copy() for k, v in values.items()}
 
@@ -365,6 +365,7 @@ def conv_graph(rng):
         "pool1": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
         "conv2": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0, 1.0, (6, 4, 3, 3)), stride=1, padding="same",
                             dilation=1, groups=1, bias=np.zeros(6)),
+        "delay2": nir.Delay(delay=np.full((6, 4, 4), 0.002)),
         "lif2": nir.LIF(**maps((6, 4, 4), tau=0.005, r=1.0, v_leak=0.0, v_threshold=0.3, v_reset=0.0)),
         "pool2": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
         "flat": nir.Flatten(input_type={"input": np.array([6, 2, 2])}, start_dim=0),
@@ -372,7 +373,8 @@ def conv_graph(rng):
         "li": nir.LI(tau=ones(5, 0.02), r=ones(5, 1.0), v_leak=ones(5, 0.0)),
         "output": nir.Output(output_type=np.array([5])),
     }
-    edges = [("input", "conv1"), ("conv1", "lif1"), ("lif1", "pool1"), ("pool1", "conv2"), ("conv2", "lif2"),
+    edges = [("input", "conv1"), ("conv1", "lif1"), ("lif1", "pool1"), ("pool1", "conv2"), ("conv2", "delay2"),
+             ("delay2", "lif2"),
              ("lif2", "pool2"), ("pool2", "flat"), ("flat", "fc"), ("fc", "li"), ("li", "output")]
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), {"pool1": (4, 8, 8), "pool2": (6, 4, 4)}
 
@@ -402,8 +404,9 @@ def test_a_convolutional_graph_imports_trains_and_round_trips(tmp_path):
     assert not np.allclose(model.params["lif1_to_lif2.W"], net.init_params()["lif1_to_lif2.W"])
     trained = to_nir(net, model.params)
     assert [type(trained.nodes[n]).__name__ for n in ("input_to_lif1", "lif1_to_lif2", "lif1_to_lif2_1",
-                                                         "lif2_to_li", "lif2_to_li_1", "lif2_to_li_2")] == [
-        "Conv2d", "SumPool2d", "Conv2d", "AvgPool2d", "Flatten", "Affine"]
+                                                         "lif1_to_lif2_delay", "lif2_to_li", "lif2_to_li_1",
+                                                         "lif2_to_li_2")] == [
+        "Conv2d", "SumPool2d", "Conv2d", "Delay", "AvgPool2d", "Flatten", "Affine"]
     nir.write(str(tmp_path / "trained.nir"), trained)
     again = nir.read(str(tmp_path / "trained.nir"))
     again_shapes = {"lif1_to_lif2": (4, 8, 8), "lif2_to_li": (6, 4, 4)}
@@ -411,11 +414,11 @@ def test_a_convolutional_graph_imports_trains_and_round_trips(tmp_path):
                                model.infer_sequence(x)["readout"], rtol=1e-4, atol=1e-4)
 
 
-def test_convolutions_nir_cannot_compose_are_refused():
+def test_convolutions_nir_paths_compose_or_are_refused():
     graph, _ = conv_graph(np.random.default_rng(0))
     nodes = dict(graph.nodes, fc2=nir.Linear(weight=np.ones((4 * 64, 4 * 64))))
     edges = [e for e in graph.edges if e != ("conv1", "lif1")] + [("conv1", "fc2"), ("fc2", "lif1")]
-    with pytest.raises(BtcError, match="'fc2' \\(Linear\\): an Linear after a convolution"):
+    with pytest.raises(BtcError, match="'fc2' \\(Linear\\): follows a convolution"):
         from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
     nodes = dict(graph.nodes, lif1=nir.CubaLIF(tau_syn=np.full((4, 8, 8), 0.004), tau_mem=np.full((4, 8, 8), 0.01),
                                                r=np.random.default_rng(0).uniform(1, 2, (4, 8, 8)),
@@ -426,3 +429,14 @@ def test_convolutions_nir_cannot_compose_are_refused():
                                                   padding=np.array([0, 0])))
     with pytest.raises(BtcError, match="'pool1' \\(SumPool2d\\).*pool windows overlap"):
         from_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    strided = graph.nodes["conv2"]
+    nodes = dict(graph.nodes, conv2=nir.Conv2d(input_shape=(4, 4), weight=strided.weight, stride=2, padding="same",
+                                               dilation=1, groups=1, bias=strided.bias))
+    with pytest.raises(BtcError, match="'conv2' \\(Conv2d\\): padding 'same' keeps the map's size"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    # a Scale between a pool and a convolution (a mean pool written as sum and scale) scales the kernel
+    nodes = dict(graph.nodes, s=nir.Scale(scale=np.full((4, 4, 4), 0.25)))
+    edges = [e for e in graph.edges if e != ("pool1", "conv2")] + [("pool1", "s"), ("s", "conv2")]
+    scaled = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)).init_params()
+    np.testing.assert_allclose(scaled["lif1_to_lif2.W"], 0.25 * from_nir(graph).init_params()["lif1_to_lif2.W"],
+                               rtol=1e-6)

@@ -68,6 +68,18 @@ def test_derived_jacobians_equal_jacfwd(name):
         names = group.neuron.state_names(net.dt)
         learned, ports = group.trainable, group.neuron.ports
         S, P, K = len(names), len(learned), len(ports)
+
+        def step(hv, yv, qv, group=group, names=names, learned=learned, ports=ports):
+            new = sim.neuron_step(group.neuron, net.dt, dict(zip(names, hv)), dict(zip(ports, yv)),
+                                  dict(zip(learned, qv)))
+            return jnp.stack([new[n] for n in names])
+
+        def spike(hv, qv, group=group, names=names, learned=learned):
+            return sim.spike_of(group.neuron, net.dt, dict(zip(names, hv)), dict(zip(learned, qv)))
+
+        # compiled once per group: the same derivatives as eager JAX, for 20 samples
+        step_and_jacobians = jax.jit(lambda hv, yv, qv: (step(hv, yv, qv), jax.jacfwd(step, (0, 1, 2))(hv, yv, qv)))
+        spike_and_grads = jax.jit(lambda hv, qv: (spike(hv, qv), jax.grad(spike, (0, 1))(hv, qv)))
         for _ in range(20):
             h = np.array([rng.normal(*_STATE_SCALE.get((type(group.neuron).__name__, n), (0.6, 0.6))) for n in names])
             if "ref" in names:
@@ -81,24 +93,19 @@ def test_derived_jacobians_equal_jacfwd(name):
             Df = np.array(out[S + S * S:S + S * S + K * S]).reshape(K, S)
             Dp = np.array(out[S + S * S + K * S:]).reshape(P, S)
 
-            def step(hv, yv, qv):
-                new = sim.neuron_step(group.neuron, net.dt, dict(zip(names, hv)), dict(zip(ports, yv)),
-                                      dict(zip(learned, qv)))
-                return jnp.stack([new[n] for n in names])
-
             hv, yv, qv = (jnp.asarray(a, jnp.float32) for a in (h, y, q))
-            np.testing.assert_allclose(out[:S], step(hv, yv, qv), rtol=1e-5, atol=1e-4)
-            np.testing.assert_allclose(D, jax.jacfwd(step, 0)(hv, yv, qv), rtol=1e-4, atol=1e-5)
-            np.testing.assert_allclose(Df, jax.jacfwd(step, 1)(hv, yv, qv).T, rtol=1e-4, atol=1e-5)
+            new, (dh, dy, dq) = step_and_jacobians(hv, yv, qv)
+            np.testing.assert_allclose(out[:S], new, rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(D, dh, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(Df, dy.T, rtol=1e-4, atol=1e-5)
             if P:
-                np.testing.assert_allclose(Dp, jax.jacfwd(step, 2)(hv, yv, qv).T, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(Dp, dq.T, rtol=1e-4, atol=1e-5)
             s_out = evaluate(op.regions[1].blocks[0], list(h) + list(q))
-            spike = lambda hv, qv: sim.spike_of(group.neuron, net.dt, dict(zip(names, hv)),  # noqa: E731
-                                                dict(zip(learned, qv)))
-            np.testing.assert_allclose(s_out[0], spike(hv, qv), rtol=1e-6)  # a spike, or a synapse's output
-            np.testing.assert_allclose(s_out[1:1 + S], jax.grad(spike, 0)(hv, qv), rtol=1e-4, atol=1e-6)
+            s, (ds_dh, ds_dq) = spike_and_grads(hv, qv)
+            np.testing.assert_allclose(s_out[0], s, rtol=1e-6)  # a spike, or a synapse's output
+            np.testing.assert_allclose(s_out[1:1 + S], ds_dh, rtol=1e-4, atol=1e-6)
             if P:
-                np.testing.assert_allclose(s_out[1 + S:], jax.grad(spike, 1)(hv, qv), rtol=1e-4, atol=1e-6)
+                np.testing.assert_allclose(s_out[1 + S:], ds_dq, rtol=1e-4, atol=1e-6)
 
 
 # random states where a model lives (mean, std), e.g. Izhikevich's mV scale; default N(0.6, 0.6)

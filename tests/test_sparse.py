@@ -2,7 +2,8 @@
 
 Oracles: the same network with dense weights that are zero off the pairs computes the same thing,
 so its spikes must be identical and its gradients, read at the pairs, equal (1e-5 relative) under
-pp-prop on every network of nets.py, and under D-RTRL and BPTT on networks with delays, Dale's
+pp-prop on nets.KERNEL_NETWORKS (every kind of projection; BTC_ALL_NETWORKS=1: every network of
+nets.py), and under D-RTRL and BPTT on networks with delays, Dale's
 law, AlignPre synapses and multi-state neurons; BPTT also against jax.grad of the simulator, which
 scatters the weight vector into its matrix itself. Sequences are 13 steps in chunks of 5.
 """
@@ -19,7 +20,7 @@ from btc.frontend import LIF, Expon, FixedProbability, Network
 from btc.frontend.connectivity import connectivity_of
 from btc.runtime import load
 from data import sequence
-from nets import NETWORKS
+from nets import KERNEL_NETWORKS, NETWORKS
 from sparse_nets import at_pairs, masked_twin, sparse_variant
 
 STEPS, BATCH = 13, 3
@@ -65,7 +66,7 @@ def _dense_twin(compiled, name, sparse_net, algorithm="pp-prop"):
     return dense
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("name", sorted(KERNEL_NETWORKS))
 def test_sparse_equals_masked_dense_under_pp_prop(compiled, tmp_path, name):
     sparse_net = sparse_variant(NETWORKS[name]())
     x, target, mask = sequence(sparse_net, BATCH, STEPS)

@@ -84,6 +84,8 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
     I, O = shape
     if hasattr(spec, "connectivity") and callable(spec.connectivity):  # Conv, Pool
         pre, post, tie, kernel_shape, scale, bias_block, geometry = spec.connectivity((I, O), where)
+        if pre.size == 0:
+            _bad(where, "connects no pair (the kernel never lands on the map)")
         order = np.lexsort((post, pre))
         return Connectivity(pre[order].astype(np.int32), post[order].astype(np.int32), (I, O),
                             tie[order].astype(np.int32), tuple(kernel_shape), float(scale), int(bias_block), geometry)
@@ -101,6 +103,8 @@ def connectivity_of(spec, shape: tuple[int, int], where: str, seed) -> Connectiv
         if isinstance(spec, Connectivity):  # checked like index arrays: it may have been built by hand
             if tuple(spec.shape) != (I, O):
                 _bad(where, f"has shape {list(spec.shape)}, expected {[I, O]}")
+            if spec.tie is not None:  # a convolution's, reused: its pairs keep sharing the kernel
+                return spec
             spec = (spec.pre, spec.post)
         pre, post = (np.asarray(a) for a in spec)
         for what, a, n in (("pre", pre, I), ("post", post, O)):

@@ -77,7 +77,8 @@ class Pool:
         C = in_shape[0]
         grids = np.meshgrid(np.arange(C), *[np.arange(o) for o in out], *[np.arange(k) for k in kernel],
                             indexing="ij")
-        c, pos, off = grids[0].ravel(), [g.ravel() for g in grids[1:1 + len(out)]], [g.ravel() for g in grids[1 + len(out):]]
+        flat = [g.ravel() for g in grids]
+        c, pos, off = flat[0], flat[1:1 + len(out)], flat[1 + len(out):]
         src = np.ravel_multi_index((c, *[p * s + o for p, s, o in zip(pos, stride, off)]), in_shape)
         dst = np.ravel_multi_index((c, *pos), (C, *out))
         return src, dst

@@ -20,8 +20,7 @@ from btc.frontend.synapses import PreSynapse
 __all__ = ["Network", "Input", "Group", "Readout", "Projection", "Loss", "Normal", "LOSSES"]
 
 LOSSES = ("cross_entropy", "mse")
-# Each step of delay is one module buffer carried through the time loop: compile time and per-step copies
-# grow with it (delay=500 did not compile in 300 s), so delays are limited (README, "Semantics").
+# A step of delay is a buffer carried through the time loop (delay=500 did not compile in 300 s): README, "Semantics"
 MAX_DELAY = 64
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -171,8 +170,7 @@ class Network:
         FixedProbability), (pre_index, post_index) arrays, a boolean [pre, post] mask or a
         scipy.sparse matrix. Only the connected pairs have weights: `<name>.W` is then a vector, one
         entry per pair in (pre, post) order, and `weights=` may give it as such a vector, a dense
-        [pre, post] array or a scipy.sparse matrix (read at the pairs). `Conv(...)` or `Pool(...)`
-        makes it a convolution: `<name>.W` is the flattened kernel, `<name>.b` one per channel.
+        [pre, post] array or a scipy.sparse matrix (read at the pairs); `Conv(...)`: a convolution (its kernel).
         `trainable=False` keeps W (and b) as initialised: no traces, no gradient (a fixed input map,
         a fixed readout such as region averages)."""
         if not isinstance(trainable, (bool, np.bool_)):
@@ -374,7 +372,7 @@ class Network:
                 params[f"{p.name}.W"] = np.abs(params[f"{p.name}.W"]) * p.sign
             if p.bias:  # one per postsynaptic neuron, or per output channel of a convolution
                 n = self.size(p.post) if p.connectivity is None else p.connectivity.n_biases
-                params[f"{p.name}.b"] = np.zeros(n, np.float32) if p.biases is None else np.asarray(p.biases, np.float32)
+                params[f"{p.name}.b"] = np.zeros(n, np.float32) if p.biases is None else np.array(p.biases, np.float32)
         for g in self.order():
             grp = self.groups[g]
             for p in getattr(grp, "trainable", ()):

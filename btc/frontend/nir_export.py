@@ -102,19 +102,25 @@ def to_nir(net, params: dict | None = None):
         if conn is None and len(shapes[p.pre]) > 1:
             chain.append(nir.Flatten(input_type={"input": np.array(shapes[p.pre])}, start_dim=0))
         if conn is None:
+            if len(shapes[p.post]) > 1:
+                raise BtcError(f"export to NIR: {where} is dense into {p.post!r}, whose neurons a convolution or pool "
+                               f"holds as a {list(shapes[p.post])} map; NIR cannot reshape a vector into a map")
             chain.append(nir.Affine(weight=W.T, bias=b) if p.bias else nir.Linear(weight=W.T))
         names = [p.name] + [f"{p.name}_{k}" for k in range(1, len(chain))]
         nodes.update(zip(names, chain))
         edges += [(p.pre, names[0])] + list(zip(names, names[1:]))
         if p.delay:
-            nodes[f"{p.name}_delay"] = nir.Delay(delay=np.full(net.size(p.post), p.delay * net.dt / 1000.0))
+            nodes[f"{p.name}_delay"] = nir.Delay(delay=np.full(shapes[p.post], p.delay * net.dt / 1000.0))
             edges += [(names[-1], f"{p.name}_delay"), (f"{p.name}_delay", p.post)]
         else:
             edges.append((names[-1], p.post))
     out = next(n for n in ("output", "output_node", "nir_output") if n not in nodes)
-    nodes[out] = nir.Output(output_type=np.array([net.size(net.loss.readout)]))
+    nodes[out] = nir.Output(output_type=np.array(shapes[net.loss.readout]))
     edges.append((net.loss.readout, out))
-    graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    try:
+        graph = nir.NIRGraph(nodes=nodes, edges=edges)
+    except ValueError as e:  # nir's type inference: a shape btc's export got wrong
+        raise BtcError(f"export to NIR: the graph does not type-check in nir ({e})") from None
     _check_lags(net, graph)
     return graph
 
@@ -122,11 +128,16 @@ def to_nir(net, params: dict | None = None):
 def _map_shapes(net) -> dict:
     """Each input's and group's values: the map a convolution or pool reads or writes, else (n,)."""
     shapes = {n: (net.size(n),) for n in list(net.inputs) + list(net.groups)}
+    seen = {}  # a group's map -> the projection that gave it
     for p in net.projections.values():
         geometry = p.connectivity.geometry if p.connectivity is not None else None
         if geometry:
-            shapes[p.pre] = tuple(geometry["in_shape"])
-            shapes[p.post] = (geometry["out_shape"][0],) if _as_affine(geometry) else tuple(geometry["out_shape"])
+            out = (geometry["out_shape"][0],) if _as_affine(geometry) else tuple(geometry["out_shape"])
+            for group, shape in ((p.pre, tuple(geometry["in_shape"])), (p.post, out)):
+                if group in seen and shapes[group] != shape:
+                    raise BtcError(f"export to NIR: {group!r} is a {list(shapes[group])} map for projection "
+                                   f"{seen[group]!r} and a {list(shape)} one for {p.name!r}; a NIR node has one shape")
+                shapes[group], seen[group] = shape, p.name
     return shapes
 
 
@@ -155,6 +166,8 @@ def _shared_nodes(where: str, conn, W: np.ndarray, b) -> list:
         chain.append((nir.AvgPool2d if pool["average"] else nir.SumPool2d)(kernel_size=kernel, stride=stride,
                                                                            padding=np.zeros(2, int)))
     if geometry["kind"] == "pool":
+        if b is not None and np.any(b):
+            raise BtcError(f"export to NIR: {where} is a pool with a bias; NIR's pools have none")
         if W[0] != 1.0:
             chain.append(nir.Scale(scale=np.full(tuple(geometry["out_shape"]), W[0])))
         return chain

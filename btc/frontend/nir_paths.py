@@ -57,6 +57,9 @@ def _padding(name: str, node, kernel: tuple, dilation: tuple) -> tuple:
     if isinstance(node.padding, str):
         if node.padding == "valid":
             return (0,) * len(kernel)
+        if np.any(np.asarray(node.stride) != 1):
+            raise BtcError(f"NIR node {name!r} ({type(node).__name__}): padding 'same' keeps the map's size, which a "
+                           "stride above 1 cannot; give the padding as numbers")
         total = [dl * (k - 1) for k, dl in zip(kernel, dilation)]
         if any(t % 2 for t in total):
             raise BtcError(f"NIR node {name!r} ({type(node).__name__}): padding 'same' with an even kernel pads one "
@@ -101,12 +104,14 @@ def step(map_: PathMap, name: str, node) -> PathMap:
                     dilation, map_.pool, int(node.groups))
         bias = np.asarray(node.bias, np.float64).ravel() if getattr(node, "bias", None) is not None else None
         if bias is not None and bias.size != weight.shape[0]:
-            raise BtcError(f"{where}: bias must have {weight.shape[0]} values (one per output channel), got {bias.size}")
+            raise BtcError(f"{where}: bias must have {weight.shape[0]} values, one per output channel; got {bias.size}")
         try:
             shape = conv.out_shape()
         except BtcError as e:
             raise BtcError(f"{where}: {e}") from None
-        return replace(map_, shape=shape, conv=conv, kernel=weight, bias=bias if np.any(bias) else None, pool=None)
+        gain = 1.0 if map_.kernel is None else float(map_.kernel[0])  # a Scale after the pool
+        return replace(map_, shape=shape, conv=conv, kernel=weight * gain,
+                       bias=bias if bias is not None and np.any(bias) else None, pool=None)
     if kind == "Scale":
         s = np.asarray(node.scale, np.float64).ravel()
         if s.size not in (1, map_.width):
@@ -130,8 +135,8 @@ def step(map_: PathMap, name: str, node) -> PathMap:
         if bias.shape != (weight.shape[0],):
             raise BtcError(f"{where}: bias must have {weight.shape[0]} values, got {bias.size}")
     if map_.conv is not None:
-        raise BtcError(f"{where}: an {kind} after a convolution; btc projects one linear map between two neuron "
-                       "nodes (put neurons between them)")
+        raise BtcError(f"{where}: follows a convolution (or a pool an Affine already read); btc projects one linear "
+                       "map between two neuron nodes (put neurons between them)")
     if map_.pool is not None:  # pool, flatten, affine: a convolution whose kernel covers the pooled map
         pooled = map_.pool.out_shape(map_.start, where)
         gain = 1.0 if map_.kernel is None else float(map_.kernel[0])

@@ -14,7 +14,8 @@ from btc.frontend.neurons import LIF, Surrogate
 from btc.frontend.synapses import Delta, Expon
 from btc.frontend.network import Network, Readout
 
-__all__ = ["heaviside", "neuron_step", "spike_of", "elementwise", "weight", "presynaptic", "group_step", "initial_state", "run", "loss", "step_loss"]
+__all__ = ["heaviside", "neuron_step", "spike_of", "elementwise", "weight", "bias", "presynaptic", "group_step",
+           "initial_state", "run", "loss", "step_loss"]
 
 
 def _surrogate_grad(sg: Surrogate, x):

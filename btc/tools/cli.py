@@ -206,8 +206,9 @@ def _pairs(p: dict) -> str:
     conn = p.get("connectivity", {"layout": "dense"})
     if conn["layout"] == "dense":
         return ""
+    shared = f", sharing {conn['n_weights']:,} weights" if "n_weights" in conn else ""
     return (f"; {conn['nnz']:,} pairs ({conn['layout']}, fan-in up to {conn['fan_in_max']}, "
-            f"mean {conn['fan_in_mean']:.1f})")
+            f"mean {conn['fan_in_mean']:.1f}{shared})")
 
 
 def _print_trace_plan(abi: dict, steps: int) -> None:

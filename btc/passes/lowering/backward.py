@@ -7,7 +7,7 @@ from __future__ import annotations
 from btc.passes.lowering.bodies import dot, sum_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import Step
-from btc.passes.lowering.sparse import times_weights_t
+from btc.passes.lowering.products import times_weights_t
 from btc.passes.lowering.text import Fn
 
 __all__ = ["backward"]

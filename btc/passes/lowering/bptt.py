@@ -14,7 +14,7 @@ from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.forward import Step, forward, next_states, source_value, weights
 from btc.passes.lowering.loss import step_loss
 from btc.passes.lowering.shared import bias_sums
-from btc.passes.lowering.sparse import times_weights_t, weight_outer
+from btc.passes.lowering.products import times_weights_t, weight_outer
 from btc.passes.lowering.state_io import setter
 from btc.passes.lowering.text import Fn
 

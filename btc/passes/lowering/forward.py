@@ -10,7 +10,8 @@ from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.events import active_lists, gather_rows_sum
 from btc.passes.lowering.shared import channel_bias
-from btc.passes.lowering.sparse import sparse_weights, times_weights
+from btc.passes.lowering.products import times_weights
+from btc.passes.lowering.sparse import sparse_weights
 from btc.passes.lowering.text import Fn, block_body
 from btc.passes.plan_events import list_capacity
 

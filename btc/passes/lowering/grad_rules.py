@@ -8,7 +8,8 @@ from btc.passes.lowering.context import Lowering
 from btc.passes.lowering.forward import source_value
 from btc.passes.lowering.schedule import StepValues, lowers
 from btc.passes.lowering.shared import bias_sums
-from btc.passes.lowering.sparse import outer_grad_slots, slot_shapes, slots_to_pairs, weight_outer
+from btc.passes.lowering.products import weight_outer
+from btc.passes.lowering.sparse import outer_grad_slots, slot_shapes, slots_to_pairs
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["slot_keys", "slot_accumulators"]

@@ -23,8 +23,7 @@ from btc.passes.lowering.shared import onto_weights, pair_weights, shared_table
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["SparseLayout", "SparseWeights", "sparse_weights", "propagate", "pull_back", "outer_grad", "slot_shapes",
-           "outer_grad_slots", "slots_to_vector", "gather_columns", "slots_to_pairs", "times_weights",
-           "times_weights_t", "weight_outer"]
+           "outer_grad_slots", "slots_to_vector", "gather_columns", "slots_to_pairs"]
 
 
 @dataclass(frozen=True)
@@ -392,19 +391,3 @@ def _concat(fn: Fn, parts: list[str], shapes: list[tuple], total: tuple) -> str:
                 f"{tt(*shape)} into {tt(*total)}")
         out, offset = n, offset + shape[-1]
     return out
-
-
-# ---------------------------------------------------------------- dense or sparse, alike at the call site
-def times_weights(fn: Fn, W, x: str, B: int, I: int, O: int, acc: str | None = None) -> str:
-    """acc + x[B, I] @ W, W dense ([I, O] SSA value) or SparseWeights."""
-    return propagate(fn, W, x, B, acc) if isinstance(W, SparseWeights) else fn.matmul(x, W, B, I, O, acc=acc)
-
-
-def times_weights_t(fn: Fn, W, a: str, B: int, I: int, O: int, acc: str | None = None) -> str:
-    """acc + a[B, O] @ W^T."""
-    return pull_back(fn, W, a, B, acc) if isinstance(W, SparseWeights) else fn.matmul_bt(a, W, B, I, O, acc=acc)
-
-
-def weight_outer(fn: Fn, W, x: str, a: str, B: int, I: int, O: int, acc: str) -> str:
-    """acc + x[B, I]^T a[B, O] at W's entries (all of them, or the pairs of a sparse W)."""
-    return outer_grad(fn, W, x, a, B, acc) if isinstance(W, SparseWeights) else fn.matmul_at(x, a, B, I, O, acc)
