@@ -7,11 +7,13 @@ LIF neurons (tau 10 ms, Expon 5 ms synapses) -> a 2x2 sum pool of their spikes a
 
   btc-conv    the two convolutions as btc convolutions (kernels shared across positions).
   btc-dense   the same two linear maps as dense [pre, post] weights (the convolutions' matrices, so the
-              network and its spikes are the same; under the default `event_driven="auto"` plan).
+              network and its spikes are the same, until training: Adam then moves each dense weight on its
+              own); under the default `event_driven="auto"` plan.
 
 Each runs in its own child process (its peak RSS, getrusage ru_maxrss, counts its compile). Printed per
 configuration: us/step (median of the timed sequences after one untimed), peak RSS MiB, weights, pairs
-(connections) and pairs x batch per second; then the speed ratio from this run's numbers.
+(connections), pairs x batch per second and the firing rates before training; then the ratios from this
+run's numbers.
 
     python benchmarks/bench_conv.py                     # C1=8, C2=16, T=20
     python benchmarks/bench_conv.py --c1 16 --c2 32 --no-dense
@@ -80,13 +82,13 @@ def one(c1: int, c2: int, T: int, rate: float, repeats: int, dense: bool) -> dic
         rng = np.random.default_rng(0)
         x = (rng.random((T, B, net.size("x"))) < rate).astype(np.float32)
         y = np.broadcast_to(rng.integers(0, C, B), (T, B)).astype(np.int32)
+        rec = model.infer_sequence(x, record=True)  # before training: the two configurations' spikes are the same
         model.train_sequence(x, y, lr=1e-3)
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             model.train_sequence(x, y, lr=1e-3)
             times.append(time.perf_counter() - t0)
-        rec = model.infer_sequence(x, record=True)
     s = sorted(times)[len(times) // 2]
     conv = [p.connectivity for p in net.projections.values() if p.connectivity is not None]
     pairs = sum(c.nnz for c in conv) if conv else sum(
