@@ -26,8 +26,9 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from training_timing import time_training  # noqa: E402
 
 MARK = "BENCH_RESULT "
 B, C, SIDE = 32, 10, 34
@@ -70,26 +71,13 @@ def network(c1: int, c2: int, dense: bool):
 def one(c1: int, c2: int, T: int, rate: float, repeats: int, dense: bool) -> dict:
     import numpy as np
 
-    from btc.driver import CompileOptions, compile_network
-    from btc.runtime import load
-
     net = network(c1, c2, dense)
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        compile_network(net, CompileOptions(batch=B, chunk=T), os.path.join(tmp, "a"))
-        compile_s = time.perf_counter() - t0
-        model = load(os.path.join(tmp, "a"))
-        rng = np.random.default_rng(0)
-        x = (rng.random((T, B, net.size("x"))) < rate).astype(np.float32)
-        y = np.broadcast_to(rng.integers(0, C, B), (T, B)).astype(np.int32)
-        rec = model.infer_sequence(x, record=True)  # before training: the two configurations' spikes are the same
-        model.train_sequence(x, y, lr=1e-3)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.train_sequence(x, y, lr=1e-3)
-            times.append(time.perf_counter() - t0)
-    s = sorted(times)[len(times) // 2]
+    rng = np.random.default_rng(0)
+    x = (rng.random((T, B, net.size("x"))) < rate).astype(np.float32)
+    y = np.broadcast_to(rng.integers(0, C, B), (T, B)).astype(np.int32)
+    # firing before training: the two configurations' spikes are the same
+    run = time_training(net, B, x, y, repeats, before=lambda m: m.infer_sequence(x, record=True))
+    s, rec, compile_s = run["seconds"], run["before"], run["compile_s"]
     conv = [p.connectivity for p in net.projections.values() if p.connectivity is not None]
     pairs = sum(c.nnz for c in conv) if conv else sum(
         net.size(p.pre) * net.size(p.post) for p in net.projections.values() if p.post != "out")

@@ -31,7 +31,9 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from training_timing import time_training  # noqa: E402
 
 MARK = "BENCH_RESULT "
 B, I, C = 32, 100, 10
@@ -41,9 +43,7 @@ BT_PYTHON = "/tmp/venv/bt12/bin/python"
 def one(N: int, pairs_file: str, T: int, repeats: int, sparse: bool) -> dict:
     import numpy as np
 
-    from btc.driver import CompileOptions, compile_network
     from btc.frontend import LIF, Expon, Network, Surrogate
-    from btc.runtime import load
 
     net = Network(dt=1.0, seed=0)
     net.input("x", I)
@@ -55,22 +55,12 @@ def one(N: int, pairs_file: str, T: int, repeats: int, sparse: bool) -> dict:
     net.readout("out", C, tau=10.0)
     net.project("h", "out", init=1.0)
     net.set_loss("cross_entropy", "out")
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        compile_network(net, CompileOptions(batch=B, chunk=T), os.path.join(tmp, "a"))
-        compile_s = time.perf_counter() - t0
-        model = load(os.path.join(tmp, "a"))
-        rng = np.random.default_rng(0)
-        x = (rng.random((T, B, I)) < 0.1).astype(np.float32)
-        y = np.broadcast_to(rng.integers(0, C, B), (T, B)).astype(np.int32)
-        model.train_sequence(x, y, lr=1e-3)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.train_sequence(x, y, lr=1e-3)
-            times.append(time.perf_counter() - t0)
-        rate = float(model.infer_sequence(x, record=True)["spikes.h"].mean())
-    s = sorted(times)[len(times) // 2]
+    rng = np.random.default_rng(0)
+    x = (rng.random((T, B, I)) < 0.1).astype(np.float32)
+    y = np.broadcast_to(rng.integers(0, C, B), (T, B)).astype(np.int32)
+    run = time_training(net, B, x, y, repeats,
+                        after=lambda m: float(m.infer_sequence(x, record=True)["spikes.h"].mean()))
+    s, rate, compile_s = run["seconds"], run["after"], run["compile_s"]
     pairs = net.projections["h_to_h"].connectivity.nnz if sparse else N * N
     return {"config": "btc-sparse" if sparse else "btc-dense", "N": N, "T": T,
             "us_per_step": s / T * 1e6, "pairs": pairs, "pair_reads_per_s": pairs * B / (s / T),
