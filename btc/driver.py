@@ -329,7 +329,8 @@ def estimated_bytes(net, options: CompileOptions) -> int:
     """A lower bound of the module's memory: parameters with their gradients and Adam moments, and the
     states, spike histories and one trace per state of every group, for the compiled batch."""
     weights = sum((p.connectivity.n_weights if p.connectivity is not None else net.size(p.pre) * net.size(p.post))
-                  + (net.size(p.post) if p.bias else 0) for p in net.projections.values())
+                  + ((net.size(p.post) if p.connectivity is None else p.connectivity.n_biases) if p.bias else 0)
+                  for p in net.projections.values())
     per_weight = 4 * (4 if options.optimizer == "adam" else 2)
     states = sum(g.size * max(1, len(getattr(getattr(g, "neuron", None), "state_names", lambda dt: ("r",))(net.dt)))
                  for g in net.groups.values())

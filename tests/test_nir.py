@@ -434,6 +434,11 @@ def test_convolutions_nir_paths_compose_or_are_refused():
                                                dilation=1, groups=1, bias=strided.bias))
     with pytest.raises(BtcError, match="'conv2' \\(Conv2d\\): padding 'same' keeps the map's size"):
         from_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
+    nodes = dict(graph.nodes, conv2=nir.Conv2d(input_shape=(5, 5), weight=strided.weight, stride=1, padding=1,
+                                               dilation=1, groups=1, bias=strided.bias))
+    with pytest.raises(BtcError, match=r"'conv2' \(Conv2d\): input_shape \[5, 5\] differs from the map it reads, "
+                                       r"\[4, 4\]"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=graph.edges, type_check=False))
     # a Scale between a pool and a convolution (a mean pool written as sum and scale) scales the kernel
     nodes = dict(graph.nodes, s=nir.Scale(scale=np.full((4, 4, 4), 0.25)))
     edges = [e for e in graph.edges if e != ("pool1", "conv2")] + [("pool1", "s"), ("s", "conv2")]

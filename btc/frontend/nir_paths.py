@@ -49,8 +49,11 @@ class PathMap:
         return self.pool is not None or self.conv is not None
 
 
-def _tuple(value, d: int) -> tuple:
-    return tuple(int(v) for v in np.broadcast_to(np.asarray(value).ravel(), (d,)))
+def _tuple(value, d: int, where: str = "", what: str = "") -> tuple:
+    a = np.asarray(value).ravel()
+    if a.size not in (1, d) or a.dtype.kind not in "iuf":
+        raise BtcError(f"{where}: {what} must be one number or {d}, got {value!r}")
+    return tuple(int(v) for v in np.broadcast_to(a, (d,)))
 
 
 def _padding(name: str, node, kernel: tuple, dilation: tuple) -> tuple:
@@ -65,7 +68,7 @@ def _padding(name: str, node, kernel: tuple, dilation: tuple) -> tuple:
             raise BtcError(f"NIR node {name!r} ({type(node).__name__}): padding 'same' with an even kernel pads one "
                            "side more than the other; btc pads both sides alike")
         return tuple(t // 2 for t in total)
-    return _tuple(node.padding, len(kernel))
+    return _tuple(node.padding, len(kernel), f"NIR node {name!r} ({type(node).__name__})", "padding")
 
 
 def step(map_: PathMap, name: str, node) -> PathMap:
@@ -81,7 +84,8 @@ def step(map_: PathMap, name: str, node) -> PathMap:
             raise BtcError(f"{where}: pooling with padding is not supported")
         if len(map_.shape) != 3:
             raise BtcError(f"{where}: expects a (channels, height, width) map, got shape {list(map_.shape)}")
-        pool = Pool(_tuple(node.kernel_size, 2), _tuple(node.stride, 2), average=kind == "AvgPool2d")
+        pool = Pool(_tuple(node.kernel_size, 2, where, "kernel_size"), _tuple(node.stride, 2, where, "stride"),
+                    average=kind == "AvgPool2d")
         try:
             shape = pool.out_shape(map_.shape, where)
         except BtcError as e:
@@ -98,10 +102,14 @@ def step(map_: PathMap, name: str, node) -> PathMap:
         if len(map_.shape) != d + 1 or map_.shape[0] != weight.shape[1] * int(node.groups):
             raise BtcError(f"{where}: its weight {list(weight.shape)} (groups {node.groups}) does not fit its input "
                            f"of shape {list(map_.shape)}")
-        kernel, dilation = tuple(weight.shape[2:]), _tuple(node.dilation, d)
+        kernel, dilation = tuple(weight.shape[2:]), _tuple(node.dilation, d, where, "dilation")
+        declared = getattr(node, "input_shape", None)
+        if declared is not None and tuple(int(v) for v in np.atleast_1d(declared)) != map_.shape[1:]:
+            raise BtcError(f"{where}: input_shape {[int(v) for v in np.atleast_1d(declared)]} differs from the map it "
+                           f"reads, {list(map_.shape[1:])}")
         pre_pool = map_.start if map_.pool is not None else map_.shape
-        conv = Conv(pre_pool, weight.shape[0], kernel, _tuple(node.stride, d), _padding(name, node, kernel, dilation),
-                    dilation, map_.pool, int(node.groups))
+        conv = Conv(pre_pool, weight.shape[0], kernel, _tuple(node.stride, d, where, "stride"),
+                    _padding(name, node, kernel, dilation), dilation, map_.pool, int(node.groups))
         bias = np.asarray(node.bias, np.float64).ravel() if getattr(node, "bias", None) is not None else None
         if bias is not None and bias.size != weight.shape[0]:
             raise BtcError(f"{where}: bias must have {weight.shape[0]} values, one per output channel; got {bias.size}")

@@ -61,3 +61,5 @@ def _check_pairs(view: ModelView, p) -> None:
     key = pre * O + post
     if (key[1:] <= key[:-1]).any():
         raise BtcError(f"btc.projection {p.name}: the pairs must be sorted by (pre, post), each once")
+    if O % p.bias_block:
+        raise BtcError(f"btc.projection {p.name}: bias_block {p.bias_block} does not divide @{p.post}'s {O} neurons")

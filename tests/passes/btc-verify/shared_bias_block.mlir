@@ -1,0 +1,15 @@
+// RUN: btc-opt --pipeline "btc-verify"
+// A convolution's bias is one per block of postsynaptic neurons (an output channel): 3 blocks of 2
+// cannot cover the readout's 5 neurons.
+// EXPECT-ERROR: btc.projection x_to_out: bias_block 2 does not divide @out's 5 neurons
+
+module attributes {btc.batch = 4 : i64, btc.chunk = 10 : i64} {
+  "btc.input"() {binary = true, size = 4 : i64, sym_name = "x"} : () -> ()
+  "btc.readout"() ({
+  ^bb0(%r: f32, %y: f32):
+    %0 = arith.addf %r, %y : f32
+    "btc.yield"(%0) : (f32) -> ()
+  }) {init = [0.0 : f32], size = 5 : i64, states = ["r"], sym_name = "out"} : () -> ()
+  "btc.projection"() {bias = true, post = @out, pre = @x, recurrent = false, sym_name = "x_to_out", pre_index = dense<[0, 1, 3]> : tensor<3xi32>, post_index = dense<[0, 2, 4]> : tensor<3xi32>, tie = dense<[0, 1, 0]> : tensor<3xi32>, n_weights = 2 : i64, bias_block = 2 : i64} : () -> ()
+  "btc.loss"() {kind = "mse", readout = @out} : () -> ()
+}
