@@ -162,7 +162,7 @@ def _shared_nodes(where: str, conn, W: np.ndarray, b) -> list:
         if len(in_shape) != 3:
             raise BtcError(f"export to NIR: {where} pools a 1-D map; NIR has SumPool2d and AvgPool2d only")
         kernel = np.array(pool["kernel"])
-        stride = np.array(pool.get("stride", pool["kernel"]))
+        stride = np.array(pool["stride"])
         chain.append((nir.AvgPool2d if pool["average"] else nir.SumPool2d)(kernel_size=kernel, stride=stride,
                                                                            padding=np.zeros(2, int)))
     if geometry["kind"] == "pool":

@@ -127,8 +127,13 @@ class SparseLayout:
         if name.startswith("out_"):
             return self.push.tables[name]
         if name in ("tie", "uses"):
-            return shared_table(self.tie, self.n_weights, name)
+            return self._shared_tables[name]
         return self._per_slot_trace[name]
+
+    @cached_property
+    def _shared_tables(self) -> dict[str, np.ndarray]:
+        """A convolution's tables (shared.py), built once: every function that reads them loads the same."""
+        return {name: shared_table(self.tie, self.n_weights, name) for name in ("tie", "uses")}
 
     @cached_property
     def _per_slot_trace(self) -> dict[str, np.ndarray]:
