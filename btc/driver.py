@@ -44,6 +44,8 @@ class CompileOptions:
       wherever the presynaptic signal is binary) | off (all dense); `activity` is the expected fraction of
       a spike train's entries active per step (or a dict input/group name -> fraction, "*" for the rest): the cost model's
       premise and the size of the active lists (a busier step stays exact, only slower).
+    partitioned: one rank of a partitioned network (btc.frontend.partition): train_chunk takes the other
+      ranks' readout and the module exports peek_step; the ranks exchange every step, so chunk must be 1.
     target: a backend name."""
 
     algorithm: Algorithm | str = Algorithm.PP_PROP
@@ -63,6 +65,7 @@ class CompileOptions:
     weight_decay: float = 0.0
     event_driven: str = "auto"
     activity: float | dict = DEFAULT_ACTIVITY
+    partitioned: bool = False
 
     def alphas(self) -> tuple[float, float]:
         """(pre-trace decay, post-trace decay)."""
@@ -123,6 +126,14 @@ class CompileOptions:
                                  for a in per_source):
             raise BtcError(f"activity must be the expected fraction of a signal's entries active per step, in (0, 1], "
                            f"or a dict input/group name -> such a fraction; got {self.activity!r}")
+        if not isinstance(self.partitioned, bool):
+            raise BtcError(f"partitioned must be True or False, got {self.partitioned!r}")
+        if self.partitioned:
+            if not algorithm.online or self.chunk != 1 or self.update_every or self.grad_clip:
+                raise BtcError(
+                    "a rank of a partitioned network exchanges spikes and readouts with the others every step: it "
+                    f"needs an online algorithm (got {algorithm.value!r}), chunk=1 (got {self.chunk}), and neither "
+                    "update_every (an update between exchanges) nor grad_clip (a norm over every rank's gradient)")
         if self.optimizer not in OPTIMIZERS:
             raise BtcError(f"unknown optimizer {self.optimizer!r}; expected one of {list(OPTIMIZERS)}")
         split_target(self.target)
@@ -137,7 +148,8 @@ class CompileOptions:
             plan={"decay_pre": pre, "decay_post": post, "correction": self.bias_correction,
                   "budget": self.trace_memory_budget or 0, "overrides": overrides},
             lowering={"optimizer": self.optimizer, "update_every": self.update_every or 0,
-                      "grad_clip": float(self.grad_clip or 0.0), "weight_decay": float(self.weight_decay)},
+                      "grad_clip": float(self.grad_clip or 0.0), "weight_decay": float(self.weight_decay),
+                      "partitioned": self.partitioned},
             events={"mode": self.event_driven, **_activities(self.activity)})
 
 

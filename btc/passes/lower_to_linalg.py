@@ -47,6 +47,9 @@ class LowerToLinalgPass:
     update_every: int = 0  # apply the optimizer inside train_chunk every k time steps (0: never)
     grad_clip: float = 0.0  # clip the global gradient norm to this before each update (0: off)
     weight_decay: float = 0.0  # decoupled weight decay per update
+    # one rank of a partitioned network: train_chunk adds the other ranks' readout to its own before
+    # the loss, and peek_step computes a step's spikes and readout without storing anything
+    partitioned: bool = False
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -63,7 +66,8 @@ class LowerToLinalgPass:
                           if not op.operation.name.startswith("btc.")})
         if foreign:
             raise BtcError(f"the module holds ops that are not btc ops: {foreign}; it lowers a btc module only")
-        options = LoweringOptions(self.optimizer, self.update_every, self.grad_clip, self.weight_decay, self.unroll)
+        options = LoweringOptions(self.optimizer, self.update_every, self.grad_clip, self.weight_decay, self.unroll,
+                                  self.partitioned)
         lw, abi = lower(ModelView(module), options)
         for op in list(module.body.operations):
             op.operation.erase()

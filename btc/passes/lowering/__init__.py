@@ -13,7 +13,7 @@
   grad_rules.py  rules of btc.accumulate_*grad
   online.py      train_chunk (the K-step loop running the schedule; in-module updates)
   bptt.py        bptt_forward_step / bptt_begin_backward / bptt_backward_step, the tape
-  inference.py   infer_chunk, record_step
+  inference.py   infer_chunk, record_step, peek_step
   optimizer.py   Adam/SGD, clipping, weight decay, apply_update
   state_io.py    reset_state, zero_grads, reset_optimizer, get/set_params, get_grads
   abi.py         the ABI record the lowering attaches to the module
@@ -26,7 +26,7 @@ from btc.passes._view import ModelView
 from btc.passes.lowering.abi import PARAMETER_SCOPE, Abi, abi_of, step_macs
 from btc.passes.lowering.bptt import bptt_backward_step, bptt_begin_backward, bptt_forward_step
 from btc.passes.lowering.context import Lowering, LoweringOptions
-from btc.passes.lowering.inference import infer_chunk, record_step
+from btc.passes.lowering.inference import infer_chunk, peek_step, record_step
 from btc.passes.lowering.layout import declare_globals
 from btc.passes.lowering.online import train_chunk
 from btc.passes.lowering.optimizer import OPTIMIZERS, apply_update
@@ -48,7 +48,7 @@ FUNCTIONS = [
     (train_chunk, _ONLINE),
     (bptt_forward_step, _BPTT), (bptt_begin_backward, _BPTT), (bptt_backward_step, _BPTT),
     (infer_chunk, _ALWAYS), (record_step, _ALWAYS), (reset_state, _ALWAYS), (params_io, _ALWAYS),
-    (apply_update, _ALWAYS),
+    (apply_update, _ALWAYS), (peek_step, lambda lw: lw.options.partitioned),
 ]
 
 

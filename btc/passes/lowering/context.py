@@ -27,6 +27,7 @@ class LoweringOptions:
     grad_clip: float = 0.0
     weight_decay: float = 0.0
     unroll: int = 0
+    partitioned: bool = False  # one rank of a partitioned network (btc.frontend.partition)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 

@@ -1,12 +1,13 @@
-"""Inference: infer_chunk (K steps in an scf.for, the readout of each) and record_step (one step,
-returning the readout and every group's spikes and states)."""
+"""Inference: infer_chunk (K steps in an scf.for, the readout of each), record_step (one step,
+returning the readout and every group's spikes and states) and, for one rank of a partitioned network,
+peek_step (the readout and spikes of the next step, storing nothing)."""
 from __future__ import annotations
 
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.forward import forward, next_states, time_loop, weights
 from btc.passes.lowering.text import Fn, tt
 
-__all__ = ["infer_chunk", "record_step"]
+__all__ = ["infer_chunk", "record_step", "peek_step"]
 
 
 def infer_chunk(lw: Lowering) -> None:
@@ -46,3 +47,16 @@ def record_step(lw: Lowering) -> None:
         values += st.h[g]
         outputs += [Arg(f"state.{g}.{s}", (B, v.groups[g].size)) for s in v.groups[g].states]
     lw.export("record_step", lw.step_inputs(per_step=True), outputs, fn, values)
+
+
+def peek_step(lw: Lowering) -> None:
+    """The next step's readout and spikes from the stored states, which stay as they are: a rank of a
+    partitioned network exchanges them before train_chunk takes the same step with the whole readout."""
+    v, B = lw.v, lw.B
+    fn = Fn()
+    W, b = weights(lw, fn)
+    cur = {s: lw.load(fn, s) for s in lw.state_syms()}
+    st = forward(lw, fn, cur, lw.inputs_at(fn, None), W, b)
+    values = [st.h[v.readout().name][0]] + [st.spk[g] for g in v.spiking()]
+    outputs = [Arg("readout", (B, lw.C))] + [Arg(f"spikes.{g}", (B, v.groups[g].size)) for g in v.spiking()]
+    lw.export("peek_step", lw.step_inputs(per_step=True), outputs, fn, values)

@@ -1,11 +1,12 @@
-"""Online training: `train_chunk(x[K,B,I]..., target, mask[K])`, whose K-step time loop (an scf.for
+"""Online training: `train_chunk(x[K,B,I]..., target, mask[K])` (and, for one rank of a partitioned
+network, `readout_offset[K,B,C]`: the other ranks' readout, added to this rank's before the loss), whose K-step time loop (an scf.for
 inside the module) runs the forward step, the loss and the schedule's rules each step, with states,
 traces and gradients carried through the loop and stored back once. With an in-module update
 schedule (update_every k) the parameters and optimizer state are carried too.
 """
 from __future__ import annotations
 
-from btc.passes.lowering.bodies import select_body, weighted_add_body
+from btc.passes.lowering.bodies import select_body, sum_body, weighted_add_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.event_grad import GradientBlock
 from btc.passes.lowering.forward import forward, next_states, split_params, time_loop, weights
@@ -46,6 +47,9 @@ def train_chunk(lw: Lowering) -> None:
         st = forward(lw, fn, cur, xt, W, b)
         w = lw.step_weight(fn, t)
         r = st.h[lw.v.readout().name][0]
+        if lw.options.partitioned:  # the loss sees the whole network's readout: this rank's plus the others'
+            offset = fn.slice_t("%readout_offset", t, (B, C))
+            r = fn.map([r, offset], [(B, C)] * 2, (B, C), 1, sum_body)[0]
         dLdr, loss = step_loss(lw, fn, r, lw.target_at(fn, t), w, cur["loss"])
         mask_t = fn.name("mt")
         fn.emit(f"{mask_t} = tensor.extract %mask[{t}] : {tt(lw.K)}")
@@ -65,6 +69,8 @@ def train_chunk(lw: Lowering) -> None:
     inputs = lw.step_inputs(per_step=False) + lw.target_inputs(per_step=False)
     if continual:
         inputs += [Arg("lr", ()), Arg("valid", (), "int32")]
+    if lw.options.partitioned:
+        inputs.append(Arg("readout_offset", (lw.K, B, C)))
     lw.export("train_chunk", inputs, [Arg("loss", ()), Arg("readout_sum", (B, C))], fn, [out["loss"], out["rsum"]])
 
 

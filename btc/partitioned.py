@@ -1,0 +1,59 @@
+"""Compile a network cut by neuron across MPI ranks: reads a Network and who owns each neuron
+(btc.frontend.partition); writes one artifact per rank, `rank<r>/`, and `partition.npz`, the plan
+btc.runtime.partitioned reads: each neuron's rank, each ghost's neurons, each parameter's cut."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from btc.driver import CompileOptions, _publish, check_output_dir, compile_network
+from btc.errors import BtcError
+from btc.frontend.partition import partition
+
+__all__ = ["compile_partitioned", "PLAN_FILE"]
+
+PLAN_FILE = "partition.npz"
+
+
+def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> list:
+    """`owner`: a number of ranks, or a dict group -> rank of each neuron. Every rank is compiled with
+    `options` made `partitioned` with chunk 1 (the ranks exchange every step). Returns the RankNetworks."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise BtcError(f"output must be a directory name, got {out_dir!r}")
+    out_dir = os.path.abspath(out_dir)
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, PLAN_FILE)):
+        raise BtcError(f"output directory {out_dir} is not empty and holds no partitioned build; refusing to overwrite")
+    check_output_dir(os.path.join(out_dir, "rank0"))
+    options = dataclasses.replace(options, partitioned=True, chunk=1)
+    options.check()
+    ranks = partition(net, owner)
+    full = net.init_params()
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".btc-partitioned-", dir=os.path.dirname(out_dir))
+    try:
+        for rn in ranks:
+            compile_network(rn.net, options, os.path.join(tmp, f"rank{rn.rank}"))
+        arrays = {f"owner.{g}": np.zeros(net.size(g), np.int32) for g in ranks[0].owned}
+        for rn in ranks:
+            for g, ids in rn.owned.items():
+                arrays[f"owner.{g}"][ids] = rn.rank
+            arrays.update({f"ghost.{rn.rank}.{i}": ids.astype(np.int32) for i, (_, ids) in rn.ghosts.items()})
+            arrays.update({f"param.{rn.rank}.{n}": k.astype(np.int64) for n, (_, k) in rn.params.items()})
+        meta = {"ranks": len(ranks), "inputs": list(net.inputs),
+                "ghosts": [{i: g for i, (g, _) in rn.ghosts.items()} for rn in ranks],
+                "params": [{n: whole for n, (whole, _) in rn.params.items()} for rn in ranks],
+                "shapes": {n: list(a.shape) for n, a in full.items()}}
+        np.savez(os.path.join(tmp, PLAN_FILE), meta=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o755)
+        old = _publish(tmp, out_dir, what="partitioned build")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    return ranks

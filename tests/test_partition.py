@@ -1,0 +1,176 @@
+"""A network cut by neuron across 2 MPI ranks (btc.partitioned, btc.runtime.partitioned) computes what one
+process computes: the same spikes, readouts, losses and gradients, and the same parameters after training;
+the spike events exchanged are exactly the spikes of neurons with a ghost on the other rank."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from btc.driver import CompileOptions, compile_network
+from btc.errors import BtcError
+from btc.frontend import LIF, Conv, Expon, Network, Surrogate
+from btc.frontend.connectivity import FixedProbability
+from btc.frontend.partition import partition
+from btc.partitioned import compile_partitioned
+from btc.runtime import load
+from btc.runtime.partitioned import PartitionPlan
+from data import sequence
+from nets import NETWORKS
+
+MPIEXEC = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+STEPS, SEQUENCES = 12, 3
+RANK_SCRIPT = """
+import sys, numpy as np
+from btc.runtime.partitioned import Partitioned
+model = Partitioned(sys.argv[1])
+data = np.load(sys.argv[2])
+out = {}
+model.bytes_sent = 0
+record = model.infer_sequence(data["x0"])
+out["infer_bytes"] = model.comm.allreduce(model.bytes_sent)
+first = model.train_sequence(data["x0"], data["t0"], data["m0"])
+grads = model.grads
+model.model.zero_grads()
+losses = [model.train_sequence(data[f"x{s}"], data[f"t{s}"], data[f"m{s}"], lr=0.01)["loss"] for s in range(3)]
+params = model.params
+if model.rank == 0:
+    np.savez(sys.argv[3], losses=losses, first=first["loss"], rsum=first["readout_sum"], **out,
+             **{"record." + k: v for k, v in record.items()}, **{"grad." + k: v for k, v in grads.items()},
+             **{"param." + k: v for k, v in params.items()})
+"""
+
+
+def sparse_ei():
+    """E/I under Dale's law, sparse recurrent wiring in every direction, a delay, a learned time constant,
+    two readout projections (one sparse), each with its bias."""
+    net = Network(dt=1.0, seed=41)
+    net.input("x", 6)
+    net.group("E", 12, LIF(tau=10.0, synapse=Expon(4.0), surrogate=Surrogate("sigmoid", 4.0)), dale="exc",
+              trainable=("tau",))
+    net.group("I", 6, LIF(tau=8.0, synapse=Expon(3.0), surrogate=Surrogate("sigmoid", 4.0)), dale="inh")
+    net.project("x", "E", init=4.0)
+    net.project("x", "I", connectivity=0.5, init=3.0)
+    net.project("E", "E", recurrent=True, connectivity=FixedProbability(0.3, self_connections=False), init=1.0,
+                delay=1)
+    net.project("E", "I", recurrent=True, connectivity=0.4, init=2.0)
+    net.project("I", "E", recurrent=True, connectivity=0.5, init=2.0)
+    net.readout("out", 3, tau=8.0)
+    net.project("E", "out")
+    net.project("I", "out", connectivity=0.5)
+    net.set_loss("cross_entropy", "out")
+    return net
+
+
+def _mpirun(args: list, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([MPIEXEC, "-n", "2", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+CASES = {
+    "sparse_ei": (sparse_ei, 2, "pp-prop"),
+    # dense, interleaved ownership (neurons 0, 2, 4... on rank 0), D-RTRL
+    "recurrent_expon": (NETWORKS["recurrent_expon"], {"h": np.arange(10) % 2}, "d-rtrl"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_ranks_equal_one_process(tmp_path, case):
+    build, owner, algorithm = CASES[case]
+    net = build()
+    options = CompileOptions(algorithm=algorithm, batch=3, chunk=4)
+    compile_network(net, options, str(tmp_path / "whole"))
+    compile_partitioned(net, owner, options, str(tmp_path / "split"))
+    data = {}
+    for s in range(SEQUENCES):
+        data[f"x{s}"], data[f"t{s}"], data[f"m{s}"] = sequence(net, 3, STEPS, seed=s)
+    np.savez(tmp_path / "data.npz", **data)
+    whole = load(str(tmp_path / "whole"))
+    record = whole.infer_sequence(data["x0"], record=True)
+    first = whole.train_sequence(data["x0"], data["t0"], data["m0"])
+    grads = whole.grads
+    whole.zero_grads()
+    losses = [whole.train_sequence(data[f"x{s}"], data[f"t{s}"], data[f"m{s}"], lr=0.01)["loss"]
+              for s in range(SEQUENCES)]
+    done = _mpirun([sys.executable, "-c", RANK_SCRIPT, str(tmp_path / "split"), str(tmp_path / "data.npz"),
+                    str(tmp_path / "out.npz")], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    spiking = [g for g in net.groups if f"spikes.{g}" in record]
+    with np.load(tmp_path / "out.npz") as got:
+        for g in spiking:
+            assert record[f"spikes.{g}"].any(), g  # the comparison means something
+            np.testing.assert_array_equal(got[f"record.spikes.{g}"], record[f"spikes.{g}"], err_msg=g)
+        np.testing.assert_allclose(got["record.readout"], record["readout"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["first"], first["loss"], rtol=1e-5)
+        np.testing.assert_allclose(got["rsum"], first["readout_sum"], rtol=1e-5, atol=1e-6)
+        for k, v in grads.items():
+            assert np.any(v != 0) or k.endswith(".b"), k
+            np.testing.assert_allclose(got[f"grad.{k}"], v, rtol=1e-5, atol=1e-7, err_msg=k)
+        np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
+        for k, v in whole.params.items():
+            np.testing.assert_allclose(got[f"param.{k}"], v, rtol=1e-5, atol=1e-6, err_msg=k)
+        # what crossed: 4 bytes per spike of a neuron that is a ghost on the other rank, and each rank's readout
+        plan = PartitionPlan(str(tmp_path / "split" / "partition.npz"))
+        events = sum(int(record[f"spikes.{g}"][:, :, ids].sum())
+                     for ghosts in plan.ghosts for g, ids in ghosts.values())
+        assert int(got["infer_bytes"]) == 4 * events + 2 * STEPS * 4 * 3 * whole.num_classes
+
+
+def test_the_cut_covers_every_parameter_once_and_keeps_the_initial_values():
+    net = sparse_ei()
+    ranks = partition(net, {"E": np.arange(12) % 3, "I": np.array([2, 1, 0, 0, 1, 2])})
+    assert len(ranks) == 3
+    full = net.init_params()
+    seen = {n: np.zeros(a.size, int) for n, a in full.items()}
+    for rn in ranks:
+        mine = rn.net.init_params()
+        assert sorted(mine) == sorted(rn.params)
+        for n, (whole, k) in rn.params.items():
+            np.testing.assert_array_equal(mine[n].ravel(), full[whole].ravel()[k], err_msg=n)
+            np.add.at(seen[whole], k, 1)
+    for n, count in seen.items():
+        if n.endswith(".b"):  # a readout's bias lives on rank 0
+            assert np.all(count == 1), n
+        else:
+            np.testing.assert_array_equal(count, 1, err_msg=n)
+    # a ghost relays exactly the remote neurons that project into the rank
+    E_to_E = net.projections["E_to_E"].connectivity
+    for rn in ranks:
+        into = np.isin(E_to_E.post, rn.owned["E"]) & ~np.isin(E_to_E.pre, rn.owned["E"])
+        into_I = np.isin(net.projections["E_to_I"].connectivity.post, rn.owned["I"])
+        remote = np.union1d(E_to_E.pre[into], net.projections["E_to_I"].connectivity.pre[into_I])
+        np.testing.assert_array_equal(rn.ghosts["E_ghost"][1], np.setdiff1d(remote, rn.owned["E"]))
+
+
+def test_what_cannot_be_cut_is_refused_by_name(tmp_path):
+    ff = NETWORKS["three_layers"]()  # h1 -> h2 within a step
+    with pytest.raises(BtcError, match=r"projection 'h1_to_h2' .* within a step; only recurrent"):
+        partition(ff, 2)
+    with pytest.raises(BtcError, match="rank 1 owns no neuron of group 'h'"):
+        partition(NETWORKS["recurrent_expon"](), {"h": np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 2])})
+    with pytest.raises(BtcError, match=r"owner\['h'\] must be 10 ranks"):
+        partition(NETWORKS["recurrent_expon"](), {"h": np.zeros(9, int)})
+    with pytest.raises(BtcError, match="AlignPre synapse"):
+        partition(NETWORKS["align_pre"](), 2)
+    conv = Network(seed=1)
+    conv.input("x", 16)
+    conv.group("h", 2 * 4 * 4)
+    conv.project("x", "h", connectivity=Conv((1, 4, 4), 2, 3, padding=1))
+    conv.project("h", "h", recurrent=True)
+    conv.readout("out", 2)
+    conv.project("h", "out")
+    conv.set_loss("cross_entropy", "out")
+    with pytest.raises(BtcError, match="'x_to_h' is a convolution"):
+        partition(conv, 2)
+    with pytest.raises(BtcError, match="chunk=1 .* neither update_every"):
+        CompileOptions(partitioned=True, chunk=1, update_every=3).check()
+    with pytest.raises(BtcError, match="online algorithm"):
+        CompileOptions(partitioned=True, chunk=1, algorithm="bptt").check()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(BtcError, match="not empty and holds no partitioned build"):
+        compile_partitioned(sparse_ei(), 2, CompileOptions(batch=2), str(tmp_path / "busy"))
+    with pytest.raises(BtcError, match="owns no neuron"):
+        compile_partitioned(sparse_ei(), {"E": np.zeros(12, int), "I": np.arange(6) % 2}, CompileOptions(batch=2),
+                            str(tmp_path / "bad"))
+    assert sorted(os.listdir(tmp_path)) == ["busy"]  # nothing half-written
