@@ -11,7 +11,7 @@ import tempfile
 
 import numpy as np
 
-from btc.driver import CompileOptions, _publish, check_output_dir, compile_network
+from btc.driver import CompileOptions, _model_hash, _publish, check_output_dir, compile_network
 from btc.errors import BtcError
 from btc.frontend.partition import partition
 
@@ -47,7 +47,8 @@ def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> li
         meta = {"ranks": len(ranks), "inputs": list(net.inputs),
                 "ghosts": [{i: g for i, (g, _) in rn.ghosts.items()} for rn in ranks],
                 "params": [{n: whole for n, (whole, _) in rn.params.items()} for rn in ranks],
-                "shapes": {n: list(a.shape) for n, a in full.items()}}
+                "shapes": {n: list(a.shape) for n, a in full.items()},
+                "model_hash": _model_hash(net)}  # the whole network's: its checkpoints load into its artifacts
         np.savez(os.path.join(tmp, PLAN_FILE), meta=np.array(json.dumps(meta)), **arrays)
         os.chmod(tmp, 0o755)
         old = _publish(tmp, out_dir, what="partitioned build")

@@ -35,8 +35,15 @@ grads = model.grads
 model.model.zero_grads()
 losses = [model.train_sequence(data[f"x{s}"], data[f"t{s}"], data[f"m{s}"], lr=0.01)["loss"] for s in range(3)]
 params = model.params
+model.save_checkpoint(sys.argv[4])
+model.model.zero_grads()
+halves = [model.train_sequence(data["x1"][:4], data["t1"][:4], data["m1"][:4])["loss"],
+          model.train_sequence(data["x1"][4:], data["t1"][4:], data["m1"][4:], reset=False)["loss"]]
+out["halves"] = halves
+grads_halves = model.grads
 if model.rank == 0:
     np.savez(sys.argv[3], losses=losses, first=first["loss"], rsum=first["readout_sum"], **out,
+             **{"grad_halves." + k: v for k, v in grads_halves.items()},
              **{"record." + k: v for k, v in record.items()}, **{"grad." + k: v for k, v in grads.items()},
              **{"param." + k: v for k, v in params.items()})
 """
@@ -92,8 +99,12 @@ def test_two_ranks_equal_one_process(tmp_path, case):
     whole.zero_grads()
     losses = [whole.train_sequence(data[f"x{s}"], data[f"t{s}"], data[f"m{s}"], lr=0.01)["loss"]
               for s in range(SEQUENCES)]
+    trained, moments = whole.params, whole.optimizer_state
+    whole.zero_grads()
+    halves = [whole.train_sequence(data["x1"][:4], data["t1"][:4], data["m1"][:4])["loss"],
+              whole.train_sequence(data["x1"][4:], data["t1"][4:], data["m1"][4:], reset=False)["loss"]]
     done = _mpirun([sys.executable, "-c", RANK_SCRIPT, str(tmp_path / "split"), str(tmp_path / "data.npz"),
-                    str(tmp_path / "out.npz")], tmp_path)
+                    str(tmp_path / "out.npz"), str(tmp_path / "ckpt.npz")], tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     spiking = [g for g in net.groups if f"spikes.{g}" in record]
     with np.load(tmp_path / "out.npz") as got:
@@ -107,13 +118,24 @@ def test_two_ranks_equal_one_process(tmp_path, case):
             assert np.any(v != 0) or k.endswith(".b"), k
             np.testing.assert_allclose(got[f"grad.{k}"], v, rtol=1e-5, atol=1e-7, err_msg=k)
         np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
-        for k, v in whole.params.items():
+        for k, v in trained.items():
             np.testing.assert_allclose(got[f"param.{k}"], v, rtol=1e-5, atol=1e-6, err_msg=k)
+        # a sequence in two calls, the state carried across (reset=False)
+        np.testing.assert_allclose(got["halves"], halves, rtol=1e-5)
+        for k, v in whole.grads.items():
+            np.testing.assert_allclose(got[f"grad_halves.{k}"], v, rtol=1e-5, atol=1e-7, err_msg=k)
         # what crossed: 4 bytes per spike of a neuron that is a ghost on the other rank, and each rank's readout
         plan = PartitionPlan(str(tmp_path / "split" / "partition.npz"))
         events = sum(int(record[f"spikes.{g}"][:, :, ids].sum())
                      for ghosts in plan.ghosts for g, ids in ghosts.values())
         assert int(got["infer_bytes"]) == 4 * events + 2 * STEPS * 4 * 3 * whole.num_classes
+    # the partitioned run's checkpoint is the whole network's: one process of it loads the parameters and Adam state
+    fresh = load(str(tmp_path / "whole"))
+    fresh.load_checkpoint(str(tmp_path / "ckpt.npz"))
+    for k, v in trained.items():
+        np.testing.assert_allclose(fresh.params[k], v, rtol=1e-5, atol=1e-6, err_msg=k)
+    for k, v in moments.items():
+        np.testing.assert_allclose(fresh.optimizer_state[k], v, rtol=1e-4, atol=1e-9, err_msg=k)
 
 
 def test_the_cut_covers_every_parameter_once_and_keeps_the_initial_values():

@@ -13,12 +13,14 @@ network's. The forward step runs twice (peek, then train): the price of exchangi
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import numpy as np
 
 from btc.errors import BtcError
+from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
 from btc.runtime.checks import check_lr
 from btc.runtime.model import load
 from btc.runtime.parallel import _mpi
@@ -39,6 +41,9 @@ class PartitionPlan:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files if k != "meta"}
         self.ranks, self.inputs, self.shapes = meta["ranks"], meta["inputs"], meta["shapes"]
+        self.model_hash = meta["model_hash"]
+        with open(path, "rb") as f:
+            self.content_hash = hashlib.sha256(f.read()).hexdigest()
         self.owner = {k[len("owner."):]: v for k, v in arrays.items() if k.startswith("owner.")}
         self.ghosts = [{i: (g, arrays[f"ghost.{r}.{i}"]) for i, g in meta["ghosts"][r].items()}
                        for r in range(self.ranks)]
@@ -57,6 +62,32 @@ class PartitionPlan:
             for n, (whole, k) in cut.items():
                 out[whole][k] = np.asarray(values[n]).ravel()
         return {n: a.reshape(self.shapes[n]) for n, a in out.items()}
+
+    def join_state(self, per_rank: list[dict]) -> dict:
+        """Each rank's optimizer state -> the whole network's: a parameter's moments (`<prefix>.<param>`)
+        are cut like the parameter; the rest (the step count) is the same everywhere, rank 0's is kept."""
+        out = {}
+        for r, (cut, state) in enumerate(zip(self.cuts, per_rank)):
+            for key, value in state.items():
+                prefix, _, name = key.partition(".")
+                if name in cut:
+                    whole, k = cut[name]
+                    flat = out.setdefault(f"{prefix}.{whole}", np.zeros(int(np.prod(self.shapes[whole])), np.float32))
+                    flat[k] = np.asarray(value).ravel()
+                elif r == 0:
+                    out[key] = np.asarray(value)
+        return {k: v.reshape(self.shapes[k.partition(".")[2]]) if k.partition(".")[2] in self.shapes else v
+                for k, v in out.items()}
+
+    def split_state(self, state: dict, rank: int, names: list[str]) -> dict:
+        """The whole network's optimizer state -> rank `rank`'s, whose keys are `names`."""
+        out = {}
+        for key in names:
+            prefix, _, name = key.partition(".")
+            whole, k = self.cuts[rank].get(name, (None, None))
+            out[key] = (np.asarray(state[f"{prefix}.{whole}"], np.float32).ravel()[k] if whole is not None
+                        else np.asarray(state[key], np.float32))
+        return out
 
 
 class Partitioned:
@@ -88,6 +119,7 @@ class Partitioned:
                 routes.append((name, g, local[ids[mine]], np.nonzero(mine)[0]))
             self.sends[q] = routes
         self.bytes_sent = 0  # spike events and readouts this rank put into the exchange, since construction
+        self._ghosts = None  # the ghost inputs of the next step, once a sequence ran
 
     # ---- one step
     def _exchange(self, spikes: dict, readout: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -143,15 +175,18 @@ class Partitioned:
         return {n: np.zeros((self.batch, self.plan.ghosts[self.rank][n][1].size), np.float32)
                 for n in self.ghost_inputs}
 
-    def train_sequence(self, x, target, mask=None, lr: float | None = None) -> dict:
-        """One sequence from reset; gradients accumulate; with `lr` every rank then updates its own parameters.
-        Returns the whole network's summed loss and readout sum, as Model.train_sequence does."""
+    def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
+        """One sequence (from reset, or on from where the last one ended); gradients accumulate; with `lr`
+        every rank then updates its own parameters. Returns the whole network's summed loss and readout
+        sum, as Model.train_sequence does."""
         if lr is not None:
             check_lr(lr)
         x, T = self._check(x)
         target, mask = self.model._targets(target, T), self.model._mask(mask, T)
-        self.model.reset_state()
-        ghosts, loss, rsum = self._zero_ghosts(), 0.0, np.zeros((self.batch, self.num_classes), np.float32)
+        if reset or self._ghosts is None:
+            self.model.reset_state()
+            self._ghosts = self._zero_ghosts()
+        ghosts, loss, rsum = self._ghosts, 0.0, np.zeros((self.batch, self.num_classes), np.float32)
         for t in range(T):
             inputs = self._step_inputs(x, t, ghosts)
             readout, *spikes = self.model._call("peek_step", *inputs)
@@ -159,6 +194,7 @@ class Partitioned:
             step_loss, step_rsum = self.model._call(
                 "train_chunk", *[a[None] for a in inputs], target[t:t + 1], mask[t:t + 1], others[None])
             loss, rsum, ghosts = loss + float(step_loss), rsum + step_rsum, next_ghosts
+        self._ghosts = ghosts  # the spikes of the last step: the next sequence's first ghost inputs
         if not np.isfinite(loss):  # the same loss on every rank: all stop together
             self.model.zero_grads()
             raise BtcError(f"the loss is {loss}: training diverged; the gradients of this sequence were zeroed")
@@ -170,6 +206,7 @@ class Partitioned:
         """Forward only, from reset: {"readout": [T, B, C], "spikes.<group>": [T, B, N] of the whole group}."""
         x, T = self._check(x)
         self.model.reset_state()
+        self._ghosts = None
         names = [o["name"] for o in self.model.functions["record_step"]["outputs"]]
         ghosts, readouts, spikes = self._zero_ghosts(), [], {g: [] for g in self.spiking}
         for t in range(T):
@@ -203,3 +240,35 @@ class Partitioned:
     def set_params(self, params: dict) -> None:
         """The whole network's parameters (every rank passes the same), cut to this rank's."""
         self.model.set_params(self.plan.split(params)[self.rank])
+
+    @property
+    def optimizer_state(self) -> dict | None:
+        state = self.model.optimizer_state
+        return None if state is None else self.plan.join_state(self.comm.allgather(state))
+
+    def save_checkpoint(self, path: str) -> None:
+        """The whole network's parameters and optimizer state, written by rank 0: a checkpoint of the whole
+        network, which its single-process artifacts load too (the same model hash)."""
+        params, state = self.params, self.optimizer_state  # collectives: every rank takes part
+        error = ""
+        if self.rank == 0:
+            try:
+                save_checkpoint(params, self.plan.content_hash, path, self.plan.model_hash, state)
+            except BtcError as e:
+                error = str(e)
+        error = self.comm.bcast(error, root=0)
+        if error:
+            raise BtcError(error)
+
+    def load_checkpoint(self, path: str) -> None:
+        """A checkpoint of the whole network (saved by a partitioned run or by one process), cut to this rank."""
+        params, _, model_hash, optimizer = read_checkpoint(path)
+        if model_hash != self.plan.model_hash:
+            raise BtcError(f"checkpoint {path!r} holds the parameters of another model than this partitioned network")
+        self.set_params(params)
+        self.model.zero_grads()
+        mine = self.model.optimizer_state
+        if mine is not None and same_layout(optimizer, self.plan.join_state(self.comm.allgather(mine))):
+            self.model.set_optimizer_state(self.plan.split_state(optimizer, self.rank, list(mine)))
+        elif mine is not None:
+            self.model.reset_optimizer()
