@@ -48,7 +48,10 @@ def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> li
                 "ghosts": [{i: g for i, (g, _) in rn.ghosts.items()} for rn in ranks],
                 "params": [{n: whole for n, (whole, _) in rn.params.items()} for rn in ranks],
                 "shapes": {n: list(a.shape) for n, a in full.items()},
-                "model_hash": _model_hash(net)}  # the whole network's: its checkpoints load into its artifacts
+                "model_hash": _model_hash(net),  # the whole network's: its checkpoints load into its artifacts
+                "abi": _whole_abi(net, full)}
+        arrays.update({f"conn.{p.name}.{side}": getattr(p.connectivity, side) for p in net.projections.values()
+                       if p.connectivity is not None for side in ("pre", "post")})
         np.savez(os.path.join(tmp, PLAN_FILE), meta=np.array(json.dumps(meta)), **arrays)
         os.chmod(tmp, 0o755)
         old = _publish(tmp, out_dir, what="partitioned build")
@@ -58,3 +61,14 @@ def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> li
     if old:
         shutil.rmtree(old, ignore_errors=True)
     return ranks
+
+
+def _whole_abi(net, params: dict) -> dict:
+    """What the training loops read of an artifact's ABI, for the whole network (no rank holds it whole)."""
+    frozen = {n for p in net.projections.values() if p.frozen for n in p.params}
+    return {"loss": net.loss.kind, "readout": net.loss.readout, "num_classes": net.size(net.loss.readout),
+            "inputs": [{"name": i.name, "size": i.size, "binary": i.binary} for i in net.inputs.values()],
+            "groups": [{"name": g, "size": net.size(g)} for g in net.order()],
+            "projections": [{"name": p.name, "pre": p.pre, "post": p.post} for p in net.projections.values()],
+            "params": [{"name": n, "shape": list(a.shape), "dtype": "float32", "trainable": n not in frozen}
+                       for n, a in params.items()]}

@@ -196,3 +196,29 @@ def test_what_cannot_be_cut_is_refused_by_name(tmp_path):
         compile_partitioned(sparse_ei(), {"E": np.zeros(12, int), "I": np.arange(6) % 2}, CompileOptions(batch=2),
                             str(tmp_path / "bad"))
     assert sorted(os.listdir(tmp_path)) == ["busy"]  # nothing half-written
+
+
+def test_the_cli_compiles_and_trains_a_partitioned_connectome_like_one_process(tmp_path):
+    """btc compile --partition 2, then mpirun -n 2 btc train --task connectome (the teacher's parameters set
+    whole, the state carried across windows): the same report and checkpoint as one process."""
+    btc = os.path.join(os.path.dirname(sys.executable), "btc")
+    (tmp_path / "fly.py").write_text(
+        "from btc.frontend.connectome import synthetic_connectome\nfrom btc.frontend.zoo import connectome_lif\n"
+        "def build():\n    return connectome_lif(synthetic_connectome(300, 5000, regions=4, seed=0), weight_scale=0.06)\n")
+    for out, extra in (("split", ["--partition", "2"]), ("whole", ["--chunk", "10"])):
+        done = subprocess.run([btc, "compile", "fly.py", "--batch", "2", *extra, "-o", out], capture_output=True,
+                              text=True, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    train = ["train", "--task", "connectome", "--epochs", "2", "--steps", "120", "--checkpoint"]
+    two = _mpirun([btc, train[0], "split", *train[1:], "two.npz"], tmp_path)
+    assert two.returncode == 0, two.stdout + two.stderr
+    one = subprocess.run([btc, train[0], "whole", *train[1:], "one.npz"], capture_output=True, text=True, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    report = lambda out: [line.split(" train_seconds")[0] for line in out.splitlines() if "mse" in line]  # noqa: E731
+    assert two.stdout.count("final:") == 1 and report(two.stdout) == report(one.stdout), (two.stdout, one.stdout)
+    with np.load(tmp_path / "two.npz") as a, np.load(tmp_path / "one.npz") as b:
+        for k in b.files:
+            if b[k].dtype.kind == "f":
+                np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-7, err_msg=k)
+    refused = _mpirun([btc, "train", "split", "--task", "connectome", "--data-parallel"], tmp_path)
+    assert refused.returncode != 0 and "partitioned network" in refused.stderr and "Traceback" not in refused.stderr

@@ -22,7 +22,7 @@ def _mpi():
     try:
         from mpi4py import MPI
     except ImportError:
-        raise BtcError("data-parallel training needs mpi4py and an MPI library: pip install 'btc[mpi]' "
+        raise BtcError("training over MPI (data-parallel or partitioned) needs mpi4py and an MPI library: pip install 'btc[mpi]' "
                        "(mpi4py and MPICH), then launch with mpirun -n K") from None
     return MPI
 

@@ -41,7 +41,10 @@ class PartitionPlan:
             meta = json.loads(str(z["meta"]))
             arrays = {k: z[k] for k in z.files if k != "meta"}
         self.ranks, self.inputs, self.shapes = meta["ranks"], meta["inputs"], meta["shapes"]
-        self.model_hash = meta["model_hash"]
+        self.model_hash, self.abi = meta["model_hash"], meta["abi"]  # the whole network's
+        # the whole network's sparse projections: (pre index, post index) of each weight
+        self.connectivity = {p["name"]: (arrays[f"conn.{p['name']}.pre"], arrays[f"conn.{p['name']}.post"])
+                             for p in self.abi["projections"] if f"conn.{p['name']}.pre" in arrays}
         with open(path, "rb") as f:
             self.content_hash = hashlib.sha256(f.read()).hexdigest()
         self.owner = {k[len("owner."):]: v for k, v in arrays.items() if k.startswith("owner.")}
@@ -105,6 +108,10 @@ class Partitioned:
         if "peek_step" not in self.model.functions:
             raise BtcError(f"{directory}/rank{self.rank} was not compiled as a rank of a partitioned network")
         self.batch, self.num_classes = self.model.batch, self.model.num_classes
+        # what the training loops read (btc.tasks), of the whole network
+        self.abi, self.connectivity = plan.abi, plan.connectivity
+        self.inputs = {i["name"]: i for i in plan.abi["inputs"]}
+        self.algorithm, self.chunk = self.model.algorithm, 1
         self.spiking = [o["name"][len("spikes."):] for o in self.model.functions["peek_step"]["outputs"][1:]]
         self.ghost_inputs = list(plan.ghosts[self.rank])
         # for every other rank q: per ghost input of q, (my group, positions in my spikes, positions in q's ghost)

@@ -106,12 +106,15 @@ def _installed(module: str) -> bool:
               help="a .nir MODEL: seconds per time step (each neuron ODE integrated by forward Euler at it)")
 @click.option("--nir-loss", type=click.Choice(["cross_entropy", "mse"]), default="cross_entropy", show_default=True,
               help="a .nir MODEL: the loss on its Output")
+@click.option("--partition", type=click.IntRange(2), default=None,
+              help="cut every group into this many blocks of neurons, one per MPI rank (btc.partitioned): the "
+                   "directory holds rank<r>/ and partition.npz; train with mpirun -n K btc train")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="artifact directory")
 @click.option("--dump-ir-after-all", type=click.Path(file_okay=False), default=None,
               help="write the IR after every pass into this directory")
 def compile_cmd(model, algorithm, target, target_arch, batch, chunk, decay, rank, decay_pre, decay_post, bias_correction,
                 trace_memory_budget, projection_algorithm, update_every, grad_clip, weight_decay, optimizer,
-                event_driven, activity, nir_dt, nir_loss, output, dump_ir_after_all):
+                event_driven, activity, nir_dt, nir_loss, partition, output, dump_ir_after_all):
     """Compile MODEL.py[:FUNC] (a function returning a btc Network) or MODEL.nir (a NIR graph,
     btc.frontend.nir_import) into an artifact directory."""
     from btc.driver import DEFAULT_ACTIVITY, CompileOptions, compile_network
@@ -147,6 +150,15 @@ def compile_cmd(model, algorithm, target, target_arch, batch, chunk, decay, rank
             net = from_nir(model, dt=nir_dt, loss=nir_loss)
         else:
             net = load_model_function(model)
+        if partition:
+            from btc.partitioned import compile_partitioned
+
+            if dump_ir_after_all:
+                raise BtcError("--dump-ir-after-all dumps one module; compile a partitioned network without it")
+            ranks = compile_partitioned(net, partition, options, output)
+            click.echo(f"wrote {output}: {algorithm}, B={batch}, one step per call, {len(ranks)} ranks owning "
+                       + ", ".join(str(sum(ids.size for ids in rn.owned.values())) for rn in ranks) + " neurons")
+            return
         manifest = compile_network(net, options, output, dump_ir_after_all, model_source=model)
     except BtcError as e:
         fail(e)

@@ -62,8 +62,10 @@ def _source(model, task, data, test_data, validation, dt, steps, seed):
 
 def _load(artifact, checkpoint):
     from btc.runtime import load
+    from btc.runtime.partitioned import PLAN_FILE, Partitioned
 
-    model = load(artifact)
+    # a partitioned build (btc compile --partition K): this rank's part, under mpirun -n K
+    model = Partitioned(artifact) if os.path.isfile(os.path.join(artifact, PLAN_FILE)) else load(artifact)
     if checkpoint:
         model.load_checkpoint(checkpoint)
     return model
@@ -94,6 +96,9 @@ def train_cmd(artifact, task, data, test_data, validation, dt, steps, seed, epoc
             check_checkpoint_path(checkpoint)  # before training: a bad path must not cost a run
         model = _load(artifact, resume)
         quiet = contextlib.ExitStack()
+        if hasattr(model, "plan") and data_parallel:
+            raise BtcError(f"{artifact} is a partitioned network (its ranks split the neurons, not the batch); "
+                           "train it with mpirun -n K btc train, without --data-parallel")
         if data_parallel:
             from btc.runtime.parallel import DataParallel
 
@@ -101,9 +106,9 @@ def train_cmd(artifact, task, data, test_data, validation, dt, steps, seed, epoc
                 raise BtcError("--data-parallel trains the batched tasks and data sets; the connectome task "
                                "streams one sample")
             model = DataParallel(model)
-            if model.rank:  # one report, from rank 0
-                quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
-                quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        if getattr(model, "rank", 0):  # one report, from rank 0
+            quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
         with quiet:
             if task == "connectome" and not data:
                 if metrics or eval_every:
