@@ -129,11 +129,14 @@ class CompileOptions:
         if not isinstance(self.partitioned, bool):
             raise BtcError(f"partitioned must be True or False, got {self.partitioned!r}")
         if self.partitioned:
-            if not algorithm.online or self.chunk != 1 or self.update_every or self.grad_clip:
-                raise BtcError(
-                    "a rank of a partitioned network exchanges spikes and readouts with the others every step: it "
-                    f"needs an online algorithm (got {algorithm.value!r}), chunk=1 (got {self.chunk}), and neither "
-                    "update_every (an update between exchanges) nor grad_clip (a norm over every rank's gradient)")
+            wrong = [why for bad, why in (
+                (not algorithm.online, f"an online algorithm (not {algorithm.value!r}: its backward would exchange too)"),
+                (self.chunk != 1, f"chunk=1 (not {self.chunk})"),
+                (self.update_every, "no update_every (an update between two exchanges)"),
+                (self.grad_clip, "no grad_clip (a norm over every rank's gradient)")) if bad]
+            if wrong:
+                raise BtcError("a rank of a partitioned network exchanges spikes and readouts with the others every "
+                               f"step: it needs {' and '.join(wrong)}")
         if self.optimizer not in OPTIMIZERS:
             raise BtcError(f"unknown optimizer {self.optimizer!r}; expected one of {list(OPTIMIZERS)}")
         split_target(self.target)

@@ -14,10 +14,9 @@ import numpy as np
 from btc.driver import CompileOptions, _model_hash, _publish, check_output_dir, compile_network
 from btc.errors import BtcError
 from btc.frontend.partition import partition
+from btc.runtime.partitioned import PLAN_FILE  # what the runtime reads is what this writes
 
-__all__ = ["compile_partitioned", "PLAN_FILE"]
-
-PLAN_FILE = "partition.npz"
+__all__ = ["compile_partitioned"]
 
 
 def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> list:
@@ -26,6 +25,8 @@ def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> li
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
         raise BtcError(f"output must be a directory name, got {out_dir!r}")
     out_dir = os.path.abspath(out_dir)
+    if os.path.islink(out_dir):
+        raise BtcError(f"output {out_dir} is a symbolic link; name the directory itself")
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, PLAN_FILE)):
         raise BtcError(f"output directory {out_dir} is not empty and holds no partitioned build; refusing to overwrite")
     check_output_dir(os.path.join(out_dir, "rank0"))

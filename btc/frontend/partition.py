@@ -4,9 +4,11 @@ Each rank owns some neurons of every group: their states, their traces and every
 (the whole network's parameters are cut, never copied). A remote neuron that projects into a rank is
 a *ghost* there: an input `<group>_ghost` that the rank is fed, each step, with the spikes the other
 ranks sent of the step before. So only recurrent projections (which read spikes of step t-1) may cross
-ranks; a ghost projection reads its input `delay` steps late, the original read `delay + 1`, the same
-spikes. Each rank's readout sums its own neurons (the readout is linear in them); the bias and any
-input -> readout projection live on rank 0, so the ranks' readouts add up to the whole network's.
+ranks, so only projections that read spikes at least one step old (recurrent, or delayed) may cross
+ranks; a ghost projection reads its input one step less late than the original read the spikes. Each
+rank's readout sums its own neurons (the readout is linear in them); a readout projection's bias lives
+on the lowest rank it has connections on, and an input -> readout projection on rank 0, so the ranks'
+readouts add up to the whole network's.
 """
 from __future__ import annotations
 
@@ -65,7 +67,18 @@ def partition(net: Network, owner) -> list[RankNetwork]:
             raise BtcError(f"partition: group {g!r} is an AlignPre synapse (project(..., synapse=...)), whose state "
                            "lives on the presynaptic side; partitioning supports synapses inside the neuron model")
     pairs = {p.name: _pairs(net, p, rank_of) for p in net.projections.values()}
-    return [_rank_network(net, r, rank_of, pairs) for r in range(K)]
+    bias_rank = {}  # a readout projection's bias: on the lowest rank it has connections on
+    for p in net.projections.values():
+        if isinstance(net.groups[p.post], Readout):
+            pre = pairs[p.name][0]
+            bias_rank[p.name] = int(rank_of[p.pre][pre].min()) if p.pre in rank_of else 0
+    ranks = [_rank_network(net, r, rank_of, pairs, bias_rank) for r in range(K)]
+    for rn in ranks:  # a part may not stand alone (a group whose spikes only reach other ranks, say)
+        try:
+            rn.net.check()
+        except BtcError as e:
+            raise BtcError(f"partition: rank {rn.rank}'s part of the network is not a network of its own: {e}") from None
+    return ranks
 
 
 def _pairs(net, p, rank_of):
@@ -79,17 +92,18 @@ def _pairs(net, p, rank_of):
         I, O = net.size(p.pre), net.size(p.post)
         pre, post = np.repeat(np.arange(I), O), np.tile(np.arange(O), I)
         index = pre * O + post
-    if p.pre in rank_of and p.post in rank_of and not p.recurrent:
+    if p.pre in rank_of and p.post in rank_of and p.lag == 0:
         crossing = rank_of[p.pre][pre] != rank_of[p.post][post]
         if crossing.any():
             k = int(np.argmax(crossing))
             raise BtcError(f"partition: projection {p.name!r} ({p.pre}->{p.post}) connects neuron {pre[k]} (rank "
                            f"{rank_of[p.pre][pre[k]]}) to neuron {post[k]} (rank {rank_of[p.post][post[k]]}) within "
-                           "a step; only recurrent projections (spikes of step t-1) may cross ranks")
+                           "a step; only projections reading spikes of an earlier step (recurrent or delayed) may "
+                           "cross ranks")
     return pre, post, index
 
 
-def _rank_network(net, r, rank_of, pairs) -> RankNetwork:
+def _rank_network(net, r, rank_of, pairs, bias_rank) -> RankNetwork:
     owned = {g: np.nonzero(a == r)[0] for g, a in rank_of.items()}
     local = {g: _local_index(ids, net.size(g)) for g, ids in owned.items()}
     full = net.init_params()
@@ -127,15 +141,16 @@ def _rank_network(net, r, rank_of, pairs) -> RankNetwork:
         else:
             keep = rank_of[p.post][post] == r
         mine = keep & ((rank_of[p.pre][pre] == r) if p.pre in rank_of else True)
-        parts = [(p.name, p.pre, mine, p.recurrent, local.get(p.pre))]
-        if p.pre in rank_of and not readout:
-            parts.append((f"{p.name}_ghost", f"{p.pre}_ghost", keep & ~mine, False,
+        # (name, presynaptic, pairs, recurrent, delay, global -> local presynaptic index)
+        parts = [(p.name, p.pre, mine, p.recurrent, p.delay, local.get(p.pre))]
+        if p.pre in rank_of and not readout:  # the ghost carries spikes one step old already
+            parts.append((f"{p.name}_ghost", f"{p.pre}_ghost", keep & ~mine, False, p.lag - 1,
                           _local_index(ghost_ids.get(p.pre, np.zeros(0, np.int64)), net.size(p.pre))))
-        with_bias = p.bias and (r == 0 if readout else True)
+        with_bias = p.bias and (r == bias_rank[p.name] if readout else True)
         if with_bias and not keep.any():
             raise BtcError(f"partition: projection {p.name!r} has a bias but no connection into rank {r}'s neurons of "
                            f"{p.post!r}, so their biases would have no place; give it a connection there or no bias")
-        for name, src, sel, recurrent, to_local in parts:
+        for name, src, sel, recurrent, delay, to_local in parts:
             if not sel.any():
                 continue
             if name != p.name and (name in net.projections):
@@ -149,7 +164,7 @@ def _rank_network(net, r, rank_of, pairs) -> RankNetwork:
             n_pre, n_post = rn.size(src), rn.size(p.post)
             dense = p.connectivity is None and a.size == n_pre * n_post
             rn.project(src, p.post, recurrent=recurrent, bias=with_bias, name=name, port=p.port,
-                       sign=p.sign or None, delay=p.delay, trainable=not p.frozen,
+                       sign=p.sign or None, delay=delay, trainable=not p.frozen,
                        weights=values.reshape(n_pre, n_post) if dense else values,
                        connectivity=None if dense else (a, b))
             params[f"{name}.W"] = (f"{p.name}.W", k)

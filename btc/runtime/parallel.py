@@ -15,7 +15,7 @@ import numpy as np
 from btc.errors import BtcError
 from btc.runtime.checks import check_lr
 
-__all__ = ["DataParallel", "NotShared"]
+__all__ = ["DataParallel", "NotShared", "together"]
 
 
 def _mpi():
@@ -25,6 +25,21 @@ def _mpi():
         raise BtcError("training over MPI (data-parallel or partitioned) needs mpi4py and an MPI library: pip install 'btc[mpi]' "
                        "(mpi4py and MPICH), then launch with mpirun -n K") from None
     return MPI
+
+
+def together(comm, run, undo=None):
+    """Run `run` on every rank; if it fails on any (any exception), every rank runs `undo` and raises
+    one BtcError, so none is left waiting in a collective."""
+    try:
+        result, error = run(), ""
+    except Exception as e:  # noqa: BLE001 - whatever it was, the other ranks must hear of it
+        result, error = None, str(e) if isinstance(e, BtcError) else f"{type(e).__name__}: {e}"
+    errors = [e for e in comm.allgather(error) if e]
+    if errors:
+        if undo:
+            undo()
+        raise BtcError(errors[0] if error else f"another rank failed: {errors[0]}")
+    return result
 
 
 class NotShared(BtcError, AttributeError):
@@ -82,18 +97,7 @@ class DataParallel:
         return a[mine] if axis == 0 else a[:, mine]
 
     def _together(self, run, undo=None):
-        """Run `run` on every rank; if it fails on any (any exception), every rank runs `undo` and raises
-        one BtcError, so none is left waiting in a collective."""
-        try:
-            result, error = run(), ""
-        except Exception as e:  # noqa: BLE001 - whatever it was, the other ranks must hear of it
-            result, error = None, str(e) if isinstance(e, BtcError) else f"{type(e).__name__}: {e}"
-        errors = [e for e in self.comm.allgather(error) if e]
-        if errors:
-            if undo:
-                undo()
-            raise BtcError(errors[0] if error else f"another rank failed: {errors[0]}")
-        return result
+        return together(self.comm, run, undo)
 
     def train_sequence(self, x, target, mask=None, lr: float | None = None, reset: bool = True) -> dict:
         """Train on this rank's share; gradients and losses are averaged over the ranks before the update.

@@ -23,7 +23,7 @@ from btc.errors import BtcError
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
 from btc.runtime.checks import check_lr
 from btc.runtime.model import load
-from btc.runtime.parallel import _mpi
+from btc.runtime.parallel import _mpi, together
 
 __all__ = ["PartitionPlan", "Partitioned"]
 
@@ -53,10 +53,9 @@ class PartitionPlan:
         self.cuts = [{n: (whole, arrays[f"param.{r}.{n}"]) for n, whole in meta["params"][r].items()}
                      for r in range(self.ranks)]
 
-    def split(self, params: dict) -> list[dict]:
-        """The whole network's parameters -> each rank's."""
-        return [{n: np.asarray(params[whole], np.float32).ravel()[k] for n, (whole, k) in cut.items()}
-                for cut in self.cuts]
+    def split(self, params: dict, rank: int) -> dict:
+        """The whole network's parameters -> rank `rank`'s."""
+        return {n: np.asarray(params[whole], np.float32).ravel()[k] for n, (whole, k) in self.cuts[rank].items()}
 
     def join(self, per_rank: list[dict]) -> dict:
         """Each rank's parameters (or gradients) -> the whole network's."""
@@ -100,13 +99,9 @@ class Partitioned:
         MPI = _mpi()
         self.comm = comm or MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.plan = plan = PartitionPlan(os.path.join(directory, PLAN_FILE))
-        if plan.ranks != self.size:
-            raise BtcError(f"{directory} is cut for {plan.ranks} ranks; launch it with mpirun -n {plan.ranks} "
-                           f"(this run has {self.size})")
-        self.model = load(os.path.join(directory, f"rank{self.rank}"), hal_driver)
-        if "peek_step" not in self.model.functions:
-            raise BtcError(f"{directory}/rank{self.rank} was not compiled as a rank of a partitioned network")
+        # a failure on one rank (a missing file, say) is raised on every rank: none waits in a collective
+        self.plan, self.model = together(self.comm, lambda: self._load(directory, hal_driver))
+        plan = self.plan
         self.batch, self.num_classes = self.model.batch, self.model.num_classes
         # what the training loops read (btc.tasks), of the whole network
         self.abi, self.connectivity = plan.abi, plan.connectivity
@@ -123,10 +118,20 @@ class Partitioned:
             for name, (g, ids) in plan.ghosts[q].items():
                 mine = plan.owner[g][ids] == self.rank
                 local = np.cumsum(plan.owner[g] == self.rank) - 1  # global index -> position among mine
-                routes.append((name, g, local[ids[mine]], np.nonzero(mine)[0]))
+                routes.append((name, g, local[ids[mine]], np.nonzero(mine)[0], ids.size))
             self.sends[q] = routes
         self.bytes_sent = 0  # spike events and readouts this rank put into the exchange, since construction
         self._ghosts = None  # the ghost inputs of the next step, once a sequence ran
+
+    def _load(self, directory: str, hal_driver):
+        plan = PartitionPlan(os.path.join(directory, PLAN_FILE))
+        if plan.ranks != self.size:
+            raise BtcError(f"{directory} is cut for {plan.ranks} ranks; launch it with mpirun -n {plan.ranks} "
+                           f"(this run has {self.size})")
+        model = load(os.path.join(directory, f"rank{self.rank}"), hal_driver)
+        if "peek_step" not in model.functions:
+            raise BtcError(f"{directory}/rank{self.rank} was not compiled as a rank of a partitioned network")
+        return plan, model
 
     # ---- one step
     def _exchange(self, spikes: dict, readout: np.ndarray) -> tuple[dict, np.ndarray]:
@@ -135,9 +140,9 @@ class Partitioned:
         outgoing = []
         for q in range(self.size):
             events = {}
-            for name, g, positions, slots in self.sends.get(q, ()):
+            for name, g, positions, slots, width in self.sends.get(q, ()):
                 b, j = np.nonzero(spikes[g][:, positions] != 0)
-                events[name] = (b * slots.size + slots[j]).astype(np.int32) if slots.size else np.zeros(0, np.int32)
+                events[name] = (b * width + slots[j]).astype(np.int32)  # width: the receiver's ghost input
                 self.bytes_sent += events[name].nbytes
             outgoing.append(events)
         incoming = self.comm.alltoall(outgoing)
@@ -178,6 +183,12 @@ class Partitioned:
             raise BtcError(f"inputs must have the same, non-zero number of steps; got {sorted(lengths)}")
         return x, lengths.pop()
 
+    def _continue(self, reset: bool) -> None:
+        """Reset the states and ghosts, or carry on from the last step run (the first run always resets)."""
+        if reset or self._ghosts is None:
+            self.model.reset_state()
+            self._ghosts = self._zero_ghosts()
+
     def _zero_ghosts(self) -> dict:
         return {n: np.zeros((self.batch, self.plan.ghosts[self.rank][n][1].size), np.float32)
                 for n in self.ghost_inputs}
@@ -190,9 +201,7 @@ class Partitioned:
             check_lr(lr)
         x, T = self._check(x)
         target, mask = self.model._targets(target, T), self.model._mask(mask, T)
-        if reset or self._ghosts is None:
-            self.model.reset_state()
-            self._ghosts = self._zero_ghosts()
+        self._continue(reset)
         ghosts, loss, rsum = self._ghosts, 0.0, np.zeros((self.batch, self.num_classes), np.float32)
         for t in range(T):
             inputs = self._step_inputs(x, t, ghosts)
@@ -209,22 +218,24 @@ class Partitioned:
             self.model.apply_update(lr)
         return {"loss": loss, "readout_sum": rsum}
 
-    def infer_sequence(self, x) -> dict:
-        """Forward only, from reset: {"readout": [T, B, C], "spikes.<group>": [T, B, N] of the whole group}."""
+    def infer_sequence(self, x, reset: bool = True, record: bool = False) -> dict:
+        """Forward only: {"readout": [T, B, C]}; with record=True also "spikes.<group>", [T, B, N] of the whole
+        group (gathered on every rank)."""
         x, T = self._check(x)
-        self.model.reset_state()
-        self._ghosts = None
+        self._continue(reset)
         names = [o["name"] for o in self.model.functions["record_step"]["outputs"]]
-        ghosts, readouts, spikes = self._zero_ghosts(), [], {g: [] for g in self.spiking}
+        ghosts, readouts, spikes = self._ghosts, [], {g: [] for g in self.spiking}
         for t in range(T):
             out = dict(zip(names, self.model._call("record_step", *self._step_inputs(x, t, ghosts))))
             mine = {g: out[f"spikes.{g}"] for g in self.spiking}
             ghosts, others = self._exchange(mine, out["readout"])
             readouts.append(out["readout"] + others)
-            for g in self.spiking:
-                spikes[g].append(mine[g])
+            if record:
+                for g in self.spiking:
+                    spikes[g].append(mine[g])
+        self._ghosts = ghosts
         result = {"readout": np.stack(readouts)}
-        for g in self.spiking:
+        for g in self.spiking if record else ():
             parts = self.comm.allgather(np.stack(spikes[g]))
             whole = np.zeros((T, self.batch, self.plan.owner[g].size), np.float32)
             for q, part in enumerate(parts):
@@ -246,7 +257,7 @@ class Partitioned:
 
     def set_params(self, params: dict) -> None:
         """The whole network's parameters (every rank passes the same), cut to this rank's."""
-        self.model.set_params(self.plan.split(params)[self.rank])
+        self.model.set_params(self.plan.split(params, self.rank))
 
     @property
     def optimizer_state(self) -> dict | None:
@@ -254,28 +265,33 @@ class Partitioned:
         return None if state is None else self.plan.join_state(self.comm.allgather(state))
 
     def save_checkpoint(self, path: str) -> None:
-        """The whole network's parameters and optimizer state, written by rank 0: a checkpoint of the whole
-        network, which its single-process artifacts load too (the same model hash)."""
-        params, state = self.params, self.optimizer_state  # collectives: every rank takes part
-        error = ""
-        if self.rank == 0:
-            try:
-                save_checkpoint(params, self.plan.content_hash, path, self.plan.model_hash, state)
-            except BtcError as e:
-                error = str(e)
-        error = self.comm.bcast(error, root=0)
-        if error:
-            raise BtcError(error)
+        """The whole network's parameters and optimizer state, gathered to rank 0, which writes them: a checkpoint
+        of the whole network, which its single-process artifacts load too (the same model hash)."""
+        params = self.comm.gather(self.model.params, root=0)
+        state = self.model.optimizer_state
+        states = self.comm.gather(state, root=0) if state is not None else None
+        together(self.comm, lambda: save_checkpoint(
+            self.plan.join(params), self.plan.content_hash, path, self.plan.model_hash,
+            self.plan.join_state(states) if states else None) if self.rank == 0 else None)
 
     def load_checkpoint(self, path: str) -> None:
         """A checkpoint of the whole network (saved by a partitioned run or by one process), cut to this rank."""
+        together(self.comm, lambda: self._load_checkpoint(path))
+
+    def _load_checkpoint(self, path: str) -> None:
         params, _, model_hash, optimizer = read_checkpoint(path)
         if model_hash != self.plan.model_hash:
             raise BtcError(f"checkpoint {path!r} holds the parameters of another model than this partitioned network")
         self.set_params(params)
         self.model.zero_grads()
         mine = self.model.optimizer_state
-        if mine is not None and same_layout(optimizer, self.plan.join_state(self.comm.allgather(mine))):
-            self.model.set_optimizer_state(self.plan.split_state(optimizer, self.rank, list(mine)))
-        elif mine is not None:
+        if mine is None:
+            return
+        try:  # the saving optimizer's state, if it is this one's (the same moments, shapes and step)
+            state = self.plan.split_state(optimizer, self.rank, list(mine))
+        except (KeyError, ValueError, IndexError):
+            state = None
+        if state is not None and same_layout(state, mine):
+            self.model.set_optimizer_state(state)
+        else:
             self.model.reset_optimizer()

@@ -60,12 +60,19 @@ def _source(model, task, data, test_data, validation, dt, steps, seed):
     return get_task(task, steps=steps or 40) if task == "digits" else get_task(task), task
 
 
-def _load(artifact, checkpoint):
+def _load(artifact, checkpoint, partitioned_ok: bool = False):
     from btc.runtime import load
     from btc.runtime.partitioned import PLAN_FILE, Partitioned
 
     # a partitioned build (btc compile --partition K): this rank's part, under mpirun -n K
-    model = Partitioned(artifact) if os.path.isfile(os.path.join(artifact, PLAN_FILE)) else load(artifact)
+    if os.path.isfile(os.path.join(artifact, PLAN_FILE)):
+        if not partitioned_ok:
+            raise BtcError(f"{artifact} is a partitioned build, which only btc train runs (under mpirun); its "
+                           "checkpoints hold the whole network: compile the model without --partition and pass "
+                           "the checkpoint to that artifact")
+        model = Partitioned(artifact)
+    else:
+        model = load(artifact)
     if checkpoint:
         model.load_checkpoint(checkpoint)
     return model
@@ -94,7 +101,7 @@ def train_cmd(artifact, task, data, test_data, validation, dt, steps, seed, epoc
     try:
         if checkpoint:
             check_checkpoint_path(checkpoint)  # before training: a bad path must not cost a run
-        model = _load(artifact, resume)
+        model = _load(artifact, resume, partitioned_ok=True)
         quiet = contextlib.ExitStack()
         if hasattr(model, "plan") and data_parallel:
             raise BtcError(f"{artifact} is a partitioned network (its ranks split the neurons, not the batch); "
