@@ -2,6 +2,7 @@
 process computes: the same spikes, readouts, losses and gradients, and the same parameters after training;
 the spike events exchanged are exactly the spikes of neurons with a ghost on the other rank."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -252,6 +253,14 @@ def test_the_cli_compiles_and_trains_a_partitioned_connectome_like_one_process(t
                 np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-7, err_msg=k)
     refused = _mpirun([btc, "train", "split", "--task", "connectome", "--data-parallel"], tmp_path)
     assert refused.returncode != 0 and "partitioned network" in refused.stderr and "Traceback" not in refused.stderr
+    # a rank that cannot load its part: every rank raises the same error, none waits in a collective
+    shutil.copytree(tmp_path / "split", tmp_path / "broken")
+    os.remove(tmp_path / "broken" / "rank1" / "model.vmfb")
+    script = ("from btc.errors import BtcError\nfrom btc.runtime.partitioned import Partitioned\ntry:\n"
+              "    Partitioned('broken')\nexcept BtcError as e:\n    print('refused:', e)\n")
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.stdout.count("refused:") == 2 and "model.vmfb" in done.stdout, done.stdout + done.stderr
     refused = subprocess.run([btc, "eval", "split", "--checkpoint", "two.npz"], capture_output=True, text=True,
                              cwd=tmp_path)
     assert refused.returncode != 0 and "partitioned build, which only btc train runs" in refused.stderr
