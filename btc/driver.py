@@ -5,6 +5,7 @@ and the artifact is written to a temporary directory that is renamed into place 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -243,10 +244,7 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
         raise BtcError(f"internal: the network's initial parameters {got} do not match the module's {want}")
     vmfb = compile_module(str(module), options.target, temps=temps)
 
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".btc-artifact-", dir=parent)
-    try:
+    with staged(out_dir, ".btc-artifact-", "artifact") as tmp:
         with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
             f.write(vmfb)
         # every mutable global's initial value: the module reads them as named parameters at load
@@ -274,17 +272,30 @@ def compile_network(net, options: CompileOptions, out_dir: str, dump_dir: str | 
         manifest["content_hash"] = hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()
         with open(os.path.join(tmp, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1)
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; an artifact is meant to be shared
-        old = _publish(tmp, out_dir)
-    except OSError as e:  # a full disk, a quota: nothing half-written stays
+    return manifest
+
+
+@contextlib.contextmanager
+def staged(out_dir: str, prefix: str, what: str, run: str = "compile"):
+    """A temporary directory beside `out_dir` to write into, renamed to `out_dir` (replacing a previous one)
+    when the block ends; on any failure it is removed, so nothing half-written stays."""
+    try:
+        os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=prefix, dir=os.path.dirname(out_dir))
+    except OSError as e:
+        raise BtcError(f"cannot write the {what} to {out_dir}: {e.strerror or e}") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; what is written is meant to be shared
+        old = _publish(tmp, out_dir, what, run)  # the previous one stays until the new one is in place
+    except OSError as e:  # a full disk, a quota
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BtcError(f"could not write the artifact {out_dir!r}: {e.strerror or e} (nothing was written)") from None
+        raise BtcError(f"could not write the {what} {out_dir!r}: {e.strerror or e} (nothing was written)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old:
         shutil.rmtree(old, ignore_errors=True)
-    return manifest
 
 
 def _model_hash(net) -> str:

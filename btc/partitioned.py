@@ -6,12 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
-from btc.driver import CompileOptions, _model_hash, _publish, check_output_dir, compile_network
+from btc.driver import CompileOptions, _model_hash, check_output_dir, compile_network, staged
 from btc.errors import BtcError
 from btc.frontend.partition import partition
 from btc.runtime.partitioned import PLAN_FILE  # what the runtime reads is what this writes
@@ -34,9 +32,7 @@ def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> li
     options.check()
     ranks = partition(net, owner)
     full = net.init_params()
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".btc-partitioned-", dir=os.path.dirname(out_dir))
-    try:
+    with staged(out_dir, ".btc-partitioned-", "partitioned build") as tmp:
         for rn in ranks:
             compile_network(rn.net, options, os.path.join(tmp, f"rank{rn.rank}"))
         arrays = {f"owner.{g}": np.zeros(net.size(g), np.int32) for g in ranks[0].owned}
@@ -54,13 +50,6 @@ def compile_partitioned(net, owner, options: CompileOptions, out_dir: str) -> li
         arrays.update({f"conn.{p.name}.{side}": getattr(p.connectivity, side) for p in net.projections.values()
                        if p.connectivity is not None for side in ("pre", "post")})
         np.savez(os.path.join(tmp, PLAN_FILE), meta=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o755)
-        old = _publish(tmp, out_dir, what="partitioned build")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
     return ranks
 
 

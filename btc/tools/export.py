@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 from btc.errors import BtcError
 
@@ -28,7 +26,7 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
     """Write the bundle of `artifact` (with a checkpoint's parameters and optimizer state) to `out_dir`,
     atomically; returns {file: bytes}."""
     from btc.backends import compile_module
-    from btc.driver import _publish
+    from btc.driver import staged
     from btc.runtime import load
     from btc.runtime.artifact import read_artifact
     from btc.tools.session import session_module
@@ -45,11 +43,7 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
     parent = os.path.dirname(out_dir)
     if not os.path.isdir(parent):
         raise BtcError(f"cannot write the bundle to {out_dir}: {parent} is not a directory")
-    try:
-        tmp = tempfile.mkdtemp(prefix=".btc-bundle-", dir=parent)
-    except OSError as e:
-        raise BtcError(f"cannot write the bundle to {out_dir}: {e.strerror or e}") from None
-    try:
+    with staged(out_dir, ".btc-bundle-", "bundle", "export") as tmp:
         with open(os.path.join(tmp, "model.vmfb"), "wb") as f:
             f.write(vmfb)
         model.save_parameters(os.path.join(tmp, "params.irpa"))
@@ -59,16 +53,6 @@ def export_bundle(artifact: str, out_dir: str, checkpoint: str | None = None) ->
             json.dump(abi, f, indent=1)
         with open(os.path.join(tmp, "README.md"), "w") as f:
             f.write(bundle_document(manifest, checkpoint))
-        os.chmod(tmp, 0o755)
-        old = _publish(tmp, out_dir, "bundle", "export")  # the previous bundle stays until the new one is in place
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise BtcError(f"could not write the bundle {out_dir!r}: {e.strerror or e} (nothing was written)") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
     return {name: os.path.getsize(os.path.join(out_dir, name)) for name in BUNDLE_FILES}
 
 
