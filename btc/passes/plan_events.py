@@ -28,7 +28,8 @@ EVENT_MODES = ("auto", "on", "off")
 DEFAULT_ACTIVITY = ANNOTATIONS["btc.activity"].default
 
 # The cost model, in dense multiply-accumulates (one MAC of linalg.matmul), measured on the 2-core
-# CI machine kind with llvm-cpu (benchmarks/bench_events.py --kernels): summing a gathered table entry
+# CI machine kind with llvm-cpu (benchmarks/README.md, "Where the time goes"; the script that timed the
+# kernels alone was not kept): summing a gathered table entry
 # costs about 6 MACs (the gather is bound by memory, the matmul by arithmetic); listing the active
 # entries (flags, prefix sum, binary search) about 20 MACs per entry of the binary tensor; the exact
 # kernel for entries past a list's capacity about 78 MACs per output entry when it has nothing to add.
