@@ -64,7 +64,8 @@ class GradientBlock:
                 filters[key] = self._backward_filter(e)
             first, stacked = filters[key]
             g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
-            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g)
+            # entries past the capacity: up to two per presynaptic neuron on average go through one scatter
+            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g, spill=2 * e.rows)
         self.pending, self.spikes = {}, {}
         return out
 

@@ -44,8 +44,13 @@ def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: i
     return ActiveLists(f"{prefix}#0", totals, shape, along, max(1, min(capacity, n)))
 
 
-def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str) -> str:
+def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str,
+                    spill: int = 0) -> str:
     """acc[r, o] + sum over r's active entries e of table[e, o].
+
+    In an optimistic function (fn.optimistic) the slow path below is left out: up to `spill` entries past
+    the lists' capacity, over all lists, are gathered into one list and their rows added with one scatter;
+    a flag in fn.overflows says whether entries were left out (the runtime then runs the exact function).
 
     The first `capacity` entries of every list are found, then their table rows gathered and summed.
     Entries past the capacity, if a list is that long, are summed by a scalar loop in a second kernel
@@ -84,6 +89,13 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
                         ["parallel", "reduction", "parallel"], masked_sum)[0]
     if C == lists.n:
         return summed
+    if fn.optimistic:
+        if spill:
+            summed, excess = _spill(fn, lists, table, table_rows, cols, summed, spill)
+            fn.overflows.append(_any_longer(fn, excess, rows, spill))  # the last entry: how many spilled
+        else:
+            fn.overflows.append(_any_longer(fn, lists.totals, rows, C))
+        return summed
 
     def overflow(a):
         r, o, n, first, one, c, it, res, v, s = (fn.name("r") for _ in range(10))
@@ -101,6 +113,101 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
 
     return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
                       [(summed, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"], overflow)[0]
+
+
+def _any_longer(fn: Fn, counts: str, rows: int, limit: int) -> str:
+    """1.0 if any of the i32 `counts` exceeds `limit`, else 0.0 (a rank-0 f32 tensor)."""
+    def body(a):
+        cap, big, one, zero, flag, out = (fn.name("r") for _ in range(6))
+        return [f"{cap} = arith.constant {limit} : i32", f"{big} = arith.cmpi sgt, {a[0]}, {cap} : i32",
+                f"{one} = arith.constant 1.0 : f32", f"{zero} = arith.constant 0.0 : f32",
+                f"{flag} = arith.select {big}, {one}, {zero} : f32", f"{out} = arith.maximumf {a[1]}, {flag} : f32"], [out]
+    return fn.generic([(counts, "affine_map<(d0) -> (d0)>", tt(rows, dtype="i32"))],
+                      [(fn.full((), 0.0), "affine_map<(d0) -> ()>", tt())], ["reduction"], body)[0]
+
+
+def _spill(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str, spill: int):
+    """acc plus the table rows of the first `spill` entries past the lists' capacity (all lists together, in
+    list order), scattered onto their lists' rows. Returns (the sum, the inclusive prefix sum over lists of
+    each list's entries past the capacity: its last entry counts them all)."""
+    C, rows = lists.capacity, lists.rows
+    i32 = tt(rows, dtype="i32")
+
+    def excess_body(a):
+        cap, d, z, out = (fn.name("r") for _ in range(4))
+        return [f"{cap} = arith.constant {C} : i32", f"{d} = arith.subi {a[0]}, {cap} : i32",
+                f"{z} = arith.constant 0 : i32", f"{out} = arith.maxsi {d}, {z} : i32"], [out]
+    excess = fn.generic([(lists.totals, "affine_map<(d0) -> (d0)>", i32)],
+                        [(fn.empty((rows,), "i32"), "affine_map<(d0) -> (d0)>", i32)], ["parallel"], excess_body)[0]
+    scan, zero = fn.name("scan"), fn.full((), 0, "i32")
+    fn.emit(f"{scan}:2 = iree_linalg_ext.scan dimension(0) inclusive(true) ins({excess} : {i32}) "
+            f"outs({fn.empty((rows,), 'i32')}, {zero} : {i32}, {tt(dtype='i32')}) {{")
+    a, b, s = fn.name("a"), fn.name("a"), fn.name("r")
+    fn.emit(f"^bb0({a}: i32, {b}: i32):")
+    fn.emit(f"  {s} = arith.addi {a}, {b} : i32")
+    fn.emit(f"  iree_linalg_ext.yield {s} : i32")
+    fn.emit(f"}} -> {i32}, {tt(dtype='i32')}")
+    prefix = f"{scan}#0"
+
+    def slot_body(a):
+        """Spilled entry j: its list r (the first with prefix[r] > j) and its table row (-1 past the last)."""
+        j, ji, last, total, one = (fn.name("r") for _ in range(5))
+        lines = [f"{j} = linalg.index 0 : index", f"{ji} = arith.index_cast {j} : index to i32",
+                 f"{last} = arith.constant {rows - 1} : index", f"{one} = arith.constant 1 : index",
+                 f"{total} = tensor.extract {prefix}[{last}] : {i32}"]
+        lo, hi = fn.name("r"), last
+        lines.append(f"{lo} = arith.constant 0 : index")
+        for _ in range(math.ceil(math.log2(rows)) if rows > 1 else 0):
+            sm, mid, p, gt, hi2, mid1, lo2 = (fn.name("r") for _ in range(7))
+            lines += [f"{sm} = arith.addi {lo}, {hi} : index", f"{mid} = arith.shrui {sm}, {one} : index",
+                      f"{p} = tensor.extract {prefix}[{mid}] : {i32}", f"{gt} = arith.cmpi sgt, {p}, {ji} : i32",
+                      f"{hi2} = arith.select {gt}, {mid}, {hi} : index", f"{mid1} = arith.addi {mid}, {one} : index",
+                      f"{lo2} = arith.select {gt}, {lo}, {mid1} : index"]
+            lo, hi = lo2, hi2
+        # within list lo: entry C + j - (the entries spilled by the lists before it)
+        before, mine, first, k, cap = (fn.name("r") for _ in range(5))
+        lines += [f"{before} = tensor.extract {prefix}[{lo}] : {i32}", f"{mine} = tensor.extract {excess}[{lo}] : {i32}",
+                  f"{first} = arith.subi {before}, {mine} : i32", f"{cap} = arith.constant {C} : i32",
+                  f"{k} = arith.subi {ji}, {first} : i32"]
+        kc = fn.name("r")
+        lines.append(f"{kc} = arith.addi {k}, {cap} : i32")
+        search, pos = _binary_search(fn, lists, lo, kc)
+        found, posi, minus, out, row = (fn.name("r") for _ in range(5))
+        lines += search + [f"{found} = arith.cmpi slt, {ji}, {total} : i32", f"{posi} = arith.index_cast {pos} : index to i32",
+                           f"{minus} = arith.constant -1 : i32", f"{out} = arith.select {found}, {posi}, {minus} : i32",
+                           f"{row} = arith.index_cast {lo} : index to i32"]
+        return lines, [out, row]
+
+    s_type = tt(spill, dtype="i32")
+    at, row = fn.generic([], [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type),
+                              (fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type)], ["parallel"], slot_body)
+    clamped = fn.generic([(at, "affine_map<(d0) -> (d0)>", s_type)],
+                         [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type)], ["parallel"],
+                         lambda a: _clamp_body(fn, a))[0]
+    rows_type = tt(spill, cols)
+    gathered = fn.name("rows")
+    fn.emit(f"{gathered} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {clamped} : "
+            f"{tt(table_rows, cols)}, {s_type}) outs({fn.empty((spill, cols))} : {rows_type}) -> {rows_type}")
+
+    def masked(a):
+        z, zf, ok, out = (fn.name("r") for _ in range(4))
+        return [f"{z} = arith.constant 0 : i32", f"{zf} = arith.constant 0.0 : f32",
+                f"{ok} = arith.cmpi sge, {a[1]}, {z} : i32", f"{out} = arith.select {ok}, {a[0]}, {zf} : f32"], [out]
+    updates = fn.generic([(gathered, "affine_map<(d0, d1) -> (d0, d1)>", rows_type),
+                          (at, "affine_map<(d0, d1) -> (d0)>", s_type)],
+                         [(fn.empty((spill, cols)), "affine_map<(d0, d1) -> (d0, d1)>", rows_type)],
+                         ["parallel", "parallel"], masked)[0]
+    index = fn.name("sidx")
+    fn.emit(f"{index} = tensor.expand_shape {row} [[0, 1]] output_shape [{spill}, 1] : {s_type} into "
+            f"{tt(spill, 1, dtype='i32')}")
+    out, x, y, r = fn.name("scat"), fn.name("a"), fn.name("a"), fn.name("r")
+    fn.emit(f"{out} = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins({updates}, {index} : "
+            f"{rows_type}, {tt(spill, 1, dtype='i32')}) outs({acc} : {tt(rows, cols)}) {{")
+    fn.emit(f"^bb0({x}: f32, {y}: f32):")
+    fn.emit(f"  {r} = arith.addf {x}, {y} : f32")
+    fn.emit(f"  iree_linalg_ext.yield {r} : f32")
+    fn.emit(f"}} -> {tt(rows, cols)}")
+    return out, prefix
 
 
 def _clamp_body(fn: Fn, a):

@@ -22,8 +22,16 @@ __all__ = ["train_chunk"]
 
 def train_chunk(lw: Lowering) -> None:
     """With update_every, train_chunk also takes the learning rate and the number of valid
-    (unpadded) steps."""
-    fn = Fn()
+    (unpadded) steps. A module with event-driven work also exports train_chunk_fast: the same chunk
+    without the slow exact path for active lists longer than their capacity (events.gather_rows_sum).
+    It returns a flag besides; when set, it stored nothing, and the runtime runs train_chunk instead."""
+    _train_chunk(lw, "train_chunk", optimistic=False)
+    if any("event" in (p.propagation, p.weight_gradient) for p in lw.v.projections.values()):
+        _train_chunk(lw, "train_chunk_fast", optimistic=True)
+
+
+def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
+    fn = Fn(optimistic)
     fn.chunk = lw.K
     B, C = lw.B, lw.C
     continual = bool(lw.options.update_every)
@@ -33,7 +41,10 @@ def train_chunk(lw: Lowering) -> None:
     if continual:
         carried += [k for k in optimizer_syms(lw) if k not in grads] + ["t_upd"]
     carry = [(s, lw.load(fn, s), lw.type_of(s)) for s in carried]
+    initial = {s: value for s, value, _ in carry}
     carry += [("loss", fn.full((), 0.0), tt()), ("rsum", fn.full((B, C), 0.0), tt(B, C))]
+    if optimistic:
+        carry.append(("overflow", fn.full((), 0.0), tt()))
     # sparse weight gradients are summed per pull slot through the loop, read at the pairs after it
     slots = {} if continual else slot_accumulators(lw)
     carry += [(k, fn.full(shape, 0.0), tt(*shape)) for k, (_, shape) in slots.items()]
@@ -60,10 +71,25 @@ def train_chunk(lw: Lowering) -> None:
             _maybe_update(lw, fn, t, nxt)
         return nxt
 
-    out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=block.flush)
+    def end(cur):
+        cur = block.flush(cur)
+        if fn.overflows:  # the flags of this iteration's event-driven sums
+            cur = dict(cur, overflow=_maximum(fn, [cur["overflow"]] + fn.overflows))
+            fn.overflows = []
+        return cur
+
+    out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=end)
     for proj in dict.fromkeys(p for p, _ in slots.values()):
         i = lw.param_index(f"{proj}.W")
         out[f"g{i}"] = slots_to_vector(fn, W[proj], [out[k] for k in slot_keys(i, proj, lw)], out[f"g{i}"])
+    if optimistic:  # something was left out: every global stays as it was, for the exact function
+        flag, ok = fn.name("of"), fn.name("of")
+        fn.emit(f"{flag} = tensor.extract {out['overflow']}[] : {tt()}")
+        fn.emit(f"{ok} = arith.cmpf oeq, {flag}, {fn.const(0.0)} : f32")
+        for s in carried:
+            shape = lw.shape_of(s)
+            out[s] = (fn.map([out[s], initial[s]], [shape] * 2, shape, 1, select_body(ok))[0] if shape
+                      else _select_scalar(fn, ok, out[s], initial[s]))
     for s in carried:
         lw.store(fn, out[s], s)
     inputs = lw.step_inputs(per_step=False) + lw.target_inputs(per_step=False)
@@ -71,7 +97,10 @@ def train_chunk(lw: Lowering) -> None:
         inputs += [Arg("lr", ()), Arg("valid", (), "int32")]
     if lw.options.partitioned:
         inputs.append(Arg("readout_offset", (lw.K, B, C)))
-    lw.export("train_chunk", inputs, [Arg("loss", ()), Arg("readout_sum", (B, C))], fn, [out["loss"], out["rsum"]])
+    outputs, values = [Arg("loss", ()), Arg("readout_sum", (B, C))], [out["loss"], out["rsum"]]
+    if optimistic:
+        outputs, values = outputs + [Arg("overflow", ())], values + [out["overflow"]]
+    lw.export(name, inputs, outputs, fn, values)
 
 
 def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
@@ -102,6 +131,22 @@ def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
     zero = fn.name("kt")
     fn.emit(f"{zero} = tensor.from_elements {fn.const(0.0)} : {tt()}")
     nxt["t_upd"] = _select_scalar(fn, do, zero, counted)
+
+
+def _maximum(fn: Fn, flags: list[str]) -> str:
+    """The largest of rank-0 f32 tensors, as one."""
+    acc = None
+    for f in flags:
+        v = fn.name("s")
+        fn.emit(f"{v} = tensor.extract {f}[] : {tt()}")
+        if acc is not None:
+            m = fn.name("s")
+            fn.emit(f"{m} = arith.maximumf {acc}, {v} : f32")
+            v = m
+        acc = v
+    out = fn.name("kt")
+    fn.emit(f"{out} = tensor.from_elements {acc} : {tt()}")
+    return out
 
 
 def _select_scalar(fn: Fn, cond: str, a: str, b: str) -> str:

@@ -28,10 +28,14 @@ def _f(x: float) -> str:
 
 
 class Fn:
-    def __init__(self):
+    def __init__(self, optimistic: bool = False):
         self.lines: list[str] = []
         self._n = 0
         self.indent = 1
+        # optimistic: event-driven sums leave out what needs the slow exact path and record, in
+        # `overflows`, a flag (f32 0/1) saying whether anything did (events.gather_rows_sum)
+        self.optimistic = optimistic
+        self.overflows: list[str] = []
 
     def name(self, prefix: str = "v") -> str:
         self._n += 1
