@@ -2,7 +2,8 @@
 prefix sum, and the sum of the table rows those lists select.
 
 A list holds `capacity` entries (from the expected activity); entries past it are summed by a
-slower exact path, so a busier step costs more but is never wrong. Indices travel as i32: `index`
+slower exact path, so a busier step costs more but is never wrong. An optimistic function leaves that
+path out (and flags what it left), adding the spilled entries of a regrouped gradient with one scatter. Indices travel as i32: `index`
 tensors may not cross an IREE dispatch boundary.
 """
 from __future__ import annotations
@@ -55,10 +56,11 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     The first `capacity` entries of every list are found, then their table rows gathered and summed.
     Entries past the capacity, if a list is that long, are summed by a scalar loop in a second kernel
     whose trip count is zero for every shorter list: exact whatever the activity. That kernel costs
-    about 7 ns per output entry even when it has nothing to add, but running it only when some list
-    overflows needs the flag read back to the host, and in IREE 3.13 such a loop inside train_chunk's
-    loop kept ~60 MB per call alive (peak RSS x14.6 at T=10,000; bench_events.py --t-long), and a few
-    tens of read-backs per iteration fail to compile ("failed to solve for timepoint coverage").
+    about 7 ns per output entry even when it has nothing to add, and running it only when some list
+    overflows would need the flag read back to the host inside train_chunk's loop (in IREE 3.13 that
+    kept ~60 MB per call alive, peak RSS x14.6 at T=10,000, and a few tens of read-backs per iteration
+    failed to compile: "failed to solve for timepoint coverage"). Hence train_chunk_fast (fn.optimistic),
+    which reads one flag back per call, after the chunk.
     """
     C, rows = lists.capacity, lists.rows
     acc_type, idx_type = tt(rows, cols), tt(rows, C, dtype="i32")
@@ -151,19 +153,11 @@ def _spill(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, a
 
     def slot_body(a):
         """Spilled entry j: its list r (the first with prefix[r] > j) and its table row (-1 past the last)."""
-        j, ji, last, total, one = (fn.name("r") for _ in range(5))
+        j, ji, last, total = (fn.name("r") for _ in range(4))
         lines = [f"{j} = linalg.index 0 : index", f"{ji} = arith.index_cast {j} : index to i32",
-                 f"{last} = arith.constant {rows - 1} : index", f"{one} = arith.constant 1 : index",
-                 f"{total} = tensor.extract {prefix}[{last}] : {i32}"]
-        lo, hi = fn.name("r"), last
-        lines.append(f"{lo} = arith.constant 0 : index")
-        for _ in range(math.ceil(math.log2(rows)) if rows > 1 else 0):
-            sm, mid, p, gt, hi2, mid1, lo2 = (fn.name("r") for _ in range(7))
-            lines += [f"{sm} = arith.addi {lo}, {hi} : index", f"{mid} = arith.shrui {sm}, {one} : index",
-                      f"{p} = tensor.extract {prefix}[{mid}] : {i32}", f"{gt} = arith.cmpi sgt, {p}, {ji} : i32",
-                      f"{hi2} = arith.select {gt}, {mid}, {hi} : index", f"{mid1} = arith.addi {mid}, {one} : index",
-                      f"{lo2} = arith.select {gt}, {lo}, {mid1} : index"]
-            lo, hi = lo2, hi2
+                 f"{last} = arith.constant {rows - 1} : index", f"{total} = tensor.extract {prefix}[{last}] : {i32}"]
+        search, lo = _first_above(fn, rows, lambda mid: f"tensor.extract {prefix}[{mid}] : {i32}", ji)
+        lines += search
         # within list lo: entry C + j - (the entries spilled by the lists before it)
         before, mine, first, k, cap = (fn.name("r") for _ in range(5))
         lines += [f"{before} = tensor.extract {prefix}[{lo}] : {i32}", f"{mine} = tensor.extract {excess}[{lo}] : {i32}",
@@ -236,15 +230,21 @@ def _row_totals(fn: Fn, prefix: str, R0: int, R1: int, along: int) -> str:
 def _binary_search(fn: Fn, lists: ActiveLists, r: str, ci: str) -> tuple[list[str], str]:
     """Lines finding the smallest position p with prefix[r, p] > ci (row r's ci-th active entry,
     if it has one): ceil(log2 n) probes, unrolled. Returns (lines, p as an index)."""
-    n, at_type = lists.n, tt(*lists.shape, dtype="i32")
+    at_type = tt(*lists.shape, dtype="i32")
+    at = (lambda mid: f"[{r}, {mid}]") if lists.along == 1 else (lambda mid: f"[{mid}, {r}]")
+    return _first_above(fn, lists.n, lambda mid: f"tensor.extract {lists.prefix}{at(mid)} : {at_type}", ci)
+
+
+def _first_above(fn: Fn, n: int, read, ci: str) -> tuple[list[str], str]:
+    """Lines finding the smallest position p in [0, n) whose non-decreasing value (`read(p)`: the text of an
+    op yielding it, i32) exceeds ci, or n - 1: ceil(log2 n) probes, unrolled. Returns (lines, p as an index)."""
     lo, hi, one = fn.name("r"), fn.name("r"), fn.name("r")
     lines = [f"{lo} = arith.constant 0 : index", f"{hi} = arith.constant {n - 1} : index",
              f"{one} = arith.constant 1 : index"]
     for _ in range(math.ceil(math.log2(n)) if n > 1 else 0):
         s, mid, p, gt, hi2, mid1, lo2 = (fn.name("r") for _ in range(7))
-        at = f"[{r}, {mid}]" if lists.along == 1 else f"[{mid}, {r}]"
         lines += [f"{s} = arith.addi {lo}, {hi} : index", f"{mid} = arith.shrui {s}, {one} : index",
-                  f"{p} = tensor.extract {lists.prefix}{at} : {at_type}",
+                  f"{p} = {read(mid)}",
                   f"{gt} = arith.cmpi sgt, {p}, {ci} : i32",
                   f"{hi2} = arith.select {gt}, {mid}, {hi} : index",
                   f"{mid1} = arith.addi {mid}, {one} : index",
