@@ -20,6 +20,9 @@ from btc.runtime.parameters import archive_entries, check_archive_path, paramete
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
+EXACT_AFTER_BUSY = 8  # chunks run with the exact train_chunk after one train_chunk_fast could not take
+
+
 def load(path: str, hal_driver: str | None = None) -> "Model":
     """Load an artifact of `btc compile` (manifest, hashes checked); `hal_driver` overrides its IREE driver."""
     return Model(path, hal_driver)
@@ -66,6 +69,7 @@ class Model:
             self.ties = {p["name"]: z[f"{p['name']}.tie"] for p in abi["projections"] if f"{p['name']}.tie" in z}
         self._padded = False  # states, traces, gradients and moments start initial, from params.irpa
         self.busy_chunks = 0  # chunks train_chunk_fast could not take (a very long active list), run exactly
+        self._exact_for = 0  # chunks left to run with the exact function after a busy one
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{g['name']}: {g['model']}[{g['size']}]" for g in self.abi["groups"])
@@ -93,7 +97,7 @@ class Model:
     def reset_state(self) -> None:
         """Zero every neuron state and trace (parameters, gradients and optimizer state are kept)."""
         self._call("reset_state")
-        self._padded = False
+        self._padded, self._exact_for = False, 0
 
     def _continue(self, reset: bool) -> None:
         if reset:
@@ -270,11 +274,15 @@ class Model:
     def _train_chunk(self, args: list) -> tuple:
         """(loss, readout sum) of one chunk. An event-driven module's train_chunk_fast leaves out the slow exact
         path for very long active lists; if it needed it, it stored nothing, and train_chunk runs the chunk."""
-        if "train_chunk_fast" in self.functions:
+        if "train_chunk_fast" in self.functions and self._exact_for == 0:
             loss, rsum, overflow = self._call("train_chunk_fast", *args)
             if not overflow:
                 return loss, rsum
             self.busy_chunks += 1
+            # busy chunks come in runs (the activity drifts): the next few go straight to the exact function,
+            # so a busy stretch costs at most 1/(EXACT_AFTER_BUSY + 1) more than the exact function alone
+            self._exact_for = EXACT_AFTER_BUSY + 1
+        self._exact_for = max(0, self._exact_for - 1)
         return self._call("train_chunk", *args)
 
     def _check_schedule(self, lr) -> None:
