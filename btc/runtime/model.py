@@ -281,8 +281,9 @@ class Model:
             self.busy_chunks += 1
             # busy chunks come in runs (the activity drifts): the next few go straight to the exact function,
             # so a busy stretch costs at most 1/(EXACT_AFTER_BUSY + 1) more than the exact function alone
-            self._exact_for = EXACT_AFTER_BUSY + 1
-        self._exact_for = max(0, self._exact_for - 1)
+            self._exact_for = EXACT_AFTER_BUSY
+        elif self._exact_for:
+            self._exact_for -= 1
         return self._call("train_chunk", *args)
 
     def _check_schedule(self, lr) -> None:

@@ -43,7 +43,8 @@ _ONLINE = lambda lw: lw.algorithm.online  # noqa: E731
 _BPTT = lambda lw: lw.algorithm is Algorithm.BPTT  # noqa: E731
 _ALWAYS = lambda lw: True  # noqa: E731
 
-# The exported functions, in module order, each with the condition under which the module has it.
+# The exported functions, in module order, each with the condition under which the module has it
+# (train_chunk also writes train_chunk_fast for a module with event-driven work: online.py).
 FUNCTIONS = [
     (train_chunk, _ONLINE),
     (bptt_forward_step, _BPTT), (bptt_begin_backward, _BPTT), (bptt_backward_step, _BPTT),

@@ -51,7 +51,7 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
 
     In an optimistic function (fn.optimistic) the slow path below is left out: up to `spill` entries past
     the lists' capacity, over all lists, are gathered into one list and their rows added with one scatter;
-    a flag in fn.overflows says whether entries were left out (the runtime then runs the exact function).
+    fn.overflow is raised if entries were left out (the runtime then runs the exact function).
 
     The first `capacity` entries of every list are found, then their table rows gathered and summed.
     Entries past the capacity, if a list is that long, are summed by a scalar loop in a second kernel
@@ -92,11 +92,13 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     if C == lists.n:
         return summed
     if fn.optimistic:
+        if fn.overflow is None:
+            raise AssertionError("an optimistic event-driven sum outside the time loop: nothing would read its flag")
         if spill:
-            summed, excess = _spill(fn, lists, table, table_rows, cols, summed, spill)
-            fn.overflows.append(_any_longer(fn, excess, rows, spill))  # the last entry: how many spilled
+            summed, spilled_before = _spill(fn, lists, table, table_rows, cols, summed, spill)
+            fn.overflow = _any_longer(fn, spilled_before, rows, spill, fn.overflow)  # its last entry: all spilled
         else:
-            fn.overflows.append(_any_longer(fn, lists.totals, rows, C))
+            fn.overflow = _any_longer(fn, lists.totals, rows, C, fn.overflow)
         return summed
 
     def overflow(a):
@@ -117,15 +119,16 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
                       [(summed, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"], overflow)[0]
 
 
-def _any_longer(fn: Fn, counts: str, rows: int, limit: int) -> str:
-    """1.0 if any of the i32 `counts` exceeds `limit`, else 0.0 (a rank-0 f32 tensor)."""
+def _any_longer(fn: Fn, counts: str, rows: int, limit: int, flag: str) -> str:
+    """`flag` (a rank-0 f32 tensor, 0 or 1) raised to 1 if any of the i32 `counts` exceeds `limit`: the flags
+    chain on the device (reading each back to the host inside the time loop is what IREE 3.13 could not take)."""
     def body(a):
         cap, big, one, zero, flag, out = (fn.name("r") for _ in range(6))
         return [f"{cap} = arith.constant {limit} : i32", f"{big} = arith.cmpi sgt, {a[0]}, {cap} : i32",
                 f"{one} = arith.constant 1.0 : f32", f"{zero} = arith.constant 0.0 : f32",
                 f"{flag} = arith.select {big}, {one}, {zero} : f32", f"{out} = arith.maximumf {a[1]}, {flag} : f32"], [out]
     return fn.generic([(counts, "affine_map<(d0) -> (d0)>", tt(rows, dtype="i32"))],
-                      [(fn.full((), 0.0), "affine_map<(d0) -> ()>", tt())], ["reduction"], body)[0]
+                      [(flag, "affine_map<(d0) -> ()>", tt())], ["reduction"], body)[0]
 
 
 def _spill(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str, spill: int):
@@ -173,9 +176,9 @@ def _spill(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, a
         return lines, [out, row]
 
     s_type = tt(spill, dtype="i32")
-    at, row = fn.generic([], [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type),
+    position, list_index = fn.generic([], [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type),
                               (fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type)], ["parallel"], slot_body)
-    clamped = fn.generic([(at, "affine_map<(d0) -> (d0)>", s_type)],
+    clamped = fn.generic([(position, "affine_map<(d0) -> (d0)>", s_type)],
                          [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type)], ["parallel"],
                          lambda a: _clamp_body(fn, a))[0]
     rows_type = tt(spill, cols)
@@ -188,11 +191,11 @@ def _spill(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, a
         return [f"{z} = arith.constant 0 : i32", f"{zf} = arith.constant 0.0 : f32",
                 f"{ok} = arith.cmpi sge, {a[1]}, {z} : i32", f"{out} = arith.select {ok}, {a[0]}, {zf} : f32"], [out]
     updates = fn.generic([(gathered, "affine_map<(d0, d1) -> (d0, d1)>", rows_type),
-                          (at, "affine_map<(d0, d1) -> (d0)>", s_type)],
+                          (position, "affine_map<(d0, d1) -> (d0)>", s_type)],
                          [(fn.empty((spill, cols)), "affine_map<(d0, d1) -> (d0, d1)>", rows_type)],
                          ["parallel", "parallel"], masked)[0]
     index = fn.name("sidx")
-    fn.emit(f"{index} = tensor.expand_shape {row} [[0, 1]] output_shape [{spill}, 1] : {s_type} into "
+    fn.emit(f"{index} = tensor.expand_shape {list_index} [[0, 1]] output_shape [{spill}, 1] : {s_type} into "
             f"{tt(spill, 1, dtype='i32')}")
     out, x, y, r = fn.name("scat"), fn.name("a"), fn.name("a"), fn.name("r")
     fn.emit(f"{out} = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins({updates}, {index} : "

@@ -26,12 +26,14 @@ def train_chunk(lw: Lowering) -> None:
     without the slow exact path for active lists longer than their capacity (events.gather_rows_sum).
     It returns a flag besides; when set, it stored nothing, and the runtime runs train_chunk instead."""
     _train_chunk(lw, "train_chunk", optimistic=False)
-    if any("event" in (p.propagation, p.weight_gradient) for p in lw.v.projections.values()):
+    # (a rank of a partitioned network calls train_chunk only: one step per call, nothing to amortise)
+    if not lw.options.partitioned and any("event" in (p.propagation, p.weight_gradient)
+                                          for p in lw.v.projections.values()):
         _train_chunk(lw, "train_chunk_fast", optimistic=True)
 
 
 def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
-    fn = Fn(optimistic)
+    fn = Fn(optimistic=optimistic)
     fn.chunk = lw.K
     B, C = lw.B, lw.C
     continual = bool(lw.options.update_every)
@@ -52,6 +54,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
 
     def step(t, cur):
         nonlocal W, b
+        fn.overflow = cur.get("overflow")  # the event-driven sums of this step raise it
         if continual:
             W, b = split_params(lw, [cur[f"p{i}"] for i in range(len(lw.params))], fn)
         xt = lw.inputs_at(fn, t)
@@ -69,19 +72,20 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
         run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt, block=block))
         if continual:
             _maybe_update(lw, fn, t, nxt)
+        if optimistic:
+            nxt["overflow"] = fn.overflow
         return nxt
 
     def end(cur):
+        fn.overflow = cur.get("overflow")
         cur = block.flush(cur)
-        if fn.overflows:  # the flags of this iteration's event-driven sums
-            cur = dict(cur, overflow=_maximum(fn, [cur["overflow"]] + fn.overflows))
-            fn.overflows = []
-        return cur
+        return dict(cur, overflow=fn.overflow) if optimistic else cur
 
     out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=end)
     for proj in dict.fromkeys(p for p, _ in slots.values()):
         i = lw.param_index(f"{proj}.W")
         out[f"g{i}"] = slots_to_vector(fn, W[proj], [out[k] for k in slot_keys(i, proj, lw)], out[f"g{i}"])
+    fn.overflow = None  # past the loop: an event-driven sum here would have no flag (gather_rows_sum refuses)
     if optimistic:  # something was left out: every global stays as it was, for the exact function
         flag, ok = fn.name("of"), fn.name("of")
         fn.emit(f"{flag} = tensor.extract {out['overflow']}[] : {tt()}")
@@ -131,22 +135,6 @@ def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
     zero = fn.name("kt")
     fn.emit(f"{zero} = tensor.from_elements {fn.const(0.0)} : {tt()}")
     nxt["t_upd"] = _select_scalar(fn, do, zero, counted)
-
-
-def _maximum(fn: Fn, flags: list[str]) -> str:
-    """The largest of rank-0 f32 tensors, as one."""
-    acc = None
-    for f in flags:
-        v = fn.name("s")
-        fn.emit(f"{v} = tensor.extract {f}[] : {tt()}")
-        if acc is not None:
-            m = fn.name("s")
-            fn.emit(f"{m} = arith.maximumf {acc}, {v} : f32")
-            v = m
-        acc = v
-    out = fn.name("kt")
-    fn.emit(f"{out} = tensor.from_elements {acc} : {tt()}")
-    return out
 
 
 def _select_scalar(fn: Fn, cond: str, a: str, b: str) -> str:

@@ -32,10 +32,10 @@ class Fn:
         self.lines: list[str] = []
         self._n = 0
         self.indent = 1
-        # optimistic: event-driven sums leave out what needs the slow exact path and record, in
-        # `overflows`, a flag (f32 0/1) saying whether anything did (events.gather_rows_sum)
+        # optimistic: event-driven sums leave out what needs the slow exact path and raise `overflow`, a
+        # rank-0 f32 tensor kept on the device (0, or 1 once anything was left out; events.gather_rows_sum)
         self.optimistic = optimistic
-        self.overflows: list[str] = []
+        self.overflow: str | None = None
 
     def name(self, prefix: str = "v") -> str:
         self._n += 1
