@@ -9,6 +9,7 @@ from __future__ import annotations
 from btc.passes.lowering.bodies import select_body, sum_body, weighted_add_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.event_grad import GradientBlock
+from btc.passes.lowering.events import any_flag
 from btc.passes.lowering.forward import forward, next_states, split_params, time_loop, weights
 from btc.passes.lowering.grad_rules import slot_accumulators, slot_keys
 from btc.passes.lowering.loss import step_loss
@@ -54,7 +55,6 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
 
     def step(t, cur):
         nonlocal W, b
-        fn.overflow = cur.get("overflow")  # the event-driven sums of this step raise it
         if continual:
             W, b = split_params(lw, [cur[f"p{i}"] for i in range(len(lw.params))], fn)
         xt = lw.inputs_at(fn, t)
@@ -72,20 +72,20 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
         run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt, block=block))
         if continual:
             _maybe_update(lw, fn, t, nxt)
-        if optimistic:
-            nxt["overflow"] = fn.overflow
         return nxt
 
     def end(cur):
-        fn.overflow = cur.get("overflow")
         cur = block.flush(cur)
-        return dict(cur, overflow=fn.overflow) if optimistic else cur
+        if optimistic and fn.overflows:  # this iteration's flags, one reduction
+            cur = dict(cur, overflow=any_flag(fn, fn.overflows, cur["overflow"]))
+        return cur
 
+    fn.overflows = [] if optimistic else None  # the loop body's event-driven sums add their flags
     out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=end)
     for proj in dict.fromkeys(p for p, _ in slots.values()):
         i = lw.param_index(f"{proj}.W")
         out[f"g{i}"] = slots_to_vector(fn, W[proj], [out[k] for k in slot_keys(i, proj, lw)], out[f"g{i}"])
-    fn.overflow = None  # past the loop: an event-driven sum here would have no flag (gather_rows_sum refuses)
+    fn.overflows = None  # past the loop: an event-driven sum here would have no flag (gather_rows_sum refuses)
     if optimistic:  # something was left out: every global stays as it was, for the exact function
         flag, ok = fn.name("of"), fn.name("of")
         fn.emit(f"{flag} = tensor.extract {out['overflow']}[] : {tt()}")

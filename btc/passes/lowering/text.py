@@ -32,10 +32,10 @@ class Fn:
         self.lines: list[str] = []
         self._n = 0
         self.indent = 1
-        # optimistic: event-driven sums leave out what needs the slow exact path and raise `overflow`, a
-        # rank-0 f32 tensor kept on the device (0, or 1 once anything was left out; events.gather_rows_sum)
+        # optimistic: event-driven sums leave out what needs the slow exact path and add to `overflows` a
+        # flag each, a rank-0 f32 tensor: 1 if they left anything out (events.gather_rows_sum)
         self.optimistic = optimistic
-        self.overflow: str | None = None
+        self.overflows: list[str] | None = None  # a list while flags are collected (inside the time loop)
 
     def name(self, prefix: str = "v") -> str:
         self._n += 1
