@@ -70,7 +70,8 @@ def test_the_artifact_runs_under_iree_run_module_from_its_archive(compiled, tmp_
 
 
 @pytest.mark.parametrize("name,options", [("one_layer_delta", {}), ("recurrent_expon", {"update_every": 5}),
-                                          ("shared_input_mse", {}), ("sparse recurrent_expon", {})])
+                                          ("shared_input_mse", {}), ("sparse recurrent_expon", {}),
+                                          ("recurrent_expon", {"event_driven": "on"})])
 def test_a_bundle_trains_online_under_iree_run_module(compiled, tmp_path, name, options):
     """btc_session.train_sequences (reset, chunks, update per sequence) under iree-run-module gives btc's
     losses and trained parameters: cross-entropy and MSE, updates in the module, a sparse projection."""
@@ -85,6 +86,9 @@ def test_a_bundle_trains_online_under_iree_run_module(compiled, tmp_path, name, 
     bundle = str(tmp_path / "bundle")
     export_bundle(model.path, bundle)
     assert sorted(os.listdir(bundle)) == sorted(BUNDLE_FILES)
+    if options.get("event_driven") == "on":  # the session runs the exact train_chunk; the README says why
+        with open(os.path.join(bundle, "README.md")) as f:
+            assert "train_chunk_fast" in model.functions and "call `train_chunk` with the same arguments" in f.read()
     sequences = [sequence(net, 3, 10, seed=s) for s in range(3)]
     before = model.params
     want = [model.train_sequence(x, t, m, lr=LR)["loss"] for x, t, m in sequences]

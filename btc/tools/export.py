@@ -115,6 +115,10 @@ def bundle_document(manifest: dict, checkpoint: str | None) -> str:
     elif not abi["update_every"]:
         lines.append("3. `apply_update(lr)`: one optimizer step from the accumulated gradient, which it zeroes.")
     lines += ["", "`get_params()` reads the parameters; `infer_chunk` runs K steps forward only."]
+    if "train_chunk_fast" in fns:
+        lines += ["`train_chunk_fast` takes the arguments of `train_chunk` and may replace it: it leaves out the slow "
+                  "path for very long lists of active entries. When its last result, `overflow`, is 1 it stored "
+                  "nothing and its loss means nothing: call `train_chunk` with the same arguments."]
     if "train_chunk" in fns:
         lines += [
             "The same sequence of calls in one process:",
