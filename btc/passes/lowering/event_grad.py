@@ -65,7 +65,8 @@ class GradientBlock:
             first, stacked = filters[key]
             g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
             # entries past the capacity: up to two per presynaptic neuron on average go through one scatter
-            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g, spill=2 * e.rows)
+            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g, spill=2 * e.rows,
+                                        padded=True)
         self.pending, self.spikes = {}, {}
         return out
 
@@ -76,15 +77,22 @@ class GradientBlock:
         for L in reversed(e.L[:-1]):
             M.insert(0, fn.map([M[0], L], [(B, e.cols)] * 2, (B, e.cols), 1, decay_body(e.alpha))[0])
         first = fn.map([M[0]], [(B, e.cols)], (B, e.cols), 1, scale_body(e.alpha))[0]
-        return first, _stack(fn, M, B, e.cols)
+        return first, _stack(fn, M, B, e.cols, zero_row=True)
 
 
-def _stack(fn: Fn, values: list[str], B: int, cols: int) -> str:
-    """[B, cols] values, one per step, as one [steps*B, cols] tensor (step-major)."""
-    acc = fn.empty((len(values) * B, cols))
+def _stack(fn: Fn, values: list[str], B: int, cols: int, zero_row: bool = False) -> str:
+    """[B, cols] values, one per step, as one [steps*B, cols] tensor (step-major); `zero_row`: and a
+    row of zeros after them (events.padded_table)."""
+    rows = len(values) * B + (1 if zero_row else 0)
+    acc = fn.empty((rows, cols))
+    if zero_row:
+        n = fn.name("stk")
+        fn.emit(f"{n} = tensor.insert_slice {fn.full((1, cols), 0.0)} into {acc}[{rows - 1}, 0] [1, {cols}] [1, 1] : "
+                f"{tt(1, cols)} into {tt(rows, cols)}")
+        acc = n
     for j, v in enumerate(values):
         n = fn.name("stk")
         fn.emit(f"{n} = tensor.insert_slice {v} into {acc}[{j * B}, 0] [{B}, {cols}] [1, 1] : "
-                f"{tt(B, cols)} into {tt(len(values) * B, cols)}")
+                f"{tt(B, cols)} into {tt(rows, cols)}")
         acc = n
     return acc

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 
+from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.text import Fn, tt
 
-__all__ = ["ActiveLists", "active_lists", "gather_rows_sum", "any_flag"]
+__all__ = ["ActiveLists", "active_lists", "gather_rows_sum", "padded_table", "any_flag"]
 
 
 class ActiveLists:
@@ -45,13 +46,23 @@ def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: i
     return ActiveLists(f"{prefix}#0", totals, shape, along, max(1, min(capacity, n)))
 
 
-def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str,
-                    spill: int = 0) -> str:
-    """acc[r, o] + sum over r's active entries e of table[e, o].
+def padded_table(fn: Fn, table: str, rows: int, cols: int) -> str:
+    """table[rows, cols] with a zero row after its last: list entries past a list's end read it, so
+    gathered rows are summed without a mask (half the time of a masked sum at 32x32x2048)."""
+    out = fn.name("pad")
+    fn.emit(f"{out} = tensor.insert_slice {table} into {fn.full((rows + 1, cols), 0.0)}[0, 0] [{rows}, {cols}] "
+            f"[1, 1] : {tt(rows, cols)} into {tt(rows + 1, cols)}")
+    return out
 
-    In an optimistic function (fn.optimistic) the slow path below is left out: up to `spill` entries past
-    the lists' capacity, over all lists, are gathered into one list and their rows added with one scatter;
-    its flag in fn.overflows says whether entries were left out (the runtime then runs the exact function).
+
+def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str,
+                    spill: int = 0, padded: bool = False) -> str:
+    """acc[r, o] + sum over r's active entries e of table[e, o]. `padded`: the table has a zero row
+    after its table_rows rows (padded_table), which the lists' unused entries read.
+
+    In an optimistic function (fn.optimistic) the slow path below is left out: with a `spill` budget (and a
+    padded table), about that many entries past the lists' capacity are summed by `_hot_lists`; flags in
+    fn.overflows say whether entries were left out (the runtime then runs the exact function).
 
     The first `capacity` entries of every list are found, then their table rows gathered and summed.
     Entries past the capacity, if a list is that long, are summed by a scalar loop in a second kernel
@@ -64,39 +75,30 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     """
     C, rows = lists.capacity, lists.rows
     acc_type, idx_type = tt(rows, cols), tt(rows, C, dtype="i32")
+    # summed into zeros, acc added after: a sum into its producer's result (a matmul) fused with it, badly
+    acc_in, acc = acc, fn.full((rows, cols), 0.0)
+    missing = table_rows if padded else -1
     idx = fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
                      [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
-                     ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0]))[0]
+                     ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0], missing))[0]
+    table_type = tt(table_rows + 1 if padded else table_rows, cols)
 
-    # the listed rows of the table, gathered whole ([rows, C, cols]; -1 reads row 0, masked below),
-    # then summed over the list: IREE vectorizes the row copies of iree_linalg_ext.gather, where a
-    # tensor.extract inside a linalg.generic became scalar loads (2x slower at 32x2048x2048)
-    clamped = fn.generic([(idx, "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
-                         [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
-                         ["parallel", "parallel"], lambda a: _clamp_body(fn, a))[0]
-    rows_type = tt(rows, C, cols)
-    gathered = fn.name("rows")
-    fn.emit(f"{gathered} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {clamped} : "
-            f"{tt(table_rows, cols)}, {idx_type}) outs({fn.empty((rows, C, cols))} : {rows_type}) -> {rows_type}")
-
-    def masked_sum(a):
-        zero_i, zero_f, ok, z, out = (fn.name("r") for _ in range(5))
-        return [f"{zero_i} = arith.constant 0 : i32", f"{zero_f} = arith.constant 0.0 : f32",
-                f"{ok} = arith.cmpi sge, {a[1]}, {zero_i} : i32", f"{z} = arith.select {ok}, {a[0]}, {zero_f} : f32",
-                f"{out} = arith.addf {a[2]}, {z} : f32"], [out]
-
-    summed = fn.generic([(gathered, "affine_map<(d0, d1, d2) -> (d0, d1, d2)>", rows_type),
-                         (idx, "affine_map<(d0, d1, d2) -> (d0, d1)>", idx_type)],
-                        [(acc, "affine_map<(d0, d1, d2) -> (d0, d2)>", acc_type)],
-                        ["parallel", "reduction", "parallel"], masked_sum)[0]
+    # unpadded: -1 reads row 0, masked in the sum
+    clamped = idx if padded else fn.generic([(idx, "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
+                                            [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
+                                            ["parallel", "parallel"], lambda a: _clamp_body(fn, a))[0]
+    summed = _summed_rows(fn, table, table_type, clamped, rows, C, cols, acc, None if padded else idx)
+    summed = fn.map([acc_in, summed], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
     if C == lists.n:
         return summed
     if fn.optimistic:
         if fn.overflows is None:
             raise AssertionError("an optimistic event-driven sum outside the time loop: nothing would read its flag")
         if spill:
-            summed, spilled_before = _spill(fn, lists, table, table_rows, cols, summed, spill)
-            fn.overflows.append(_any_longer(fn, spilled_before, rows, spill))  # its last entry: all spilled
+            if not padded:
+                raise AssertionError("spilled entries read the zero row of a padded table")
+            summed, flags = _spilled(fn, lists, table, table_rows, cols, summed, spill)
+            fn.overflows.extend(flags)
         else:
             fn.overflows.append(_any_longer(fn, lists.totals, rows, C))
         return summed
@@ -111,12 +113,38 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
         lines.append(f"  {ci} = arith.index_cast {c} : index to i32")
         body, pos = _binary_search(fn, lists, r, ci)
         lines += ["  " + line for line in body]
-        lines += [f"  {v} = tensor.extract {table}[{pos}, {o}] : {tt(table_rows, cols)}",
+        lines += [f"  {v} = tensor.extract {table}[{pos}, {o}] : {table_type}",
                   f"  {s} = arith.addf {it}, {v} : f32", f"  scf.yield {s} : f32", "}"]
         return lines, [res]
 
     return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
                       [(summed, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"], overflow)[0]
+
+
+def _summed_rows(fn: Fn, table: str, table_type: str, idx: str, rows: int, C: int, cols: int, acc: str,
+                 mask: str | None = None) -> str:
+    """acc[r, o] + sum over c of table[idx[r, c], o] (where mask[r, c] >= 0, if given). The listed rows are
+    gathered whole ([rows, C, cols]), then summed: IREE vectorizes the row copies of iree_linalg_ext.gather,
+    where a tensor.extract inside a linalg.generic became scalar loads (2x slower at 32x2048x2048)."""
+    idx_type, rows_type = tt(rows, C, dtype="i32"), tt(rows, C, cols)
+    gathered = fn.name("rows")
+    fn.emit(f"{gathered} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {idx} : "
+            f"{table_type}, {idx_type}) outs({fn.empty((rows, C, cols))} : {rows_type}) -> {rows_type}")
+
+    def masked_sum(a):
+        zero_i, zero_f, ok, z, out = (fn.name("r") for _ in range(5))
+        return [f"{zero_i} = arith.constant 0 : i32", f"{zero_f} = arith.constant 0.0 : f32",
+                f"{ok} = arith.cmpi sge, {a[1]}, {zero_i} : i32", f"{z} = arith.select {ok}, {a[0]}, {zero_f} : f32",
+                f"{out} = arith.addf {a[2]}, {z} : f32"], [out]
+
+    def plain_sum(a):
+        out = fn.name("r")
+        return [f"{out} = arith.addf {a[1]}, {a[0]} : f32"], [out]
+
+    return fn.generic([(gathered, "affine_map<(d0, d1, d2) -> (d0, d1, d2)>", rows_type)]
+                      + ([(mask, "affine_map<(d0, d1, d2) -> (d0, d1)>", idx_type)] if mask else []),
+                      [(acc, "affine_map<(d0, d1, d2) -> (d0, d2)>", tt(rows, cols))],
+                      ["parallel", "reduction", "parallel"], masked_sum if mask else plain_sum)[0]
 
 
 def any_flag(fn: Fn, flags: list[str], into: str) -> str:
@@ -150,80 +178,109 @@ def _any_longer(fn: Fn, counts: str, rows: int, limit: int) -> str:
                       [(fn.full((), 0.0), "affine_map<(d0) -> ()>", tt())], ["reduction"], body)[0]
 
 
-def _spill(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str, spill: int):
-    """acc plus the table rows of the first `spill` entries past the lists' capacity (all lists together, in
-    list order), scattered onto their lists' rows. Returns (the sum, the inclusive prefix sum over lists of
-    each list's entries past the capacity: its last entry counts them all)."""
-    C, rows = lists.capacity, lists.rows
-    i32 = tt(rows, dtype="i32")
+def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int, acc: str, spill: int):
+    """acc plus the entries past the lists' capacity, about `spill` of them at most, for a padded table.
 
-    def excess_body(a):
-        cap, d, z, out = (fn.name("r") for _ in range(4))
+    The entries past the capacity are cut into tiles of D, each tile within one list (a list with e such
+    entries takes ceil(e / D) tiles, numbered in list order); each tile's table rows are gathered and
+    summed; each list with tiles ("hot") sums its up to P tiles; each list's row pulls its hot sum (the zero
+    row if it has none). Every step is a gather: scatters cost 4-5x a gather per entry in IREE 3.13, and
+    the tiles follow the entries wherever they fall (in recurrent_lif N=2048 ~110 of 2048 lists overflow
+    per block, by up to 62 entries). Returns (the sum, [flags: more tiles than S, a list needing more than P])."""
+    C, rows = lists.capacity, lists.rows
+    D = max(1, min(C, lists.n - C))  # entries per tile
+    S = max(1, spill // D)  # tiles, and hot lists: each hot list takes a tile at least
+    P = max(1, min(8, -(-(lists.n - C) // D)))  # tiles per list
+    i32, m1 = tt(rows, dtype="i32"), "affine_map<(d0) -> (d0)>"
+
+    def tiles_body(a):
+        cap, d, z, excess, dm1, up, dd, tiles, is_hot, flag = (fn.name("r") for _ in range(10))
         return [f"{cap} = arith.constant {C} : i32", f"{d} = arith.subi {a[0]}, {cap} : i32",
-                f"{z} = arith.constant 0 : i32", f"{out} = arith.maxsi {d}, {z} : i32"], [out]
-    excess = fn.generic([(lists.totals, "affine_map<(d0) -> (d0)>", i32)],
-                        [(fn.empty((rows,), "i32"), "affine_map<(d0) -> (d0)>", i32)], ["parallel"], excess_body)[0]
-    scan, zero = fn.name("scan"), fn.full((), 0, "i32")
-    fn.emit(f"{scan}:2 = iree_linalg_ext.scan dimension(0) inclusive(true) ins({excess} : {i32}) "
-            f"outs({fn.empty((rows,), 'i32')}, {zero} : {i32}, {tt(dtype='i32')}) {{")
+                f"{z} = arith.constant 0 : i32", f"{excess} = arith.maxsi {d}, {z} : i32",
+                f"{dm1} = arith.constant {D - 1} : i32", f"{up} = arith.addi {excess}, {dm1} : i32",
+                f"{dd} = arith.constant {D} : i32", f"{tiles} = arith.divsi {up}, {dd} : i32",
+                f"{is_hot} = arith.cmpi sgt, {excess}, {z} : i32", f"{flag} = arith.extui {is_hot} : i1 to i32"], \
+            [excess, tiles, flag]
+    excess, tiles, hot = fn.generic([(lists.totals, m1, i32)], [(fn.empty((rows,), "i32"), m1, i32) for _ in range(3)],
+                                    ["parallel"], tiles_body)
+    tile_end, rank = _scan(fn, tiles, rows), _scan(fn, hot, rows)  # inclusive: list r's tiles end at tile_end[r]
+    last = rows - 1
+
+    def first_tile(r, lines):
+        end, mine, first = fn.name("r"), fn.name("r"), fn.name("r")
+        lines += [f"{end} = tensor.extract {tile_end}[{r}] : {i32}", f"{mine} = tensor.extract {tiles}[{r}] : {i32}",
+                  f"{first} = arith.subi {end}, {mine} : i32"]
+        return first, mine
+
+    def entry_body(_):
+        """Tile s's entry d: list r's entry C + k*D + d, r the list of tile s and k its place among r's tiles."""
+        s_, d_, si, di, lst, total = (fn.name("r") for _ in range(6))
+        lines = [f"{s_} = linalg.index 0 : index", f"{d_} = linalg.index 1 : index",
+                 f"{si} = arith.index_cast {s_} : index to i32", f"{di} = arith.index_cast {d_} : index to i32",
+                 f"{lst} = arith.constant {last} : index", f"{total} = tensor.extract {tile_end}[{lst}] : {i32}"]
+        search, r = _first_above(fn, rows, lambda mid: f"tensor.extract {tile_end}[{mid}] : {i32}", si)
+        lines += search
+        first, _ = first_tile(r, lines)
+        k, dd, kd, j, mine, cap, e, in_tile, in_list, ok, pos_i, none, out = (fn.name("r") for _ in range(13))
+        lines += [f"{k} = arith.subi {si}, {first} : i32", f"{dd} = arith.constant {D} : i32",
+                  f"{kd} = arith.muli {k}, {dd} : i32",
+                  f"{j} = arith.addi {kd}, {di} : i32", f"{mine} = tensor.extract {excess}[{r}] : {i32}",
+                  f"{cap} = arith.constant {C} : i32", f"{e} = arith.addi {j}, {cap} : i32"]
+        search, pos = _binary_search(fn, lists, r, e)
+        lines += search + [f"{in_tile} = arith.cmpi slt, {si}, {total} : i32", f"{in_list} = arith.cmpi slt, {j}, {mine} : i32",
+                           f"{ok} = arith.andi {in_tile}, {in_list} : i1", f"{pos_i} = arith.index_cast {pos} : index to i32",
+                           f"{none} = arith.constant {table_rows} : i32", f"{out} = arith.select {ok}, {pos_i}, {none} : i32"]
+        return lines, [out]
+
+    def hot_body(_):
+        """Hot list h's tile p: its tile number, or the zero row."""
+        h_, p_, hi, pi, lst, n_hot = (fn.name("r") for _ in range(6))
+        lines = [f"{h_} = linalg.index 0 : index", f"{p_} = linalg.index 1 : index",
+                 f"{hi} = arith.index_cast {h_} : index to i32", f"{pi} = arith.index_cast {p_} : index to i32",
+                 f"{lst} = arith.constant {last} : index", f"{n_hot} = tensor.extract {rank}[{lst}] : {i32}"]
+        search, r = _first_above(fn, rows, lambda mid: f"tensor.extract {rank}[{mid}] : {i32}", hi)
+        lines += search
+        first, mine = first_tile(r, lines)
+        is_hot, inside, ok, t, none, out = (fn.name("r") for _ in range(6))
+        lines += [f"{is_hot} = arith.cmpi slt, {hi}, {n_hot} : i32", f"{inside} = arith.cmpi slt, {pi}, {mine} : i32",
+                  f"{ok} = arith.andi {is_hot}, {inside} : i1", f"{t} = arith.addi {first}, {pi} : i32",
+                  f"{none} = arith.constant {S} : i32", f"{out} = arith.select {ok}, {t}, {none} : i32"]
+        return lines, [out]
+
+    m2 = "affine_map<(d0, d1) -> (d0, d1)>"
+    entries = fn.generic([], [(fn.empty((S, D), "i32"), m2, tt(S, D, dtype="i32"))], ["parallel", "parallel"], entry_body)[0]
+    tile_sums = _summed_rows(fn, table, tt(table_rows + 1, cols), entries, S, D, cols, fn.full((S, cols), 0.0))
+    hot_tiles = fn.generic([], [(fn.empty((S, P), "i32"), m2, tt(S, P, dtype="i32"))], ["parallel", "parallel"], hot_body)[0]
+    hot_sums = _summed_rows(fn, padded_table(fn, tile_sums, S, cols), tt(S + 1, cols), hot_tiles, S, P, cols,
+                            fn.full((S, cols), 0.0))
+    slots = fn.generic([(hot, m1, i32), (rank, m1, i32)], [(fn.empty((rows,), "i32"), m1, i32)], ["parallel"],
+                       lambda a: _slot_lines(fn, a, S))[0]
+    pulled, out_type = fn.name("rows"), tt(rows, cols)
+    fn.emit(f"{pulled} = iree_linalg_ext.gather dimension_map = [0] ins({padded_table(fn, hot_sums, S, cols)}, {slots} : "
+            f"{tt(S + 1, cols)}, {i32}) outs({fn.empty((rows, cols))} : {out_type}) -> {out_type}")
+    total = fn.map([acc, pulled], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
+    return total, [_any_longer(fn, tile_end, rows, S), _any_longer(fn, tiles, rows, P)]
+
+
+def _scan(fn: Fn, values: str, n: int) -> str:
+    """The inclusive prefix sum of i32 values[n]."""
+    i32, scan = tt(n, dtype="i32"), fn.name("scan")
+    fn.emit(f"{scan}:2 = iree_linalg_ext.scan dimension(0) inclusive(true) ins({values} : {i32}) "
+            f"outs({fn.empty((n,), 'i32')}, {fn.full((), 0, 'i32')} : {i32}, {tt(dtype='i32')}) {{")
     a, b, s = fn.name("a"), fn.name("a"), fn.name("r")
     fn.emit(f"^bb0({a}: i32, {b}: i32):")
     fn.emit(f"  {s} = arith.addi {a}, {b} : i32")
     fn.emit(f"  iree_linalg_ext.yield {s} : i32")
     fn.emit(f"}} -> {i32}, {tt(dtype='i32')}")
-    prefix = f"{scan}#0"
+    return f"{scan}#0"
 
-    def slot_body(a):
-        """Spilled entry j: its list r (the first with prefix[r] > j) and its table row (-1 past the last)."""
-        j, ji, last, total = (fn.name("r") for _ in range(4))
-        lines = [f"{j} = linalg.index 0 : index", f"{ji} = arith.index_cast {j} : index to i32",
-                 f"{last} = arith.constant {rows - 1} : index", f"{total} = tensor.extract {prefix}[{last}] : {i32}"]
-        search, lo = _first_above(fn, rows, lambda mid: f"tensor.extract {prefix}[{mid}] : {i32}", ji)
-        lines += search
-        # within list lo: entry C + j - (the entries spilled by the lists before it)
-        before, mine, first, k, cap = (fn.name("r") for _ in range(5))
-        lines += [f"{before} = tensor.extract {prefix}[{lo}] : {i32}", f"{mine} = tensor.extract {excess}[{lo}] : {i32}",
-                  f"{first} = arith.subi {before}, {mine} : i32", f"{cap} = arith.constant {C} : i32",
-                  f"{k} = arith.subi {ji}, {first} : i32"]
-        kc = fn.name("r")
-        lines.append(f"{kc} = arith.addi {k}, {cap} : i32")
-        search, pos = _binary_search(fn, lists, lo, kc)
-        found, posi, minus, out, row = (fn.name("r") for _ in range(5))
-        lines += search + [f"{found} = arith.cmpi slt, {ji}, {total} : i32", f"{posi} = arith.index_cast {pos} : index to i32",
-                           f"{minus} = arith.constant -1 : i32", f"{out} = arith.select {found}, {posi}, {minus} : i32",
-                           f"{row} = arith.index_cast {lo} : index to i32"]
-        return lines, [out, row]
 
-    s_type = tt(spill, dtype="i32")
-    position, list_index = fn.generic([], [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type),
-                              (fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type)], ["parallel"], slot_body)
-    clamped = fn.generic([(position, "affine_map<(d0) -> (d0)>", s_type)],
-                         [(fn.empty((spill,), "i32"), "affine_map<(d0) -> (d0)>", s_type)], ["parallel"],
-                         lambda a: _clamp_body(fn, a))[0]
-    rows_type = tt(spill, cols)
-    gathered = fn.name("rows")
-    fn.emit(f"{gathered} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {clamped} : "
-            f"{tt(table_rows, cols)}, {s_type}) outs({fn.empty((spill, cols))} : {rows_type}) -> {rows_type}")
-
-    def masked(a):
-        z, zf, ok, out = (fn.name("r") for _ in range(4))
-        return [f"{z} = arith.constant 0 : i32", f"{zf} = arith.constant 0.0 : f32",
-                f"{ok} = arith.cmpi sge, {a[1]}, {z} : i32", f"{out} = arith.select {ok}, {a[0]}, {zf} : f32"], [out]
-    updates = fn.generic([(gathered, "affine_map<(d0, d1) -> (d0, d1)>", rows_type),
-                          (position, "affine_map<(d0, d1) -> (d0)>", s_type)],
-                         [(fn.empty((spill, cols)), "affine_map<(d0, d1) -> (d0, d1)>", rows_type)],
-                         ["parallel", "parallel"], masked)[0]
-    index = fn.name("sidx")
-    fn.emit(f"{index} = tensor.expand_shape {list_index} [[0, 1]] output_shape [{spill}, 1] : {s_type} into "
-            f"{tt(spill, 1, dtype='i32')}")
-    out, x, y, r = fn.name("scat"), fn.name("a"), fn.name("a"), fn.name("r")
-    fn.emit(f"{out} = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins({updates}, {index} : "
-            f"{rows_type}, {tt(spill, 1, dtype='i32')}) outs({acc} : {tt(rows, cols)}) {{")
-    fn.emit(f"^bb0({x}: f32, {y}: f32):")
-    fn.emit(f"  {r} = arith.addf {x}, {y} : f32")
-    fn.emit(f"  iree_linalg_ext.yield {r} : f32")
-    fn.emit(f"}} -> {tt(rows, cols)}")
-    return out, prefix
+def _slot_lines(fn: Fn, a, hot: int):
+    """A list's row in the hot sums: its rank among the hot lists (a[1] - 1) if it is hot (a[0]), else the zero row."""
+    one, z, r, cap, is_hot, last, out = (fn.name("r") for _ in range(7))
+    return [f"{one} = arith.constant 1 : i32", f"{z} = arith.constant 0 : i32", f"{r} = arith.subi {a[1]}, {one} : i32",
+            f"{cap} = arith.constant {hot} : i32", f"{is_hot} = arith.cmpi ne, {a[0]}, {z} : i32",
+            f"{last} = arith.minsi {r}, {cap} : i32", f"{out} = arith.select {is_hot}, {last}, {cap} : i32"], [out]
 
 
 def _clamp_body(fn: Fn, a):
@@ -275,11 +332,11 @@ def _first_above(fn: Fn, n: int, read, ci: str) -> tuple[list[str], str]:
     return lines, lo
 
 
-def _search_body(fn: Fn, lists: ActiveLists, total: str):
-    """idx[r, c] = the position of row r's c-th active entry, or -1 past its last (c >= total)."""
+def _search_body(fn: Fn, lists: ActiveLists, total: str, missing: int):
+    """idx[r, c] = the position of row r's c-th active entry, or `missing` past its last (c >= total)."""
     r, c, ci, minus, found, pos, out = (fn.name("r") for _ in range(7))
     lines = [f"{r} = linalg.index 0 : index", f"{c} = linalg.index 1 : index",
-             f"{ci} = arith.index_cast {c} : index to i32", f"{minus} = arith.constant -1 : i32"]
+             f"{ci} = arith.index_cast {c} : index to i32", f"{minus} = arith.constant {missing} : i32"]
     search, p = _binary_search(fn, lists, r, ci)
     lines += search + [f"{found} = arith.cmpi slt, {ci}, {total} : i32",
                        f"{pos} = arith.index_cast {p} : index to i32",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
-from btc.passes.lowering.events import active_lists, gather_rows_sum
+from btc.passes.lowering.events import active_lists, gather_rows_sum, padded_table
 from btc.passes.lowering.shared import channel_bias
 from btc.passes.lowering.products import times_weights
 from btc.passes.lowering.sparse import sparse_weights
@@ -55,6 +55,9 @@ def split_params(lw: Lowering, values: list[str], fn: Fn, hoisted: bool = False)
                 push = p.pre in lw.v.groups and (p.lag == 0 or not lw.algorithm.online)
                 value = sparse_weights(fn, lw.sparse[owner], value,
                                        lambda table, owner=owner: lw.load_table(fn, owner, table), push, hoisted)
+            if kind == "W" and hoisted and lw.v.projections[owner].propagation == "event":
+                # its zero-row twin, built once before the loop (the barrier keeps it there)
+                fn.padded[value] = fn.barrier(padded_table(fn, value, *shape), (shape[0] + 1, shape[1]))
             if kind == "b" and lw.v.projections[owner].bias_block > 1:  # one per channel of a convolution
                 value = channel_bias(fn, value, shape[0], lw.v.projections[owner].bias_block)
             (W if kind == "W" else b)[owner] = value
@@ -91,9 +94,11 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                     if p.source not in st.active:
                         st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
                                                            list_capacity(v.size(p.pre), v.activity_of(p.pre)))
-                    y = gather_rows_sum(fn, st.active[p.source], W[p.name], v.size(p.pre), N, y or fn.full((B, N), 0.0))
+                    padded = fn.padded.get(W[p.name])
+                    y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,
+                                        y or fn.full((B, N), 0.0), padded=padded is not None)
                 else:
-                    y = times_weights(fn, W[p.name], pre, B, v.size(p.pre), N, acc=y)
+                    y = fn.barrier(times_weights(fn, W[p.name], pre, B, v.size(p.pre), N, acc=y), (B, N))
         biases = [b[p.name] for p in v.biased(g, port)]
         if biases:
             y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, sum_body)[0]

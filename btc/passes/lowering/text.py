@@ -36,6 +36,7 @@ class Fn:
         # flag each, a rank-0 f32 tensor: 1 if they left anything out (events.gather_rows_sum)
         self.optimistic = optimistic
         self.overflows: list[str] | None = None  # a list while flags are collected (inside the time loop)
+        self.padded: dict[str, str] = {}  # a table's SSA name -> its twin with a zero row after (events.padded_table)
 
     def name(self, prefix: str = "v") -> str:
         self._n += 1
@@ -58,6 +59,12 @@ class Fn:
     def empty(self, shape, dtype: str = "f32") -> str:
         n = self.name("e")
         self.emit(f"{n} = tensor.empty() : {tt(*shape, dtype=dtype)}")
+        return n
+
+    def barrier(self, value: str, shape: tuple, dtype: str = "f32") -> str:
+        """value, kept out of its neighbours' dispatches (IREE fuses across util.optimization_barrier never)."""
+        n = self.name("kept")
+        self.emit(f"{n} = util.optimization_barrier {value} : {tt(*shape, dtype=dtype)}")
         return n
 
     def full(self, shape, value: float, dtype: str = "f32") -> str:
