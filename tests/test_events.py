@@ -89,21 +89,27 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors
-    # train_chunk_fast found lists it could not take and stored nothing; the exact train_chunk took the chunk,
-    # and the next ones (23 steps: three chunks) went to it directly
+    # train_chunk_fast and train_chunk_roomy (lists of 16) found lists they could not take and stored nothing;
+    # the exact train_chunk took the chunk, and the next ones (23 steps: three chunks) went to it directly
     assert models["on"].busy_chunks == 1
-    # the gradient's lists overflow but few enough entries spill for one scatter: the fast function is exact
+    assert models["on"].tiers.chunks_by == {"train_chunk_fast": 0, "train_chunk_roomy": 0, "train_chunk": 3}
+    # the gradient's lists overflow but few enough entries spill for its tiles: the fast function takes the
+    # chunks, exactly
+    models["on"].tiers.reset()
+    taken = models["on"].tiers.chunks_by["train_chunk_fast"]
     busy = np.zeros_like(x)
     busy[:, :, :2] = np.random.default_rng(5).random(busy[:, :, :2].shape) < 0.7  # 2 inputs at 70 %, 38 silent
     assert busy[:10, :, :2].sum(axis=(0, 1)).min() > list_capacity(30, 0.01)
     g_event, rec_event = _run(models["on"], busy, target, mask)
     g_dense, rec_dense = _run(models["off"], busy, target, mask)
     assert models["on"].busy_chunks == 1 and rec_dense["spikes.h"].sum() > 0
+    assert models["on"].tiers.chunks_by["train_chunk_fast"] == taken + 3
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors
-    # more spilled gradient entries than the one list holds (2 per input: 80), no propagation list too long:
-    # the fast function flags the chunk for the spill alone, and the exact one takes it
+    # more entries past the gradient lists' capacity than the fast function's tiles hold (2 per input: 80), no
+    # propagation list too long: the fast function flags the chunk for them alone, and a slower one takes it
+    models["on"].tiers.reset()
     flood = np.zeros_like(x)
     flood[:, :, :7] = 1.0  # 7 inputs always on: 14 past the capacity of 16 each per block of 30 entries
     g_event, rec_event = _run(models["on"], flood, target, mask)

@@ -16,11 +16,12 @@ from btc.runtime.artifact import MANIFEST_FORMAT, REQUIRED_FILES, abi_hash, appl
 from btc.runtime.checkpoint import read_checkpoint, same_layout, save_checkpoint
 from btc.runtime.checks import check_lr, check_spikes, checked_array
 from btc.runtime.device import device_config
+from btc.runtime.tiers import ChunkTiers
+from btc.status import UPDATE_BAD_GRADIENTS, UPDATE_BAD_PARAMETERS
 from btc.runtime.parameters import archive_entries, check_archive_path, parameter_module, write_archive
 
 __all__ = ["Model", "load", "read_artifact", "REQUIRED_FILES"]
 
-EXACT_AFTER_BUSY = 8  # chunks run with the exact train_chunk after one train_chunk_fast could not take
 
 
 def load(path: str, hal_driver: str | None = None) -> "Model":
@@ -68,8 +69,7 @@ class Model:
             # a convolution: the kernel entry each pair applies
             self.ties = {p["name"]: z[f"{p['name']}.tie"] for p in abi["projections"] if f"{p['name']}.tie" in z}
         self._padded = False  # states, traces, gradients and moments start initial, from params.irpa
-        self.busy_chunks = 0  # chunks train_chunk_fast could not take (a very long active list), run exactly
-        self._exact_for = 0  # chunks left to run with the exact function after a busy one
+        self.tiers = ChunkTiers(self.functions)  # which variant of train_chunk takes a chunk
 
     def __repr__(self) -> str:
         groups = ", ".join(f"{g['name']}: {g['model']}[{g['size']}]" for g in self.abi["groups"])
@@ -97,7 +97,7 @@ class Model:
     def reset_state(self) -> None:
         """Zero every neuron state and trace (parameters, gradients and optimizer state are kept)."""
         self._call("reset_state")
-        self._padded, self._exact_for = False, 0
+        self._padded = False
 
     def _continue(self, reset: bool) -> None:
         if reset:
@@ -146,12 +146,15 @@ class Model:
         """One optimizer step with the accumulated gradients, then zero them. Refused, with the
         gradients zeroed, if a gradient is NaN or infinite; undone if it makes a parameter so."""
         check_lr(lr)
-        bad = [n for n, g in self.grads.items() if not np.all(np.isfinite(g))]
-        if bad:
-            self.zero_grads()
-            raise BtcError(f"the gradients of {bad} are NaN or infinite: the update was not applied and the "
-                           "gradients were zeroed; training diverged (lower the learning rate, check the inputs)")
-        self._guarded(lambda: self._call("apply_update", np.asarray(lr, np.float32)), f"the update with lr={lr}")
+        # the module checks both on the device and changes nothing but the gradients (zeroed) if either fails
+        status = float(self._call("apply_update", np.asarray(lr, np.float32))[0])
+        if status == UPDATE_BAD_GRADIENTS:
+            raise BtcError("the gradients are NaN or infinite: the update was not applied and the gradients were "
+                           "zeroed; training diverged (lower the learning rate, check the inputs)")
+        if status == UPDATE_BAD_PARAMETERS:
+            self.reset_optimizer()
+            raise BtcError(f"the update with lr={lr} made parameters NaN or infinite; the parameters before it are "
+                           "restored, the gradients zeroed and the optimizer state reset (lower the learning rate)")
 
     def _guarded(self, run, what: str):
         """Run `run`; if it makes a parameter non-finite, restore them, reset the optimizer and raise."""
@@ -272,19 +275,12 @@ class Model:
         return {"loss": loss, "readout_sum": rsum}
 
     def _train_chunk(self, args: list) -> tuple:
-        """(loss, readout sum) of one chunk. An event-driven module's train_chunk_fast leaves out the slow exact
-        path for very long active lists; if it needed it, it stored nothing, and train_chunk runs the chunk."""
-        if "train_chunk_fast" in self.functions and self._exact_for == 0:
-            loss, rsum, overflow = self._call("train_chunk_fast", *args)
-            if not overflow:
-                return loss, rsum
-            self.busy_chunks += 1
-            # busy chunks come in runs (the activity drifts): the next few go straight to the exact function,
-            # so a busy stretch costs at most 1/(EXACT_AFTER_BUSY + 1) more than the exact function alone
-            self._exact_for = EXACT_AFTER_BUSY
-        elif self._exact_for:
-            self._exact_for -= 1
-        return self._call("train_chunk", *args)
+        """(loss, readout sum) of one chunk, by the fastest variant of train_chunk that can take it."""
+        return self.tiers.run(self._call, args)
+
+    @property
+    def busy_chunks(self) -> int:
+        return self.tiers.busy_chunks
 
     def _check_schedule(self, lr) -> None:
         if self.update_every and lr is None:

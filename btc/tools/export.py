@@ -113,12 +113,18 @@ def bundle_document(manifest: dict, checkpoint: str | None) -> str:
                       "then `apply_update(lr)`. btc's Python runtime does this; the session module here offers "
                       "inference only (`infer_sequences`)."]
     elif not abi["update_every"]:
-        lines.append("3. `apply_update(lr)`: one optimizer step from the accumulated gradient, which it zeroes.")
+        lines.append("3. `apply_update(lr)`: one optimizer step from the accumulated gradient, which it zeroes. Its result, "
+                  "`status`, is 0; or 1 if a gradient was NaN or infinite, 2 if the step would have made a parameter "
+                  "so: then nothing but the gradients (zeroed) changed.")
     lines += ["", "`get_params()` reads the parameters; `infer_chunk` runs K steps forward only."]
     if "train_chunk_fast" in fns:
+        roomy = "train_chunk_roomy" in fns
         lines += ["`train_chunk_fast` takes the arguments of `train_chunk` and may replace it: it leaves out the slow "
                   "path for very long lists of active entries. When its last result, `overflow`, is 1 it stored "
-                  "nothing and its loss means nothing: call `train_chunk` with the same arguments."]
+                  "nothing and its loss means nothing: call "
+                  + ("`train_chunk_roomy` (the same, with lists 4x longer; its `overflow` likewise), then "
+                     if roomy else "")
+                  + "`train_chunk` with the same arguments."]
     if "train_chunk" in fns:
         lines += [
             "The same sequence of calls in one process:",

@@ -124,7 +124,7 @@ def _train_sequences(fns: dict, abi: dict, head: list[str]) -> list[str]:
         "        %next = arith.addf %sum, %l : f32",
         "        scf.yield %next : f32", "      }"]
     if not abi["update_every"]:
-        lines.append("      func.call @btc_model.apply_update(%lr) : (tensor<f32>) -> ()")
+        lines.append("      %status = func.call @btc_model.apply_update(%lr) : (tensor<f32>) -> tensor<f32>")
     finals = ", ".join(f"%p{i}" for i in range(len(params)))
     lines += ["      %stored = tensor.insert %total into %losses[%s] : tensor<?xf32>",
               "      scf.yield %stored : tensor<?xf32>", "    }",

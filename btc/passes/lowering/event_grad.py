@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from btc.passes.lowering.bodies import decay_body, scale_body
-from btc.passes.lowering.events import active_lists, gather_rows_sum
+from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capacity_of
 from btc.passes.lowering.text import Fn, tt
-from btc.passes.plan_events import list_capacity
 
 __all__ = ["GradientBlock"]
 
@@ -56,7 +55,7 @@ class GradientBlock:
         for trace, xs in self.spikes.items():
             rows = next(e.rows for e in self.pending.values() if e.trace == trace)
             lists[trace] = active_lists(fn, _stack(fn, xs, B, rows), (len(xs) * B, rows), 0,
-                                        list_capacity(len(xs) * B, self.activity[trace]))
+                                        list_capacity_of(fn, len(xs) * B, self.activity[trace]))
         filters: dict = {}  # projections into one group share its L^t: one backward filter per (L, alpha)
         for grad, e in self.pending.items():
             key = (tuple(e.L), e.alpha)
@@ -64,9 +63,9 @@ class GradientBlock:
                 filters[key] = self._backward_filter(e)
             first, stacked = filters[key]
             g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
-            # entries past the capacity: up to two per presynaptic neuron on average go through one scatter
-            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g, spill=2 * e.rows,
-                                        padded=True)
+            # entries past the capacity: up to two per presynaptic neuron on average (times the headroom)
+            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g,
+                                        spill=int(2 * e.rows * fn.headroom), padded=True)
         self.pending, self.spikes = {}, {}
         return out
 

@@ -12,8 +12,9 @@ import math
 
 from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.text import Fn, tt
+from btc.passes.plan_events import list_capacity
 
-__all__ = ["ActiveLists", "active_lists", "gather_rows_sum", "padded_table", "any_flag"]
+__all__ = ["ActiveLists", "active_lists", "gather_rows_sum", "list_capacity_of", "padded_table", "any_flag"]
 
 
 class ActiveLists:
@@ -44,6 +45,12 @@ def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: i
     fn.emit(f"}} -> {i32}, {tt(rows, dtype='i32')}")
     totals = _row_totals(fn, f"{prefix}#0", R0, R1, along)
     return ActiveLists(f"{prefix}#0", totals, shape, along, max(1, min(capacity, n)))
+
+
+def list_capacity_of(fn: Fn, n: int, activity: float) -> int:
+    """The capacity of an active list over n positions in this function: room for `fn.headroom` times
+    the expected activity (plan_events.list_capacity)."""
+    return list_capacity(n, min(1.0, activity * fn.headroom))
 
 
 def padded_table(fn: Fn, table: str, rows: int, cols: int) -> str:
@@ -91,6 +98,7 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     summed = fn.map([acc_in, summed], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
     if C == lists.n:
         return summed
+    fn.capped = True
     if fn.optimistic:
         if fn.overflows is None:
             raise AssertionError("an optimistic event-driven sum outside the time loop: nothing would read its flag")

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
-from btc.passes.lowering.events import active_lists, gather_rows_sum, padded_table
+from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capacity_of, padded_table
 from btc.passes.lowering.shared import channel_bias
 from btc.passes.lowering.products import times_weights
 from btc.passes.lowering.sparse import sparse_weights
 from btc.passes.lowering.text import Fn, block_body
-from btc.passes.plan_events import list_capacity
 
 __all__ = ["Step", "weights", "split_params", "pre_value", "source_value", "forward", "next_states", "time_loop"]
 
@@ -93,7 +92,7 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                 if p.propagation == "event":
                     if p.source not in st.active:
                         st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
-                                                           list_capacity(v.size(p.pre), v.activity_of(p.pre)))
+                                                           list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
                     padded = fn.padded.get(W[p.name])
                     y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,
                                         y or fn.full((B, N), 0.0), padded=padded is not None)

@@ -16,25 +16,35 @@ from btc.passes.lowering.loss import step_loss
 from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
 from btc.passes.lowering.schedule import StepValues, run_schedule
 from btc.passes.lowering.sparse import slots_to_vector
-from btc.passes.lowering.text import Fn, tt
+from btc.passes.lowering.text import Fn, select_scalar, tt
 
 __all__ = ["train_chunk"]
+
+
+# The optimistic variants of train_chunk, tried in this order: (name, list headroom over the expected activity)
+OPTIMISTIC_TIERS = (("train_chunk_fast", 1.0), ("train_chunk_roomy", 4.0))
 
 
 def train_chunk(lw: Lowering) -> None:
     """With update_every, train_chunk also takes the learning rate and the number of valid
     (unpadded) steps. A module with event-driven work also exports train_chunk_fast: the same chunk
     without the slow exact path for active lists longer than their capacity (events.gather_rows_sum).
-    It returns a flag besides; when set, it stored nothing, and the runtime runs train_chunk instead."""
+    It returns a flag besides; when set, it stored nothing, and the runtime runs the next function instead:
+    train_chunk_roomy (lists 4x longer: the activity drifts as a network learns, and the exact path past a
+    list's capacity costs ~3x the whole chunk), then train_chunk. Functions ending in `_fast` or `_roomy`
+    are these tiers (runtime.model)."""
     _train_chunk(lw, "train_chunk", optimistic=False)
     # (a rank of a partitioned network calls train_chunk only: one step per call, nothing to amortise)
     if not lw.options.partitioned and any("event" in (p.propagation, p.weight_gradient)
                                           for p in lw.v.projections.values()):
-        _train_chunk(lw, "train_chunk_fast", optimistic=True)
+        for name, headroom in OPTIMISTIC_TIERS:
+            if not _train_chunk(lw, name, optimistic=True, headroom=headroom):
+                break  # every list holds its whole tensor: a roomier tier would be the same function
 
 
-def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
-    fn = Fn(optimistic=optimistic)
+def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.0) -> bool:
+    """Writes one train_chunk function; returns whether some active list in it is shorter than its tensor."""
+    fn = Fn(optimistic=optimistic, headroom=headroom)
     fn.chunk = lw.K
     B, C = lw.B, lw.C
     continual = bool(lw.options.update_every)
@@ -93,7 +103,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
         for s in carried:
             shape = lw.shape_of(s)
             out[s] = (fn.map([out[s], initial[s]], [shape] * 2, shape, 1, select_body(ok))[0] if shape
-                      else _select_scalar(fn, ok, out[s], initial[s]))
+                      else select_scalar(fn, ok, out[s], initial[s]))
     for s in carried:
         lw.store(fn, out[s], s)
     inputs = lw.step_inputs(per_step=False) + lw.target_inputs(per_step=False)
@@ -105,6 +115,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool) -> None:
     if optimistic:
         outputs, values = outputs + [Arg("overflow", ())], values + [out["overflow"]]
     lw.export(name, inputs, outputs, fn, values)
+    return fn.capped
 
 
 def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
@@ -129,18 +140,9 @@ def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
         if shape:
             nxt[k] = fn.map([new[k], nxt[k]], [shape] * 2, shape, 1, select_body(do))[0]
         else:
-            nxt[k] = _select_scalar(fn, do, new[k], nxt[k])
+            nxt[k] = select_scalar(fn, do, new[k], nxt[k])
     counted = fn.name("kt")
     fn.emit(f"{counted} = tensor.from_elements {c1} : {tt()}")
     zero = fn.name("kt")
     fn.emit(f"{zero} = tensor.from_elements {fn.const(0.0)} : {tt()}")
-    nxt["t_upd"] = _select_scalar(fn, do, zero, counted)
-
-
-def _select_scalar(fn: Fn, cond: str, a: str, b: str) -> str:
-    va, vb, r, out = fn.name("s"), fn.name("s"), fn.name("s"), fn.name("kt")
-    fn.emit(f"{va} = tensor.extract {a}[] : {tt()}")
-    fn.emit(f"{vb} = tensor.extract {b}[] : {tt()}")
-    fn.emit(f"{r} = arith.select {cond}, {va}, {vb} : f32")
-    fn.emit(f"{out} = tensor.from_elements {r} : {tt()}")
-    return out
+    nxt["t_upd"] = select_scalar(fn, do, zero, counted)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from iree.compiler import ir
 
-__all__ = ["Fn", "tt", "block_body"]
+__all__ = ["Fn", "tt", "block_body", "select_scalar"]
 
 
 def tt(*shape, dtype: str = "f32") -> str:
@@ -28,7 +28,7 @@ def _f(x: float) -> str:
 
 
 class Fn:
-    def __init__(self, optimistic: bool = False):
+    def __init__(self, optimistic: bool = False, headroom: float = 1.0):
         self.lines: list[str] = []
         self._n = 0
         self.indent = 1
@@ -36,6 +36,9 @@ class Fn:
         # flag each, a rank-0 f32 tensor: 1 if they left anything out (events.gather_rows_sum)
         self.optimistic = optimistic
         self.overflows: list[str] | None = None  # a list while flags are collected (inside the time loop)
+        # active lists hold `headroom` times the entries the expected activity needs (events.list_capacity_of);
+        # `capped`: some list is shorter than the tensor it lists
+        self.headroom, self.capped = headroom, False
         self.padded: dict[str, str] = {}  # a table's SSA name -> its twin with a zero row after (events.padded_table)
 
     def name(self, prefix: str = "v") -> str:
@@ -195,3 +198,13 @@ def block_body(fn: Fn, block: ir.Block, args: list[str]) -> tuple[list[str], lis
             lines.append(f'{res} = "{op.name}"({", ".join(ins)}) {{{attrs}}} : ({in_types}) -> {op.results[0].type}')
         names[op.results[0]] = res
     raise AssertionError("region without btc.yield")
+
+
+def select_scalar(fn: Fn, cond: str, a: str, b: str) -> str:
+    """The rank-0 f32 tensor a if the i1 cond, else b."""
+    va, vb, r, out = fn.name("s"), fn.name("s"), fn.name("s"), fn.name("kt")
+    fn.emit(f"{va} = tensor.extract {a}[] : {tt()}")
+    fn.emit(f"{vb} = tensor.extract {b}[] : {tt()}")
+    fn.emit(f"{r} = arith.select {cond}, {va}, {vb} : f32")
+    fn.emit(f"{out} = tensor.from_elements {r} : {tt()}")
+    return out
