@@ -243,6 +243,10 @@ def main(argv=None) -> int:
     print("btc firing %: btc's network simulated in JAX with its initial weights (one sequence); braintrace's: "
           "its model after the timed sequences.")
     print(fmt_ratios(rs, args.t, args.t_long))
+    for r in rows:
+        if r.get("chunks_by") and len(r["chunks_by"]) > 1:
+            print(f"{r['config']} N={r['N']} T={r['T']}: chunks taken by each train_chunk variant (warm-ups included): "
+                  f"{r['chunks_by']}")
     if args.out:
         meta = {"argv": sys.argv[1:], "git": tr._git_rev(), "btc_location": btc_location(), "cpu_count": os.cpu_count(), "T": args.t,
                 "t_long": args.t_long, "bt_python": args.bt_python if have_bt else None,

@@ -161,6 +161,8 @@ def one_btc(method: str, N: int, T: int, warmup: int, repeats: int, budget: floa
             model.train_sequence(x, labels, mask, lr=LR)
 
     res.update(_time_runs(run, warmup, repeats, budget), rss_setup_mib=rss_setup)
+    if method == "btc-pp-prop":  # an event-driven module: which variant of train_chunk took the chunks
+        res["chunks_by"] = dict(model.tiers.chunks_by)
     return res
 
 

@@ -28,14 +28,13 @@ EVENT_MODES = ("auto", "on", "off")
 DEFAULT_ACTIVITY = ANNOTATIONS["btc.activity"].default
 
 # The cost model, in dense multiply-accumulates (one MAC of linalg.matmul), measured on the 2-core
-# CI machine kind with llvm-cpu (benchmarks/README.md, "Where the time goes"; the script that timed the
-# kernels alone was not kept): summing a gathered table entry
-# costs about 6 MACs (the gather is bound by memory, the matmul by arithmetic); listing the active
-# entries (flags, prefix sum, binary search) about 20 MACs per entry of the binary tensor; the exact
-# kernel for entries past a list's capacity about 78 MACs per output entry when it has nothing to add.
+# CI machine kind with llvm-cpu (benchmarks/README.md, "Where the time goes"): summing a gathered table
+# entry costs about 6 MACs (the gather is bound by memory, the matmul by arithmetic); listing the active
+# entries (flags, prefix sum, binary search) about 20 MACs per entry of the binary tensor. The costs are
+# those of train_chunk_fast, which runs unless a list overflows (the exact path past a list's capacity
+# costs ~3x the whole chunk, and train_chunk_roomy comes first: btc.runtime.tiers).
 GATHER_MACS = 6.0
 LIST_MACS_PER_ENTRY = 20.0
-OVERFLOW_MACS_PER_OUTPUT = 78.0
 FIXED_MACS = 500_000  # the extra dispatches of an event-driven projection
 MAX_BLOCK = 20  # steps per regrouped gradient block: one loop iteration holds them all (compile time grows)
 MIN_BLOCK = 4  # below this the per-block dense outer product saves too little
@@ -60,10 +59,11 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots:
         return {"propagation_sparse": GATHER_MACS * B * slots, "gradient_sparse": GATHER_MACS * B * slots,
                 "propagation_dense": dense, "gradient_dense": dense}
     step_lists = GATHER_MACS * B * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
-    block_lists = (GATHER_MACS * I * list_capacity(block * B, activity) * O
-                   + LIST_MACS_PER_ENTRY * block * B * I + OVERFLOW_MACS_PER_OUTPUT * I * O) / block
+    # per block: the lists, their spilled entries' tiles (2 per presynaptic neuron) and hot sums (about 1), the pull
+    block_lists = (GATHER_MACS * I * (list_capacity(block * B, activity) + 3) * O + I * O
+                   + LIST_MACS_PER_ENTRY * block * B * I) / block
     return {"propagation_dense": dense,
-            "propagation_event": step_lists + OVERFLOW_MACS_PER_OUTPUT * B * O + FIXED_MACS,
+            "propagation_event": step_lists + FIXED_MACS,
             "gradient_dense": dense,
             "gradient_event": dense / block + block_lists + FIXED_MACS / block}
 
