@@ -4,7 +4,7 @@ peek_step (the readout and spikes of the next step, storing nothing)."""
 from __future__ import annotations
 
 from btc.passes.lowering.context import Arg, Lowering
-from btc.passes.lowering.forward import forward, next_states, time_loop, weights
+from btc.passes.lowering.forward import drives_at, forward, input_drives, next_states, time_loop, weights
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["infer_chunk", "record_step", "peek_step"]
@@ -15,13 +15,14 @@ def infer_chunk(lw: Lowering) -> None:
     fn.chunk = lw.K
     B, C, K = lw.B, lw.C, lw.K
     W, b = weights(lw, fn)
+    drives = input_drives(lw, fn, W)
     states = lw.state_syms()
     carry = [(s, lw.load(fn, s), lw.type_of(s)) for s in states]
     carry.append(("rseq", fn.empty((K, B, C)), tt(K, B, C)))  # small: [K, B, classes]
 
     def step(t, cur):
         xt = lw.inputs_at(fn, t)
-        st = forward(lw, fn, cur, xt, W, b)
+        st = forward(lw, fn, cur, xt, W, b, drives_at(lw, fn, drives, t))
         rseq = fn.insert_t(st.h[lw.v.readout().name][0], cur["rseq"], t, (B, C))
         return dict(cur, rseq=rseq, **next_states(lw, st, cur, xt))
 

@@ -10,7 +10,7 @@ from btc.passes.lowering.bodies import select_body, sum_body, weighted_add_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.event_grad import GradientBlock
 from btc.passes.lowering.events import any_flag
-from btc.passes.lowering.forward import forward, next_states, split_params, time_loop, weights
+from btc.passes.lowering.forward import drives_at, forward, input_drives, next_states, split_params, time_loop, weights
 from btc.passes.lowering.grad_rules import slot_accumulators, slot_keys
 from btc.passes.lowering.loss import step_loss
 from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
@@ -62,13 +62,14 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
     slots = {} if continual else slot_accumulators(lw)
     carry += [(k, fn.full(shape, 0.0), tt(*shape)) for k, (_, shape) in slots.items()]
     block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"})
+    drives = {} if continual else input_drives(lw, fn, W)  # (continual: W changes inside the loop)
 
     def step(t, cur):
         nonlocal W, b
         if continual:
             W, b = split_params(lw, [cur[f"p{i}"] for i in range(len(lw.params))], fn)
         xt = lw.inputs_at(fn, t)
-        st = forward(lw, fn, cur, xt, W, b)
+        st = forward(lw, fn, cur, xt, W, b, drives_at(lw, fn, drives, t))
         w = lw.step_weight(fn, t)
         r = st.h[lw.v.readout().name][0]
         if lw.options.partitioned:  # the loss sees the whole network's readout: this rank's plus the others'

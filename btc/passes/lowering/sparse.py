@@ -196,7 +196,7 @@ def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table, push: bo
     def side_weights(side: Side) -> list:
         taken = [_take(fn, flat, layout.nnz, t[f"{side.prefix}_k{b}"], (n, w))
                  for b, (w, n) in enumerate(zip(side.widths, side.counts))]
-        return [_barrier(fn, v, (n, w)) for v, w, n in zip(taken, side.widths, side.counts)] if hoisted else taken
+        return [fn.barrier(v, (n, w)) for v, w, n in zip(taken, side.widths, side.counts)] if hoisted else taken
 
     return SparseWeights(layout, flat, side_weights(layout.pull), side_weights(layout.push) if push else None, t)
 
@@ -370,12 +370,6 @@ def _read_slots(fn: Fn, per_slot: str, slot: str, n_slots: int, nnz: int, acc: s
 
     m = "affine_map<(d0) -> (d0)>"
     return fn.generic([(slot, m, tt(nnz, dtype="i32"))], [(acc, m, tt(nnz))], ["parallel"], body)[0]
-
-
-def _barrier(fn: Fn, value: str, shape: tuple) -> str:
-    n = fn.name("kept")
-    fn.emit(f"{n} = util.optimization_barrier {value} : {tt(*shape)}")
-    return n
 
 
 def _collapse(fn: Fn, value: str, shape: tuple[int, int]) -> str:

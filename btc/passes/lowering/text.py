@@ -65,7 +65,9 @@ class Fn:
         return n
 
     def barrier(self, value: str, shape: tuple, dtype: str = "f32") -> str:
-        """value, kept out of its neighbours' dispatches (IREE fuses across util.optimization_barrier never)."""
+        """value, kept out of its neighbours' dispatches. Outside time loops only: inside scf.for, IREE 3.13
+        kept each barrier's buffers alive (~35 MB more per train_chunk call at recurrent_lif N=2048), and
+        several failed to compile ("failed to solve for timepoint coverage")."""
         n = self.name("kept")
         self.emit(f"{n} = util.optimization_barrier {value} : {tt(*shape, dtype=dtype)}")
         return n
