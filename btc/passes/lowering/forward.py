@@ -72,6 +72,8 @@ def input_drives(lw: Lowering, fn: Fn, W: dict) -> dict:
     recurrent_lif N=2048; an optimization barrier between them leaked ~35 MB per call inside scf.for)."""
     v, B, K = lw.v, lw.B, lw.K
     out = {}
+    if K == 1:  # nothing to batch (and IREE 3.13 failed to distribute one such dispatch: a partitioned rank)
+        return out
     for p in v.projections.values():
         if p.pre in v.inputs and p.lag == 0 and p.propagation == "dense" and p.name not in lw.sparse:
             I, N = v.size(p.pre), v.size(p.post)
@@ -121,14 +123,17 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                     padded = fn.padded.get(W[p.name])
                     y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,
                                         y or fn.full((B, N), 0.0), padded=padded is not None)
-                elif p.name in drives:  # x @ W, computed for the whole chunk before the loop
-                    y = drives[p.name] if y is None else fn.map([y, drives[p.name]], [(B, N)] * 2, (B, N), 1,
-                                                                 sum_body)[0]
-                else:
+                elif p.name not in drives:
                     y = times_weights(fn, W[p.name], pre, B, v.size(p.pre), N, acc=y)
+        # x @ W computed for the whole chunk before the loop, added last: a slice of it as the destination of
+        # another product made IREE 3.13 copy it in a dispatch it failed to compile
+        added = [drives[p.name] for p in v.into(g) if p.port == port and p.name in drives]
+        if added and y is None and len(added) == 1:
+            y = added.pop()
         biases = [b[p.name] for p in v.biased(g, port)]
-        if biases:
-            y = fn.map([y] + biases, [(B, N)] + [(N,)] * len(biases), (B, N), 1, sum_body)[0]
+        if biases or added:
+            terms = [y if y is not None else fn.full((B, N), 0.0)] + added
+            y = fn.map(terms + biases, [(B, N)] * len(terms) + [(N,)] * len(biases), (B, N), 1, sum_body)[0]
         ys.append(y or fn.full((B, N), 0.0))
     return ys
 

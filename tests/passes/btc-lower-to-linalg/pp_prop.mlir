@@ -104,10 +104,14 @@ module attributes {btc.batch = 2 : i64, btc.chunk = 4 : i64, btc.order = ["h", "
 // CHECK: [[W0:%[A-Za-z0-9_]+]] = util.global.load @p0 : tensor<3x2xf32>
 // CHECK: [[EPSX:%[A-Za-z0-9_]+]] = util.global.load @tr_eps_x_x_0_0 : tensor<2x3xf32>
 // CHECK: [[G0:%[A-Za-z0-9_]+]] = util.global.load @g0 : tensor<3x2xf32>
+// the input's drive x @ W0 for all 4 steps at once, before the loop
+// CHECK: [[XS:%collapsed[_0-9]*]] = tensor.collapse_shape %arg0 {{\[}}[0, 1], [2]] : tensor<4x2x3xf32> into tensor<8x3xf32>
+// CHECK: [[XW:%[0-9]+]] = linalg.matmul ins([[XS]], [[W0]] : tensor<8x3xf32>, tensor<3x2xf32>) outs(%{{.*}} : tensor<8x2xf32>) -> tensor<8x2xf32>
+// CHECK: [[DRIVE:%expanded[_0-9]*]] = tensor.expand_shape [[XW]] {{\[}}[0, 1], [2]] output_shape [4, 2, 2] : tensor<8x2xf32> into tensor<4x2x2xf32>
 // CHECK: [[LOOP:%[0-9]+]]:{{[0-9]+}} = scf.for %arg3 = %c0 to %c4{{.*}} step %c4 iter_args({{.*}}[[EPSV:%arg[0-9]+]] = [[EPSX]]{{.*}}[[GV:%arg[0-9]+]] = [[G0]]
 // forward: x_t [B, I] @ W [I, O]
 // CHECK: [[XT:%extracted_slice[_0-9]*]] = tensor.extract_slice %arg0[%arg3, 0, 0] [1, 2, 3] [1, 1, 1] : tensor<4x2x3xf32> to tensor<2x3xf32>
-// CHECK: linalg.matmul ins([[XT]], [[W0]] : tensor<2x3xf32>, tensor<3x2xf32>) outs(%{{.*}} : tensor<2x2xf32>) -> tensor<2x2xf32>
+// CHECK: tensor.extract_slice [[DRIVE]][%arg3, 0, 0] [1, 2, 2] [1, 1, 1] : tensor<4x2x2xf32> to tensor<2x2xf32>
 // eps_x = 0.5 eps_x + x_t (decay_pre), then grad W0 += eps_x^T (eps_f * delta), accumulated in the loop
 // the cross-entropy gradient (softmax - onehot) * w, w = mask_t / B the step's weight, inside the loop
 // CHECK: [[MT:%extracted[_0-9]*]] = tensor.extract %arg2[%arg3] : tensor<4xf32>
