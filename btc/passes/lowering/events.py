@@ -212,8 +212,6 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
     excess, tiles, hot = fn.generic([(lists.totals, m1, i32)], [(fn.empty((rows,), "i32"), m1, i32) for _ in range(3)],
                                     ["parallel"], tiles_body)
     tile_end, rank = _scan(fn, tiles, rows), _scan(fn, hot, rows)  # inclusive: list r's tiles end at tile_end[r]
-    last = rows - 1
-
     def first_tile(r, lines):
         end, mine, first = fn.name("r"), fn.name("r"), fn.name("r")
         lines += [f"{end} = tensor.extract {tile_end}[{r}] : {i32}", f"{mine} = tensor.extract {tiles}[{r}] : {i32}",
@@ -222,12 +220,7 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
 
     def entry_body(_):
         """Tile s's entry d: list r's entry C + k*D + d, r the list of tile s and k its place among r's tiles."""
-        s_, d_, si, di, lst, total = (fn.name("r") for _ in range(6))
-        lines = [f"{s_} = linalg.index 0 : index", f"{d_} = linalg.index 1 : index",
-                 f"{si} = arith.index_cast {s_} : index to i32", f"{di} = arith.index_cast {d_} : index to i32",
-                 f"{lst} = arith.constant {last} : index", f"{total} = tensor.extract {tile_end}[{lst}] : {i32}"]
-        search, r = _first_above(fn, rows, lambda mid: f"tensor.extract {tile_end}[{mid}] : {i32}", si)
-        lines += search
+        lines, si, di, total, r = _cell_and_list(fn, tile_end, rows)
         first, _ = first_tile(r, lines)
         k, dd, kd, j, mine, cap, e, in_tile, in_list, ok, pos_i, none, out = (fn.name("r") for _ in range(13))
         lines += [f"{k} = arith.subi {si}, {first} : i32", f"{dd} = arith.constant {D} : i32",
@@ -242,12 +235,7 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
 
     def hot_body(_):
         """Hot list h's tile p: its tile number, or the zero row."""
-        h_, p_, hi, pi, lst, n_hot = (fn.name("r") for _ in range(6))
-        lines = [f"{h_} = linalg.index 0 : index", f"{p_} = linalg.index 1 : index",
-                 f"{hi} = arith.index_cast {h_} : index to i32", f"{pi} = arith.index_cast {p_} : index to i32",
-                 f"{lst} = arith.constant {last} : index", f"{n_hot} = tensor.extract {rank}[{lst}] : {i32}"]
-        search, r = _first_above(fn, rows, lambda mid: f"tensor.extract {rank}[{mid}] : {i32}", hi)
-        lines += search
+        lines, hi, pi, n_hot, r = _cell_and_list(fn, rank, rows)
         first, mine = first_tile(r, lines)
         is_hot, inside, ok, t, none, out = (fn.name("r") for _ in range(6))
         lines += [f"{is_hot} = arith.cmpi slt, {hi}, {n_hot} : i32", f"{inside} = arith.cmpi slt, {pi}, {mine} : i32",
@@ -268,6 +256,18 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
             f"{tt(S + 1, cols)}, {i32}) outs({fn.empty((rows, cols))} : {out_type}) -> {out_type}")
     total = fn.map([acc, pulled], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
     return total, [_any_longer(fn, tile_end, rows, S), _any_longer(fn, tiles, rows, P)]
+
+
+def _cell_and_list(fn: Fn, prefix: str, rows: int):
+    """Lines for a 2-D generic's body: its indices (i, j) as i32, the last entry of the inclusive prefix sum
+    `prefix[rows]` (the total) and r, the first position whose prefix exceeds i (the list holding item i)."""
+    i_, j_, ii, ji, last, total = (fn.name("r") for _ in range(6))
+    i32 = tt(rows, dtype="i32")
+    lines = [f"{i_} = linalg.index 0 : index", f"{j_} = linalg.index 1 : index",
+             f"{ii} = arith.index_cast {i_} : index to i32", f"{ji} = arith.index_cast {j_} : index to i32",
+             f"{last} = arith.constant {rows - 1} : index", f"{total} = tensor.extract {prefix}[{last}] : {i32}"]
+    search, r = _first_above(fn, rows, lambda mid: f"tensor.extract {prefix}[{mid}] : {i32}", ii)
+    return lines + search, ii, ji, total, r
 
 
 def _scan(fn: Fn, values: str, n: int) -> str:
