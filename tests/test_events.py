@@ -91,7 +91,7 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     assert max(errors.values()) < 1e-5, errors
     # train_chunk_fast and train_chunk_roomy (lists of 16) found lists they could not take and stored nothing;
     # the exact train_chunk took the chunk, and the next ones (23 steps: three chunks) went to it directly
-    assert models["on"].busy_chunks == 1
+    assert models["on"].tiers.busy_chunks == 1
     assert models["on"].tiers.chunks_by == {"train_chunk_fast": 0, "train_chunk_roomy": 0, "train_chunk": 3}
     # the gradient's lists overflow but few enough entries spill for its tiles: the fast function takes the
     # chunks, exactly
@@ -102,7 +102,7 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     assert busy[:10, :, :2].sum(axis=(0, 1)).min() > list_capacity(30, 0.01)
     g_event, rec_event = _run(models["on"], busy, target, mask)
     g_dense, rec_dense = _run(models["off"], busy, target, mask)
-    assert models["on"].busy_chunks == 1 and rec_dense["spikes.h"].sum() > 0
+    assert models["on"].tiers.busy_chunks == 1 and rec_dense["spikes.h"].sum() > 0
     assert models["on"].tiers.chunks_by["train_chunk_fast"] == taken + 3
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
@@ -115,7 +115,7 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     g_event, rec_event = _run(models["on"], flood, target, mask)
     g_dense, rec_dense = _run(models["off"], flood, target, mask)
     assert rec_dense["spikes.h"].sum(-1).max() <= list_capacity(24, 0.01)  # no hidden list overflows
-    assert 7 * (30 - list_capacity(30, 0.01)) > 2 * 40 and models["on"].busy_chunks == 2
+    assert 7 * (30 - list_capacity(30, 0.01)) > 2 * 40 and models["on"].tiers.busy_chunks == 2
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors

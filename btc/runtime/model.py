@@ -278,10 +278,6 @@ class Model:
         """(loss, readout sum) of one chunk, by the fastest variant of train_chunk that can take it."""
         return self.tiers.run(self._call, args)
 
-    @property
-    def busy_chunks(self) -> int:
-        return self.tiers.busy_chunks
-
     def _check_schedule(self, lr) -> None:
         if self.update_every and lr is None:
             raise BtcError(f"this artifact updates its parameters inside the module every {self.update_every} "
