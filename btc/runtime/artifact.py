@@ -15,7 +15,7 @@ __all__ = ["MANIFEST_FORMAT", "REQUIRED_FILES", "abi_hash", "read_artifact", "ap
 # params.irpa: every mutable global's initial value (btc.runtime.parameters), read by the module at load;
 # connectivity.npz: each sparse projection's pairs, "<projection>.pre" / ".post" (empty if none)
 REQUIRED_FILES = ("manifest.json", "model.vmfb", "params.irpa", "connectivity.npz")
-MANIFEST_FORMAT = 4
+MANIFEST_FORMAT = 5  # 5: apply_update returns a status (btc.status)
 
 
 def abi_hash(abi: dict) -> str:

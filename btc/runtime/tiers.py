@@ -1,6 +1,6 @@
 """Which variant of train_chunk takes a chunk. An event-driven module exports, besides the exact
 train_chunk, optimistic variants whose active lists have a fixed capacity (train_chunk_fast, sized by the
-expected activity, then train_chunk_roomy, 4x longer; btc.passes.lowering.online). A variant whose lists
+expected activity, then train_chunk_roomy, sized for 4x that activity; btc.passes.lowering.online). A variant whose lists
 could not hold a chunk's entries stores nothing and says so; the next one runs the same chunk.
 """
 from __future__ import annotations

@@ -122,7 +122,7 @@ def bundle_document(manifest: dict, checkpoint: str | None) -> str:
         lines += ["`train_chunk_fast` takes the arguments of `train_chunk` and may replace it: it leaves out the slow "
                   "path for very long lists of active entries. When its last result, `overflow`, is 1 it stored "
                   "nothing and its loss means nothing: call "
-                  + ("`train_chunk_roomy` (the same, with lists 4x longer; its `overflow` likewise), then "
+                  + ("`train_chunk_roomy` (the same, with lists sized for 4x the expected activity; its `overflow` likewise), then "
                      if roomy else "")
                   + "`train_chunk` with the same arguments."]
     if "train_chunk" in fns:

@@ -3,8 +3,8 @@ prefix sum, and the sum of the table rows those lists select.
 
 A list holds `capacity` entries (from the expected activity); entries past it are summed by a
 slower exact path, so a busier step costs more but is never wrong. An optimistic function leaves that
-path out (and flags what it left), adding the spilled entries of a regrouped gradient with one scatter. Indices travel as i32: `index`
-tensors may not cross an IREE dispatch boundary.
+path out (and flags what it left), summing the spilled entries of a regrouped gradient by tiles
+(_spilled). Indices travel as i32: `index` tensors may not cross an IREE dispatch boundary.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     after its table_rows rows (padded_table), which the lists' unused entries read.
 
     In an optimistic function (fn.optimistic) the slow path below is left out: with a `spill` budget (and a
-    padded table), about that many entries past the lists' capacity are summed by `_hot_lists`; flags in
+    padded table), about that many entries past the lists' capacity are summed by `_spilled`; flags in
     fn.overflows say whether entries were left out (the runtime then runs the exact function).
 
     The first `capacity` entries of every list are found, then their table rows gathered and summed.
@@ -237,10 +237,12 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
         """Hot list h's tile p: its tile number, or the zero row."""
         lines, hi, pi, n_hot, r = _cell_and_list(fn, rank, rows)
         first, mine = first_tile(r, lines)
-        is_hot, inside, ok, t, none, out = (fn.name("r") for _ in range(6))
+        is_hot, inside, ok, t, none, held, ok2, out = (fn.name("r") for _ in range(8))
         lines += [f"{is_hot} = arith.cmpi slt, {hi}, {n_hot} : i32", f"{inside} = arith.cmpi slt, {pi}, {mine} : i32",
                   f"{ok} = arith.andi {is_hot}, {inside} : i1", f"{t} = arith.addi {first}, {pi} : i32",
-                  f"{none} = arith.constant {S} : i32", f"{out} = arith.select {ok}, {t}, {none} : i32"]
+                  f"{none} = arith.constant {S} : i32", f"{held} = arith.cmpi slt, {t}, {none} : i32",
+                  # (past S tiles the chunk is flagged, but the gather must still read inside its table)
+                  f"{ok2} = arith.andi {ok}, {held} : i1", f"{out} = arith.select {ok2}, {t}, {none} : i32"]
         return lines, [out]
 
     m2 = "affine_map<(d0, d1) -> (d0, d1)>"
@@ -337,7 +339,8 @@ def _first_above(fn: Fn, n: int, read, ci: str) -> tuple[list[str], str]:
                   f"{mid1} = arith.addi {mid}, {one} : index",
                   f"{lo2} = arith.select {gt}, {lo}, {mid1} : index"]
         lo, hi = lo2, hi2
-    return lines, lo
+    # hi: the answer once lo and hi meet, or n - 1 if no value exceeds ci (lo may then pass it, to n)
+    return lines, hi
 
 
 def _search_body(fn: Fn, lists: ActiveLists, total: str, missing: int):

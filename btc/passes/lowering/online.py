@@ -30,7 +30,7 @@ def train_chunk(lw: Lowering) -> None:
     (unpadded) steps. A module with event-driven work also exports train_chunk_fast: the same chunk
     without the slow exact path for active lists longer than their capacity (events.gather_rows_sum).
     It returns a flag besides; when set, it stored nothing, and the runtime runs the next function instead:
-    train_chunk_roomy (lists 4x longer: the activity drifts as a network learns, and the exact path past a
+    train_chunk_roomy (lists sized for 4x the expected activity: the activity drifts as a network learns, and the exact path past a
     list's capacity costs ~3x the whole chunk), then train_chunk. Functions ending in `_fast` or `_roomy`
     are these tiers (runtime.model)."""
     _train_chunk(lw, "train_chunk", optimistic=False)
