@@ -40,7 +40,8 @@ B, I, C = 32, 100, 10
 BT_PYTHON = "/tmp/venv/bt12/bin/python"
 
 
-def one(N: int, pairs_file: str, T: int, repeats: int, sparse: bool) -> dict:
+def one(N: int, pairs_file: str, T: int, repeats: int, sparse: bool, event_driven: str = "auto",
+        activity: str = "") -> dict:
     import numpy as np
 
     from btc.frontend import LIF, Expon, Network, Surrogate
@@ -59,13 +60,17 @@ def one(N: int, pairs_file: str, T: int, repeats: int, sparse: bool) -> dict:
     x = (rng.random((T, B, I)) < 0.1).astype(np.float32)
     y = np.broadcast_to(rng.integers(0, C, B), (T, B)).astype(np.int32)
     run = time_training(net, B, x, y, repeats,
-                        after=lambda m: float(m.infer_sequence(x, record=True)["spikes.h"].mean()))
+                        after=lambda m: float(m.infer_sequence(x, record=True)["spikes.h"].mean()),
+                        keep=lambda m: ({p["name"]: [p["propagation"], p["weight_gradient"]] for p in m.abi["projections"]},
+                                        dict(m.tiers.chunks_by)),
+                        event_driven=event_driven, **({"activity": json.loads(activity)} if activity else {}))
     s, rate, compile_s = run["seconds"], run["after"], run["compile_s"]
+    plan, chunks = run["kept"]
     pairs = net.projections["h_to_h"].connectivity.nnz if sparse else N * N
     return {"config": "btc-sparse" if sparse else "btc-dense", "N": N, "T": T,
             "us_per_step": s / T * 1e6, "pairs": pairs, "pair_reads_per_s": pairs * B / (s / T),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "compile_s": compile_s,
-            "firing_rate": rate}
+            "firing_rate": rate, "plan": plan, "chunks_by": chunks}
 
 
 def draw_pairs(N: int, p: float, path: str, seed: int = 0) -> int:
@@ -93,11 +98,17 @@ def main(argv=None) -> int:
     ap.add_argument("--t", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-dense", action="store_true", help="skip btc's dense baseline")
+    ap.add_argument("--event-driven", default="auto", choices=("auto", "on", "off"),
+                    help="btc's CompileOptions(event_driven=...) for its configurations")
+    ap.add_argument("--activity", default='{"x": 0.1, "*": 0.005}',
+                    help="btc's expected activity, JSON (a fraction or {name: fraction}); sizes its spike lists")
+    ap.add_argument("--configs", default="btc-sparse,btc-dense,braintrace-csr")
     ap.add_argument("--bt-python", default=BT_PYTHON, help="the side environment's python (braintrace)")
     ap.add_argument("--one", nargs=3, metavar=("N", "KIND", "PAIRS"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print(MARK + json.dumps(one(int(args.one[0]), args.one[2], args.t, args.repeats, args.one[1] == "sparse")))
+        print(MARK + json.dumps(one(int(args.one[0]), args.one[2], args.t, args.repeats, args.one[1] == "sparse",
+                                    args.event_driven, args.activity)))
         return 0
     here = os.path.dirname(os.path.abspath(__file__))
     results = []
@@ -105,13 +116,17 @@ def main(argv=None) -> int:
         for N in [int(n) for n in args.n.split(",")]:
             pairs_file = os.path.join(tmp, f"pairs-{N}.npz")
             nnz = draw_pairs(N, args.p, pairs_file)
-            kinds = ("sparse",) if args.no_dense else ("sparse", "dense")
+            configs = args.configs.split(",")
+            kinds = [k for k in ("sparse", "dense") if f"btc-{k}" in configs and not (k == "dense" and args.no_dense)]
             for kind in kinds:
                 r = run([sys.executable, os.path.abspath(__file__), "--one", str(N), kind, pairs_file,
-                         "--t", str(args.t), "--repeats", str(args.repeats)], f"btc-{kind}", N)
+                         "--t", str(args.t), "--repeats", str(args.repeats), "--event-driven", args.event_driven,
+                         "--activity", args.activity], f"btc-{kind}", N)
                 if r:
                     results.append(r)
-            if os.path.exists(args.bt_python):
+                    print(f"btc-{kind} N={N}: plan {r['plan']}; chunks taken by each train_chunk variant "
+                          f"(warm-up included) {r['chunks_by']}", flush=True)
+            if "braintrace-csr" in configs and os.path.exists(args.bt_python):
                 env = dict(os.environ, JAX_PLATFORMS="cpu")
                 r = run([args.bt_python, os.path.join(here, "bench_braintrace.py"), "--one", str(N), str(args.t),
                          "--projection", "csr", "--pairs", pairs_file, "--repeats", str(args.repeats)],

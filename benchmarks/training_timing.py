@@ -7,16 +7,16 @@ import tempfile
 import time
 
 
-def time_training(net, batch: int, x, y, repeats: int, before=None, after=None) -> dict:
-    """Compile `net` (chunk = the sequence length) in a temporary directory and train it on (x, y):
-    {"seconds": the median timed sequence, "compile_s", "before": before(model) untrained,
-    "after": after(model) once timed}."""
+def time_training(net, batch: int, x, y, repeats: int, before=None, after=None, keep=None, **options) -> dict:
+    """Compile `net` (chunk = the sequence length; `options`: more CompileOptions) in a temporary directory
+    and train it on (x, y): {"seconds": the median timed sequence, "compile_s", "before": before(model)
+    untrained, "after": after(model) once timed, "kept": keep(model) at the end}."""
     from btc.driver import CompileOptions, compile_network
     from btc.runtime import load
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        compile_network(net, CompileOptions(batch=batch, chunk=len(x)), os.path.join(tmp, "a"))
+        compile_network(net, CompileOptions(batch=batch, chunk=len(x), **options), os.path.join(tmp, "a"))
         compile_s = time.perf_counter() - t0
         model = load(os.path.join(tmp, "a"))
         first = before(model) if before else None
@@ -27,4 +27,6 @@ def time_training(net, batch: int, x, y, repeats: int, before=None, after=None) 
             model.train_sequence(x, y, lr=1e-3)
             times.append(time.perf_counter() - t0)
         last = after(model) if after else None
-    return {"seconds": sorted(times)[len(times) // 2], "compile_s": compile_s, "before": first, "after": last}
+        kept = keep(model) if keep else None
+    return {"seconds": sorted(times)[len(times) // 2], "compile_s": compile_s, "before": first, "after": last,
+            "kept": kept}

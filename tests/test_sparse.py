@@ -261,3 +261,77 @@ def test_heavy_tailed_wiring_equals_masked_dense(tmp_path, algorithm, batch):
     dense = _compile(build(False), tmp_path, "dense", batch, algorithm=algorithm)
     assert all(p["connectivity"]["layout"] == "pull-sliced-ell" for p in sparse.abi["projections"][:2])
     _assert_same(sparse_net, sparse, dense, x, target, mask, "hub")
+
+
+SPIKE_DRIVEN_NETWORKS = ("recurrent_expon", "cuba_dale_delays", "align_pre", "three_layers")
+
+
+@pytest.mark.parametrize("name", SPIKE_DRIVEN_NETWORKS)
+def test_spike_driven_sparse_equals_masked_dense(compiled, tmp_path, name):
+    """event_driven="on": every sparse projection with a binary presynaptic signal pushes its active
+    inputs' pairs (propagation) and regroups pp-prop's gradient per block, its spikes pushing their pairs'
+    entries of the backward filter (lowering/sparse_events.py), in train_chunk_fast. Lists as long as
+    their tensors (activity 1): the fast variant takes every chunk, and must equal the dense twin."""
+    sparse_net = sparse_variant(NETWORKS[name]())
+    x, target, mask = sequence(sparse_net, BATCH, STEPS)
+    sparse = _compile(sparse_net, tmp_path, "sparse", event_driven="on", activity=1.0)
+    dense = _dense_twin(compiled, name, sparse_net)
+    plan = {p["name"]: (p["binary"], p["propagation"], p["weight_gradient"]) for p in sparse.abi["projections"]}
+    assert any(binary for binary, _, _ in plan.values()), plan
+    for binary, propagation, gradient in plan.values():
+        assert propagation == ("sparse-event" if binary else "sparse"), plan
+        assert gradient in (("sparse-event", "sparse") if binary else ("sparse",)), plan
+    assert any(g == "sparse-event" for _, _, g in plan.values()), plan
+    _assert_same(sparse_net, sparse, dense, x, target, mask, name)
+    assert sparse.tiers.chunks_by["train_chunk_fast"] == 3 and sparse.tiers.chunks_by["train_chunk"] == 0
+
+
+def test_spike_driven_sparse_lists_that_overflow_stay_exact(tmp_path):
+    """Expected activity 1 % (lists of 8 entries of 40 inputs and 60 neurons), inputs at 60 %: every
+    chunk overflows the optimistic variants' lists, which store nothing; the exact train_chunk takes the
+    chunks and gives the dense twin's result. At 3 % the fast variant takes them, exactly too."""
+    from btc.frontend.zoo import recurrent_lif
+
+    def build():
+        return sparse_variant(recurrent_lif(inputs=40, hidden=60, classes=3), density=0.3)
+
+    sparse_net = build()
+    dense = masked_twin(sparse_net, recurrent_lif(inputs=40, hidden=60, classes=3))
+    sparse = _compile(build(), tmp_path, "sparse", event_driven="on", activity=0.01)
+    dense = _compile(dense, tmp_path, "dense")
+    assert {p["propagation"] for p in sparse.abi["projections"]} == {"sparse-event"}
+    x, target, mask = sequence(sparse_net, BATCH, STEPS, rate=0.6)
+    _assert_same(sparse_net, sparse, dense, x, target, mask, "recurrent_lif")
+    assert sparse.tiers.busy_chunks == 1 and sparse.tiers.chunks_by["train_chunk"] == 3
+    sparse.tiers.reset()
+    quiet, _, _ = sequence(sparse_net, BATCH, STEPS, rate=0.03)
+    _assert_same(sparse_net, sparse, dense, quiet, target, mask, "recurrent_lif")
+    assert sparse.tiers.chunks_by["train_chunk_fast"] == 3
+
+
+def test_spike_driven_sparse_plan():
+    """auto: a large, sparsely firing sparse projection is pushed by its spikes, a tiny one is pulled;
+    off: pulled; a non-binary signal and shared weights (a convolution) are always pulled."""
+    from btc.driver import lower_network
+    from btc.passes.lowering.abi import Abi
+
+    def plan(net, **options):
+        module, _ = lower_network(net, CompileOptions(batch=32, chunk=20, **options))
+        return {p["name"]: (p["propagation"], p["weight_gradient"]) for p in Abi.from_module(module).projections}
+
+    def big():
+        net = Network(seed=0)
+        net.input("x", 100)
+        net.group("h", 4096, LIF(tau=10.0, synapse=Expon(5.0)))
+        net.readout("out", 3)
+        net.project("x", "h")
+        net.project("h", "h", recurrent=True, connectivity=FixedProbability(0.01, seed=1))
+        net.project("h", "out")
+        net.set_loss("cross_entropy", "out")
+        return net
+
+    assert plan(big(), activity={"x": 0.1, "*": 0.005})["h_to_h"] == ("sparse-event", "sparse-event")
+    assert plan(big(), activity={"x": 0.1, "*": 0.005}, event_driven="off")["h_to_h"] == ("sparse", "sparse")
+    assert plan(big(), activity={"x": 0.1, "*": 0.9})["h_to_h"] == ("sparse", "sparse")  # busy: pulled is cheaper
+    small = plan(_small_net(FixedProbability(0.3, seed=0)))
+    assert small["x_to_h"] == ("sparse", "sparse")

@@ -20,8 +20,9 @@ SURROGATE_KINDS = tuple(SURROGATE_RULES)
 TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
 ALGORITHMS = tuple(a.value for a in Algorithm)
 LOSS_KINDS = ("cross_entropy", "mse")
-# a projection's propagation or weight gradient; "sparse": over its connected pairs (sparse projections)
-EVENT_CHOICES = ("dense", "event", "sparse")
+# a projection's propagation or weight gradient; "sparse": over its connected pairs (sparse projections);
+# "sparse-event": over the pairs of its active inputs
+EVENT_CHOICES = ("dense", "event", "sparse", "sparse-event")
 # an attribute's kind: str -> StringAttr, int -> i64, float -> f64, f32 -> f32 (array elements),
 # bool -> BoolAttr, symbol -> FlatSymbolRefAttr, array -> ArrayAttr of `element`, indices -> a 1-D
 # dense i32 elements attribute (numpy int32 arrays; printed in hex when large)
@@ -95,9 +96,9 @@ def _projection_verify(p) -> str | None:
         return "n_weights, bias_block and weight_scale belong to a projection with shared weights (tie)"
     if p.bias_block < 1:
         return f"bias_block must be positive, got {p.bias_block}"
-    for name in ("propagation", "weight_gradient"):  # "dense" until btc-plan-events; then "sparse" iff sparse
+    for name in ("propagation", "weight_gradient"):  # "dense" until btc-plan-events; then "sparse*" iff sparse
         value = getattr(p, name)
-        if value != "dense" and (value == "sparse") != (pre is not None):
+        if value != "dense" and value.startswith("sparse") != (pre is not None):
             return f"{name} {value!r} does not fit a {'sparse' if pre is not None else 'dense'} projection"
     return None
 

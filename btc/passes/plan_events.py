@@ -7,12 +7,17 @@ batch row select, exact for a binary presynaptic signal. `weight_gradient = "eve
 dW = sum_t eps_x^T L^t is regrouped over blocks of `btc.event_block` steps (pp-prop.md section 7):
 one dense outer product per block plus, per presynaptic spike, one row of the block's backward
 filter. Both are exact rearrangements (equal up to float summation order). A sparse projection
-(pre_index/post_index) is "sparse" for both: its work follows its connected pairs.
+(pre_index/post_index) is "sparse" for both: its work follows its connected pairs; "sparse-event"
+where its signal is binary and the cost model finds it cheaper: the active inputs push their pairs
+(propagation) and the block's spikes push their pairs' entries of the backward filter (gradient), in
+the optimistic train_chunk variants (lowering/sparse_events.py).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from iree.compiler import ir
 
@@ -21,7 +26,8 @@ from btc.dialect.ops import ANNOTATIONS
 from btc.errors import BtcError
 from btc.passes._view import ModelView
 
-__all__ = ["PlanEventsPass", "EVENT_MODES", "DEFAULT_ACTIVITY", "projection_costs", "event_block", "list_capacity"]
+__all__ = ["PlanEventsPass", "EVENT_MODES", "DEFAULT_ACTIVITY", "projection_costs", "event_block", "list_capacity",
+           "SPIKE_DRIVEN", "spike_driven"]
 
 EVENT_MODES = ("auto", "on", "off")
 
@@ -34,6 +40,9 @@ DEFAULT_ACTIVITY = ANNOTATIONS["btc.activity"].default
 # those of train_chunk_fast, which runs unless a list overflows (the exact path past a list's capacity
 # costs ~3x the whole chunk, and train_chunk_roomy comes first: btc.runtime.tiers).
 GATHER_MACS = 6.0
+# a scattered update (a sparse projection's pushed pair: the value's and destination's reads and the scatter)
+# about 7 gathers: 1.0 M updates took 7-8 ms at N=16,384, 1 %, B=32, against ~1 ns per pulled slot
+SCATTER_MACS = 42.0
 LIST_MACS_PER_ENTRY = 20.0
 FIXED_MACS = 500_000  # the extra dispatches of an event-driven projection
 MAX_BLOCK = 20  # steps per regrouped gradient block: one loop iteration holds them all (compile time grows)
@@ -51,12 +60,26 @@ def event_block(chunk: int) -> int:
     return max(d for d in range(1, min(chunk, MAX_BLOCK) + 1) if chunk % d == 0)
 
 
-def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots: int = 0) -> dict[str, float]:
+SPIKE_DRIVEN = ("event", "sparse-event")
+
+
+def spike_driven(p) -> bool:
+    """Whether some of a projection's work follows its presynaptic spikes (its signal must be 0/1)."""
+    return p.propagation in SPIKE_DRIVEN or p.weight_gradient in SPIKE_DRIVEN
+
+
+def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots: int = 0,
+                     fan_out: int = 0) -> dict[str, float]:
     """Expected MACs per step of each way to compute one projection, for inputs of this activity;
-    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot)."""
+    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot), `fan_out`: its
+    largest number of pairs out of one presynaptic neuron (each listed spike pushes that many)."""
     dense = float(B * I * O)
     if slots:
-        return {"propagation_sparse": GATHER_MACS * B * slots, "gradient_sparse": GATHER_MACS * B * slots,
+        pulled = GATHER_MACS * B * slots
+        pushed = SCATTER_MACS * B * list_capacity(I, activity) * fan_out + LIST_MACS_PER_ENTRY * B * I
+        return {"propagation_sparse": pulled, "gradient_sparse": pulled,
+                "propagation_sparse-event": pushed + FIXED_MACS,
+                "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,
                 "propagation_dense": dense, "gradient_dense": dense}
     step_lists = GATHER_MACS * B * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
     # per block: the lists, their spilled entries' tiles (2 per presynaptic neuron) and hot sums (about 1), the pull
@@ -75,6 +98,7 @@ class PlanEventsPass:
     activity: float = DEFAULT_ACTIVITY  # expected fraction of a spike train's entries active per step
     activities: tuple = ()  # ("name=fraction", ...): an input's or group's own expected activity
     update_every: int = 0  # an in-module update reads the gradient every k steps: no regrouping then
+    partitioned: bool = False  # one rank of a partitioned network: no optimistic train_chunk variants
 
     def __post_init__(self):
         if self.mode not in EVENT_MODES:
@@ -92,9 +116,11 @@ class PlanEventsPass:
                 view.source_op(name).attributes["btc.activity"] = make_attribute("float", own.get(name, self.activity))
             for p in view.projections.values():
                 p_op = view.projection_ops[p.name]
-                if p.sparse:  # its storage decides: work over the connected pairs
-                    p_op.attributes["propagation"] = make_attribute("str", "sparse")
-                    p_op.attributes["weight_gradient"] = make_attribute("str", "sparse")
+                if p.sparse:  # its storage decides: work over the connected pairs, pulled or pushed by spikes
+                    propagate, regroup = self._sparse_choice(view, p, own, block)
+                    any_gradient |= regroup
+                    p_op.attributes["propagation"] = make_attribute("str", "sparse-event" if propagate else "sparse")
+                    p_op.attributes["weight_gradient"] = make_attribute("str", "sparse-event" if regroup else "sparse")
                     continue
                 binary = view.binary(p.pre)
                 costs = projection_costs(view.batch, view.size(p.pre), view.size(p.post),
@@ -106,6 +132,22 @@ class PlanEventsPass:
                 p_op.attributes["propagation"] = make_attribute("str", "event" if propagate else "dense")
                 p_op.attributes["weight_gradient"] = make_attribute("str", "event" if regroup else "dense")
         set_module_attribute(module, "btc.event_block", block if any_gradient else 1)
+
+    def _sparse_choice(self, view: ModelView, p, own: dict, block: int) -> tuple[bool, bool]:
+        """(push by spikes in propagation, in the regrouped gradient) for a sparse projection. Not for shared
+        weights (a convolution: its gradient sums over the pairs of each weight) nor partitioned ranks, whose
+        train_chunk has no optimistic variant to run the pushes in."""
+        if p.tie is not None or self.partitioned or not view.binary(p.pre):
+            return False, False
+        degrees = np.bincount(p.post_index, minlength=view.size(p.post))
+        slots = int(degrees.max()) * degrees.size  # the pull side's padded pairs (a single table)
+        fan_out = int(np.bincount(p.pre_index).max())
+        costs = projection_costs(view.batch, view.size(p.pre), view.size(p.post), own.get(p.pre, self.activity),
+                                 block, min(slots, 2 * p.nnz), fan_out)
+        propagate = self._choose(costs["propagation_sparse-event"] < costs["propagation_sparse"])
+        regroup = (_learns_by_pp_prop(view, p) and block > 1 and not self.update_every
+                   and self._choose(block >= MIN_BLOCK and costs["gradient_sparse-event"] < costs["gradient_sparse"]))
+        return propagate, regroup
 
     def _activities(self, view: ModelView) -> dict[str, float]:
         out = {}

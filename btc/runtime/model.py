@@ -43,7 +43,7 @@ class Model:
         self.inputs = {i["name"]: i for i in abi["inputs"]}
         # inputs whose non-zeros event-driven work counts as ones: they must hold 0/1
         self._spike_inputs = {p["pre"] for p in abi["projections"] if p["pre"] in self.inputs
-                              and "event" in (p.get("propagation"), p.get("weight_gradient"))}
+                              and {"event", "sparse-event"} & {p.get("propagation"), p.get("weight_gradient")}}
         self.param_names = [p["name"] for p in abi["params"]]
         self.num_classes = abi["num_classes"]
         self.update_every = abi["update_every"] or None  # continual: the module updates every k steps itself

@@ -31,6 +31,7 @@ from btc.passes.lowering.layout import declare_globals
 from btc.passes.lowering.online import train_chunk
 from btc.passes.lowering.optimizer import OPTIMIZERS, apply_update
 from btc.passes.lowering.state_io import params_io, reset_state
+from btc.passes.plan_events import SPIKE_DRIVEN
 
 __all__ = ["lower", "Abi", "PARAMETER_SCOPE", "Lowering", "LoweringOptions", "OPTIMIZERS", "LARGE_STEP_MACS", "FUNCTIONS"]
 
@@ -57,7 +58,7 @@ def lower(view: ModelView, options: LoweringOptions) -> tuple[Lowering, Abi]:
     """Declare the globals and write every function; returns the lowering and its ABI record."""
     lw = Lowering(view, options)
     small = step_macs(view) < LARGE_STEP_MACS
-    regrouped = any(p.weight_gradient == "event" for p in view.projections.values())
+    regrouped = any(p.weight_gradient in SPIKE_DRIVEN for p in view.projections.values())
     if regrouped and options.update_every:
         raise BtcError("a weight gradient regrouped per block (btc-plan-events) cannot be read by an in-module "
                        f"update every {options.update_every} steps; plan the events with the same update_every")

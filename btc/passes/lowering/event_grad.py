@@ -6,8 +6,9 @@ L^t the per-step postsynaptic factor,
 
     sum_t (eps_x^t)^T L^t = alpha e0^T M^t0 + sum_tau (x^tau)^T M^tau,   M^tau = L^tau + alpha M^(tau+1).
 
-The first term is one dense outer product per block; the second adds, per presynaptic spike
-(b, i, tau), the row M^tau[b, :] to row i of the gradient. The block's values are SSA values of one
+The first term is one dense outer product per block (over the pairs of a sparse projection); the second
+adds, per presynaptic spike (b, i, tau), the row M^tau[b, :] to row i of the gradient (a sparse
+projection's spikes push their pairs' entries of M^tau instead: sparse_events.event_gradient). The block's values are SSA values of one
 loop iteration, so nothing per step is carried through the loop (IREE copies carried tensors).
 """
 from __future__ import annotations
@@ -16,6 +17,9 @@ from dataclasses import dataclass, field
 
 from btc.passes.lowering.bodies import decay_body, scale_body
 from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capacity_of
+from btc.passes.lowering.products import weight_outer
+from btc.passes.lowering.sparse import SparseWeights
+from btc.passes.lowering.sparse_events import event_gradient
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["GradientBlock"]
@@ -28,6 +32,7 @@ class _Pending:
     e0: str
     rows: int  # I
     cols: int  # O
+    sparse: SparseWeights | None  # a sparse projection's weights: its gradient is a vector over the pairs
     L: list = field(default_factory=list)
 
 
@@ -39,9 +44,10 @@ class GradientBlock:
         self.pending: dict[str, _Pending] = {}  # gradient key -> its block
         self.spikes: dict[str, list[str]] = {}  # trace -> x^t of each step of the block, shared by its projections
 
-    def add(self, grad: str, trace: str, alpha: float, e0: str, x: str, L: str, rows: int, cols: int) -> None:
+    def add(self, grad: str, trace: str, alpha: float, e0: str, x: str, L: str, rows: int, cols: int,
+            sparse: SparseWeights | None = None) -> None:
         """Step j of gradient `grad`'s block: e0 is kept from the block's first step."""
-        entry = self.pending.setdefault(grad, _Pending(trace, alpha, e0, rows, cols))
+        entry = self.pending.setdefault(grad, _Pending(trace, alpha, e0, rows, cols, sparse))
         step = len(entry.L)
         entry.L.append(L)
         steps = self.spikes.setdefault(trace, [])
@@ -51,20 +57,31 @@ class GradientBlock:
     def flush(self, cur: dict) -> dict:
         fn, B = self.fn, self.B
         out = dict(cur)
-        lists = {}
-        for trace, xs in self.spikes.items():
-            rows = next(e.rows for e in self.pending.values() if e.trace == trace)
-            lists[trace] = active_lists(fn, _stack(fn, xs, B, rows), (len(xs) * B, rows), 0,
-                                        list_capacity_of(fn, len(xs) * B, self.activity[trace]))
+        stacks, lists = {}, {}  # per trace: its block's signal [steps*B, I]; its spikes listed per input (0)
+        # or, for sparse projections, per row (1)
+
+        def spikes_of(e: _Pending, along: int):
+            if e.trace not in stacks:
+                stacks[e.trace] = _stack(fn, self.spikes[e.trace], B, e.rows)
+            if (e.trace, along) not in lists:
+                R = len(self.spikes[e.trace]) * B
+                n = R if along == 0 else e.rows
+                lists[e.trace, along] = active_lists(fn, stacks[e.trace], (R, e.rows), along,
+                                                     list_capacity_of(fn, n, self.activity[e.trace]))
+            return lists[e.trace, along]
+
         filters: dict = {}  # projections into one group share its L^t: one backward filter per (L, alpha)
         for grad, e in self.pending.items():
             key = (tuple(e.L), e.alpha)
             if key not in filters:
                 filters[key] = self._backward_filter(e)
             first, stacked = filters[key]
-            g = fn.matmul_at(e.e0, first, B, e.rows, e.cols, cur[grad])
+            g = weight_outer(fn, e.sparse, e.e0, first, B, e.rows, e.cols, cur[grad])  # (dense W: e.sparse None)
+            if e.sparse:
+                out[grad] = event_gradient(fn, e.sparse, spikes_of(e, 1), stacked, g, B)
+                continue
             # entries past the capacity: up to two per presynaptic neuron on average (times the headroom)
-            out[grad] = gather_rows_sum(fn, lists[e.trace], stacked, len(e.L) * B, e.cols, g,
+            out[grad] = gather_rows_sum(fn, spikes_of(e, 0), stacked, len(e.L) * B, e.cols, g,
                                         spill=int(2 * e.rows * fn.headroom), padded=True)
         self.pending, self.spikes = {}, {}
         return out

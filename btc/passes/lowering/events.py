@@ -14,7 +14,8 @@ from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.text import Fn, tt
 from btc.passes.plan_events import list_capacity
 
-__all__ = ["ActiveLists", "active_lists", "gather_rows_sum", "list_capacity_of", "padded_table", "any_flag"]
+__all__ = ["ActiveLists", "active_lists", "gather_rows_sum", "list_capacity_of", "padded_table", "any_flag",
+           "list_positions", "overflow_flag"]
 
 
 class ActiveLists:
@@ -84,10 +85,7 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     acc_type, idx_type = tt(rows, cols), tt(rows, C, dtype="i32")
     # summed into zeros, acc added after: a sum into its producer's result (a matmul) fused with it, badly
     acc_in, acc = acc, fn.full((rows, cols), 0.0)
-    missing = table_rows if padded else -1
-    idx = fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
-                     [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
-                     ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0], missing))[0]
+    idx = list_positions(fn, lists, table_rows if padded else -1)
     table_type = tt(table_rows + 1 if padded else table_rows, cols)
 
     # unpadded: -1 reads row 0, masked in the sum
@@ -127,6 +125,19 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
 
     return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
                       [(summed, "affine_map<(d0, d1) -> (d0, d1)>", acc_type)], ["parallel", "parallel"], overflow)[0]
+
+
+def list_positions(fn: Fn, lists: ActiveLists, missing: int) -> str:
+    """[rows, capacity] i32: the position of each list's c-th active entry, or `missing` past its end."""
+    rows, C = lists.rows, lists.capacity
+    return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
+                      [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", tt(rows, C, dtype="i32"))],
+                      ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0], missing))[0]
+
+
+def overflow_flag(fn: Fn, lists: ActiveLists) -> str:
+    """1.0 if some list is longer than its capacity, else 0.0 (a rank-0 f32 tensor)."""
+    return _any_longer(fn, lists.totals, lists.rows, lists.capacity)
 
 
 def _summed_rows(fn: Fn, table: str, table_type: str, idx: str, rows: int, C: int, cols: int, acc: str,

@@ -12,6 +12,7 @@ from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capac
 from btc.passes.lowering.shared import channel_bias
 from btc.passes.lowering.products import times_weights
 from btc.passes.lowering.sparse import sparse_weights
+from btc.passes.lowering.sparse_events import event_propagate
 from btc.passes.lowering.text import Fn, block_body, tt
 
 __all__ = ["Step", "weights", "split_params", "pre_value", "source_value", "forward", "next_states", "time_loop"]
@@ -52,8 +53,12 @@ def split_params(lw: Lowering, values: list[str], fn: Fn, hoisted: bool = False)
             if kind == "W" and owner in lw.sparse:
                 p = lw.v.projections[owner]  # pulled back through: within the step, or by BPTT's sweep
                 push = p.pre in lw.v.groups and (p.lag == 0 or not lw.algorithm.online)
+                events = "" if not (hoisted and fn.optimistic) else (  # spikes push the pairs (sparse_events.py)
+                    "propagation" if p.propagation == "sparse-event" else
+                    "gradient" if p.weight_gradient == "sparse-event" else "")
                 value = sparse_weights(fn, lw.sparse[owner], value,
-                                       lambda table, owner=owner: lw.load_table(fn, owner, table), push, hoisted)
+                                       lambda table, owner=owner: lw.load_table(fn, owner, table), push, hoisted,
+                                       events)
             if kind == "W" and hoisted and lw.v.projections[owner].propagation == "event":
                 # its zero-row twin, built once before the loop (the barrier keeps it there)
                 fn.padded[value] = fn.barrier(padded_table(fn, value, *shape), (shape[0] + 1, shape[1]))
@@ -116,10 +121,14 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
         for p in v.into(g):
             if p.port == port:
                 pre = pre_value(lw, p.pre, p.lag, xt, cur, st)
-                if p.propagation == "event":
-                    if p.source not in st.active:
-                        st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
-                                                           list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
+                # a sparse projection's spikes push its pairs in an optimistic loop only (its lists' overflow flagged)
+                pushed = p.propagation == "sparse-event" and fn.overflows is not None
+                if (p.propagation == "event" or pushed) and p.source not in st.active:
+                    st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
+                                                       list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
+                if pushed:
+                    y = event_propagate(fn, W[p.name], st.active[p.source], B, y)
+                elif p.propagation == "event":
                     padded = fn.padded.get(W[p.name])
                     y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,
                                         y or fn.full((B, N), 0.0), padded=padded is not None)

@@ -23,17 +23,19 @@ def slot_keys(i: int, projection: str, lw: Lowering) -> list[str]:
     return [f"gs{i}_{b}" for b in range(len(lw.sparse[projection].pull.widths))] if projection in lw.sparse else []
 
 
-def slot_accumulators(lw: Lowering) -> dict[str, tuple[str, tuple]]:
+def slot_accumulators(lw: Lowering, optimistic: bool = False) -> dict[str, tuple[str, tuple]]:
     """name -> (projection, shape) of every per-slot gradient a time loop carries: sparse projections
     learning by pp-prop's pair of traces, their gradient read at the pairs after the loop. Only for
     small batches: reading the pairs costs nnz scattered reads a step whatever the batch, the slot
     products B x slots. Measured: B=1, 3.1 M pairs, chunk 50: the per-step read took 56 of 96 ms;
-    B=32, 2.7 M pairs, chunk 100: carrying the slots made a step 354 ms against 228."""
+    B=32, 2.7 M pairs, chunk 100: carrying the slots made a step 354 ms against 228. An optimistic function
+    regroups a "sparse-event" gradient per block instead (event_grad.GradientBlock)."""
     out = {}
     if lw.B > SLOT_BATCH_MAX:
         return out
     for p in lw.v.projections.values():
-        if p.sparse and p.learns and p.weight_gradient != "event" and lw.v.dense_trace(p.name) is None:
+        if (p.sparse and p.learns and not (optimistic and p.weight_gradient == "sparse-event")
+                and lw.v.dense_trace(p.name) is None):
             i = lw.param_index(f"{p.name}.W")
             out.update({k: (p.name, shape) for k, shape in zip(slot_keys(i, p.name, lw), slot_shapes(lw.sparse[p.name]))})
     return out
@@ -44,10 +46,11 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
     """grad W += eps_x^T (sum_s eps_f*delta): one outer product over the batch."""
     p, pre_t = lw.v.projections[op.projection], lw.v.traces[op.pre_trace]
     i = lw.param_index(f"{p.name}.W")
-    if p.weight_gradient == "event":  # added once per block, by GradientBlock.flush
+    # added once per block, by GradientBlock.flush; a sparse projection's only in an optimistic function
+    if p.weight_gradient == "event" or (p.weight_gradient == "sparse-event" and sv.fn.overflows is not None):
         x = source_value(lw, p.source, sv.xt, sv.cur, sv.st)
         sv.block.add(f"g{i}", pre_t.name, pre_t.decay, sv.cur[f"tr_{pre_t.name}_0"], x, sv.post_sum[op.post_trace],
-                     pre_t.size, lw.v.size(p.post))
+                     pre_t.size, lw.v.size(p.post), sv.W[p.name] if p.sparse else None)
         sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
         return
     slots = slot_keys(i, p.name, lw)

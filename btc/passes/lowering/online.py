@@ -17,6 +17,7 @@ from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
 from btc.passes.lowering.schedule import StepValues, run_schedule
 from btc.passes.lowering.sparse import slots_to_vector
 from btc.passes.lowering.text import Fn, select_scalar, tt
+from btc.passes.plan_events import spike_driven
 
 __all__ = ["train_chunk"]
 
@@ -35,8 +36,7 @@ def train_chunk(lw: Lowering) -> None:
     are these tiers (runtime.model)."""
     _train_chunk(lw, "train_chunk", optimistic=False)
     # (a rank of a partitioned network calls train_chunk only: one step per call, nothing to amortise)
-    if not lw.options.partitioned and any("event" in (p.propagation, p.weight_gradient)
-                                          for p in lw.v.projections.values()):
+    if not lw.options.partitioned and any(spike_driven(p) for p in lw.v.projections.values()):
         for name, headroom in OPTIMISTIC_TIERS:
             if not _train_chunk(lw, name, optimistic=True, headroom=headroom):
                 break  # every list holds its whole tensor: a roomier tier would be the same function
@@ -59,7 +59,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
     if optimistic:
         carry.append(("overflow", fn.full((), 0.0), tt()))
     # sparse weight gradients are summed per pull slot through the loop, read at the pairs after it
-    slots = {} if continual else slot_accumulators(lw)
+    slots = {} if continual else slot_accumulators(lw, optimistic)
     carry += [(k, fn.full(shape, 0.0), tt(*shape)) for k, (_, shape) in slots.items()]
     block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"})
     drives = {} if continual else input_drives(lw, fn, W)  # (continual: W changes inside the loop)

@@ -128,7 +128,23 @@ class SparseLayout:
             return self.push.tables[name]
         if name in ("tie", "uses"):
             return self._shared_tables[name]
+        if name.startswith("ev_"):
+            return self._event_tables[name]
         return self._per_slot_trace[name]
+
+    @cached_property
+    def _event_tables(self) -> dict[str, np.ndarray]:
+        """Spike-driven work (sparse_events.py) pushes per presynaptic neuron, one row of fan_out slots each
+        and a last row I for a list's unused entries: ev_post (padding: O, a dump column) and ev_k (the
+        pair; padding: nnz, a dump slot). The pairs are sorted by (pre, post), so row i holds a run of k."""
+        post = np.full((self.I + 1, self.fan_out), self.O, np.int32)
+        k = np.full((self.I + 1, self.fan_out), self.nnz, np.int32)
+        order = np.lexsort((self.post, self.pre))
+        pre = self.pre[order]
+        f = np.arange(self.nnz) - np.searchsorted(pre, pre)
+        post[pre, f] = self.post[order]
+        k[pre, f] = order
+        return {"ev_post": post, "ev_k": k}
 
     @cached_property
     def _shared_tables(self) -> dict[str, np.ndarray]:
@@ -168,6 +184,7 @@ class SparseWeights:
     pull: list  # [rows, width] per pull bucket
     push: list | None  # per push bucket, or None where nothing pulls back through the weights
     t: dict  # table name -> SSA value
+    events: str | None = None  # [I + 1, fan_out]: the weights at ev_k (0 at its padding), for spike-driven sums
 
 
 class _Tables(dict):
@@ -183,12 +200,13 @@ class _Tables(dict):
 
 
 def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table, push: bool,
-                   hoisted: bool = False) -> SparseWeights:
+                   hoisted: bool = False, events: str = "") -> SparseWeights:
     """Gather the vector W into its pull buckets (and push buckets if `push`: something pulls a signal
     back through these weights); `load_table(name)` gives a table's SSA value. `hoisted`: gathered
     before the time loop, and kept there by an optimization barrier: fused into the products inside
     the loop, the gather re-read W at random every step (measured at 135,000 neurons and 3.1 million
-    pairs: most of a step's time)."""
+    pairs: most of a step's time). `events`: "propagation" or "gradient" where spikes push the pairs
+    (sparse_events.py), "" elsewhere."""
     t = _Tables(load_table)
     if layout.tie is not None:  # a convolution: the kernel read out at every pair
         flat = pair_weights(fn, flat, t["tie"], layout.n_weights, layout.nnz, layout.scale)
@@ -198,7 +216,14 @@ def sparse_weights(fn: Fn, layout: SparseLayout, flat: str, load_table, push: bo
                  for b, (w, n) in enumerate(zip(side.widths, side.counts))]
         return [fn.barrier(v, (n, w)) for v, w, n in zip(taken, side.widths, side.counts)] if hoisted else taken
 
-    return SparseWeights(layout, flat, side_weights(layout.pull), side_weights(layout.push) if push else None, t)
+    ev = None
+    if events:  # the spike-driven tables (sparse_events.py), loaded before the loop that reads them
+        shape = (layout.I + 1, layout.fan_out)
+        ev_k, _ = t["ev_k"], t["ev_post"]
+        if events == "propagation":  # and the weights at ev_k, kept there like the buckets
+            ev = _take(fn, flat, layout.nnz, ev_k, shape)
+            ev = fn.barrier(ev, shape) if hoisted else ev
+    return SparseWeights(layout, flat, side_weights(layout.pull), side_weights(layout.push) if push else None, t, ev)
 
 
 def propagate(fn: Fn, w: SparseWeights, x: str, B: int, acc: str | None) -> str:
