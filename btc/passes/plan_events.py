@@ -144,7 +144,8 @@ class PlanEventsPass:
         fan_out = int(np.bincount(p.pre_index).max())
         costs = projection_costs(view.batch, view.size(p.pre), view.size(p.post), own.get(p.pre, self.activity),
                                  block, min(slots, 2 * p.nnz), fan_out)
-        propagate = self._choose(costs["propagation_sparse-event"] < costs["propagation_sparse"])
+        # (an in-module update re-reads W every step: the push table is gathered before the loop only)
+        propagate = not self.update_every and self._choose(costs["propagation_sparse-event"] < costs["propagation_sparse"])
         regroup = (_learns_by_pp_prop(view, p) and block > 1 and not self.update_every
                    and self._choose(block >= MIN_BLOCK and costs["gradient_sparse-event"] < costs["gradient_sparse"]))
         return propagate, regroup
