@@ -1,7 +1,8 @@
 // RUN: btc-opt --pipeline "btc-analyse,btc-plan-events{mode=on}"
-// A sparse projection (pre_index/post_index) computes over its pairs whatever the mode: its propagation
-// and weight gradient are "sparse"; the dense projections beside it are planned as before.
-// CHECK: "btc.projection"() {bias = false, post = @h, post_index = dense<[0, 2, 1]> : tensor<3xi32>, pre = @x, pre_index = dense<[0, 0, 3]> : tensor<3xi32>, propagation = "sparse", recurrent = false, sym_name = "x_to_h", weight_gradient = "sparse"}
+// A sparse projection (pre_index/post_index) computes over its pairs: under mode=on its binary input's
+// spikes push them ("sparse-event"); with no trace plan its weight gradient stays "sparse"; the dense
+// projections beside it are planned as before.
+// CHECK: "btc.projection"() {bias = false, post = @h, post_index = dense<[0, 2, 1]> : tensor<3xi32>, pre = @x, pre_index = dense<[0, 0, 3]> : tensor<3xi32>, propagation = "sparse-event", recurrent = false, sym_name = "x_to_h", weight_gradient = "sparse"}
 // CHECK: "btc.projection"() {bias = false, post = @out, pre = @h, propagation = "event", recurrent = false, sym_name = "h_to_out", weight_gradient = "dense"}
 
 module attributes {btc.batch = 4 : i64, btc.chunk = 10 : i64} {
