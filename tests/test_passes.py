@@ -3,6 +3,8 @@
 The Jacobian pass is checked numerically: its regions, evaluated by a small numpy interpreter,
 must equal jax.jacfwd of the JAX simulator's neuron step at random states.
 """
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,7 @@ from btc.frontend import simulate as sim
 from btc.frontend.emit import emit_module
 from btc.passes import PASSES, default_pipeline, get_pass, pipeline_text, run_pipeline
 from btc.passes.check_lowered import leftover_btc_ops
+from btc.passes.lowering.text import _constants
 from nets import NETWORKS
 from region_eval import evaluate
 
@@ -153,6 +156,31 @@ def test_lowering_leaves_only_upstream_ops(algorithm):
     for fn in training + ("infer_chunk", "record_step", "reset_state", "apply_update", "get_params", "set_params"):
         assert f"func.func @{fn}" in text
     assert "scf.for" in text and "util.global private mutable @p0" in text
+
+
+def test_constant_jacobian_entries_are_splats_not_generic_outputs():
+    # recurrent_expon's neuron (LIF + exponential synapse) has constant entries in its state Jacobian:
+    # every generic output must vary; the constants become fills (each generic output is written whole)
+    _, module = _module("recurrent_expon")
+    functions = str(module).split("func.func")[1:]  # SSA names are unique within one
+    for text in functions:
+        constants = set(re.findall(r"(%[\w]+) = arith\.constant [-+0-9.e]+ : f32", text))
+        for yielded in re.findall(r"linalg\.yield ([^:]*) :", text):
+            assert not constants & set(yielded.replace(" ", "").split(",")), yielded
+    assert any("linalg.fill" in text for text in functions)
+
+
+def test_map_folds_only_exact_ieee_arithmetic_of_constants():
+    lines = ['%r1 = "arith.constant"() {value = 0.818730771 : f32} : () -> f32', "%r2 = arith.constant 1.0 : f32",
+             '%r3 = "arith.mulf"(%r1, %r2) {} : (f32, f32) -> f32',
+             '%r4 = "arith.mulf"(%r3, %r1) {fastmath = #arith.fastmath<none>} : (f32, f32) -> f32',
+             "%r5 = arith.addf %r4, %a : f32", "%r6 = arith.subf %r4, %r2 : f32",
+             '%r7 = "arith.mulf"(%r3, %r1) {fastmath = #arith.fastmath<fast>} : (f32, f32) -> f32',
+             '%r8 = "math.exp"(%r1) {} : (f32) -> f32']
+    known = _constants(lines)
+    assert set(known) == {"%r1", "%r2", "%r3", "%r4", "%r6"}
+    assert known["%r4"] == np.float32(0.818730771) * np.float32(0.818730771)
+    assert known["%r6"] == known["%r4"] - np.float32(1.0)
 
 
 def test_check_lowered_names_leftover_ops():

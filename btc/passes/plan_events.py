@@ -76,7 +76,7 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots:
     dense = float(B * I * O)
     if slots:
         pulled = GATHER_MACS * B * slots
-        pushed = SCATTER_MACS * B * list_capacity(I, activity) * fan_out + LIST_MACS_PER_ENTRY * B * I
+        pushed = SCATTER_MACS * list_capacity(B * I, activity) * fan_out + LIST_MACS_PER_ENTRY * B * I
         return {"propagation_sparse": pulled, "gradient_sparse": pulled,
                 "propagation_sparse-event": pushed + FIXED_MACS,
                 "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,

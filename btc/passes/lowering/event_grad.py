@@ -19,7 +19,7 @@ from btc.passes.lowering.bodies import decay_body, scale_body
 from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capacity_of
 from btc.passes.lowering.products import weight_outer
 from btc.passes.lowering.sparse import SparseWeights
-from btc.passes.lowering.sparse_events import event_gradient
+from btc.passes.lowering.sparse_events import event_gradient, step_lists
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["GradientBlock"]
@@ -57,18 +57,18 @@ class GradientBlock:
     def flush(self, cur: dict) -> dict:
         fn, B = self.fn, self.B
         out = dict(cur)
-        stacks, lists = {}, {}  # per trace: its block's signal [steps*B, I]; its spikes listed per input (0)
-        # or, for sparse projections, per row (1)
+        stacks, lists = {}, {}  # per trace: its block's signal [steps*B, I]; its spikes listed per input
+        # ("input") or, for sparse projections, per step (sparse_events.step_lists)
 
-        def spikes_of(e: _Pending, along: int):
+        def spikes_of(e: _Pending, kind: str):
             if e.trace not in stacks:
                 stacks[e.trace] = _stack(fn, self.spikes[e.trace], B, e.rows)
-            if (e.trace, along) not in lists:
-                R = len(self.spikes[e.trace]) * B
-                n = R if along == 0 else e.rows
-                lists[e.trace, along] = active_lists(fn, stacks[e.trace], (R, e.rows), along,
-                                                     list_capacity_of(fn, n, self.activity[e.trace]))
-            return lists[e.trace, along]
+            if (e.trace, kind) not in lists:
+                steps, activity = len(self.spikes[e.trace]), self.activity[e.trace]
+                lists[e.trace, kind] = (step_lists(fn, stacks[e.trace], steps, B, e.rows, activity) if kind == "step"
+                                        else active_lists(fn, stacks[e.trace], (steps * B, e.rows), 0,
+                                                          list_capacity_of(fn, steps * B, activity)))
+            return lists[e.trace, kind]
 
         filters: dict = {}  # projections into one group share its L^t: one backward filter per (L, alpha)
         for grad, e in self.pending.items():
@@ -78,10 +78,10 @@ class GradientBlock:
             first, stacked = filters[key]
             g = weight_outer(fn, e.sparse, e.e0, first, B, e.rows, e.cols, cur[grad])  # (dense W: e.sparse None)
             if e.sparse:
-                out[grad] = event_gradient(fn, e.sparse, spikes_of(e, 1), stacked, g, B)
+                out[grad] = event_gradient(fn, e.sparse, spikes_of(e, "step"), stacked, g, B)
                 continue
             # entries past the capacity: up to two per presynaptic neuron on average (times the headroom)
-            out[grad] = gather_rows_sum(fn, spikes_of(e, 0), stacked, len(e.L) * B, e.cols, g,
+            out[grad] = gather_rows_sum(fn, spikes_of(e, "input"), stacked, len(e.L) * B, e.cols, g,
                                         spill=int(2 * e.rows * fn.headroom), padded=True)
         self.pending, self.spikes = {}, {}
         return out

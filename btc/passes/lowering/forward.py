@@ -12,7 +12,7 @@ from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capac
 from btc.passes.lowering.shared import channel_bias
 from btc.passes.lowering.products import times_weights
 from btc.passes.lowering.sparse import sparse_weights
-from btc.passes.lowering.sparse_events import event_propagate
+from btc.passes.lowering.sparse_events import event_propagate, step_lists
 from btc.passes.lowering.text import Fn, block_body, tt
 
 __all__ = ["Step", "weights", "split_params", "pre_value", "source_value", "forward", "next_states", "time_loop"]
@@ -123,11 +123,13 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                 pre = pre_value(lw, p.pre, p.lag, xt, cur, st)
                 # a sparse projection's spikes push its pairs in an optimistic loop only (its lists' overflow flagged)
                 pushed = p.propagation == "sparse-event" and fn.overflows is not None
-                if (p.propagation == "event" or pushed) and p.source not in st.active:
+                if p.propagation == "event" and p.source not in st.active:
                     st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
                                                        list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
+                if pushed and (p.source, "step") not in st.active:  # one list over the whole batch
+                    st.active[p.source, "step"] = step_lists(fn, pre, 1, B, v.size(p.pre), v.activity_of(p.pre))
                 if pushed:
-                    y = event_propagate(fn, W[p.name], st.active[p.source], B, y)
+                    y = event_propagate(fn, W[p.name], st.active[p.source, "step"], B, y)
                 elif p.propagation == "event":
                     padded = fn.padded.get(W[p.name])
                     y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,

@@ -20,6 +20,7 @@ from functools import cached_property
 import numpy as np
 
 from btc.passes.lowering.shared import onto_weights, pair_weights, shared_table
+from btc.passes.lowering.sparse_events import push_tables
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["SparseLayout", "SparseWeights", "sparse_weights", "propagate", "pull_back", "outer_grad", "slot_shapes",
@@ -134,17 +135,7 @@ class SparseLayout:
 
     @cached_property
     def _event_tables(self) -> dict[str, np.ndarray]:
-        """Spike-driven work (sparse_events.py) pushes per presynaptic neuron, one row of fan_out slots each
-        and a last row I for a list's unused entries: ev_post (padding: O, a dump column) and ev_k (the
-        pair; padding: nnz, a dump slot). The pairs are sorted by (pre, post), so row i holds a run of k."""
-        post = np.full((self.I + 1, self.fan_out), self.O, np.int32)
-        k = np.full((self.I + 1, self.fan_out), self.nnz, np.int32)
-        order = np.lexsort((self.post, self.pre))
-        pre = self.pre[order]
-        f = np.arange(self.nnz) - np.searchsorted(pre, pre)
-        post[pre, f] = self.post[order]
-        k[pre, f] = order
-        return {"ev_post": post, "ev_k": k}
+        return push_tables(self)
 
     @cached_property
     def _shared_tables(self) -> dict[str, np.ndarray]:
