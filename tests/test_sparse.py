@@ -287,7 +287,7 @@ def test_spike_driven_sparse_equals_masked_dense(compiled, tmp_path, name):
 
 
 def test_spike_driven_sparse_lists_that_overflow_stay_exact(tmp_path):
-    """Expected activity 1 % (lists of 8 entries of 40 inputs and 60 neurons), inputs at 60 %: every
+    """Expected activity 1 % (lists of 16 entries, one per step over the batch's inputs or neurons), inputs at 60 %: every
     chunk overflows the optimistic variants' lists, which store nothing; the exact train_chunk takes the
     chunks and gives the dense twin's result. At 3 % the fast variant takes them, exactly too."""
     from btc.frontend.zoo import recurrent_lif

@@ -30,7 +30,7 @@ class Step:
     dsdh: dict = field(default_factory=dict)
     Dp: dict = field(default_factory=dict)
     dsdp: dict = field(default_factory=dict)
-    active: dict = field(default_factory=dict)  # source key -> its ActiveLists, built once per step
+    active: dict = field(default_factory=dict)  # source key (or (key, "step")) -> its ActiveLists, built once per step
 
 
 def weights(lw: Lowering, fn: Fn) -> tuple[dict, dict]:

@@ -114,13 +114,17 @@ class Fn:
 
         An output the body yields as a constant (a neuron's constant Jacobian entry, say) is a splat instead:
         IREE 3.13 kept such outputs of a multi-result generic and wrote them whole every step (six of ten
-        outputs of recurrent_lif's neuron update, 6 ms a step at N=16,384, B=32)."""
+        outputs of recurrent_lif's neuron update, 6 ms a step at N=16,384, B=32). Such a splat may share its
+        buffer with others: read it, but never store it into a global (state_io.setter)."""
         r = len(out_shape)
         probe_lines, probe_out = body(self, [self.name("a") for _ in values])
         known = _constants(probe_lines)
         constants = [known.get(name) for name in probe_out]
         constants = [None if c is None or not np.isfinite(c) else float(c) for c in constants]
         kept = [i for i, c in enumerate(constants) if c is None]
+        assert len(probe_out) == n_out, f"an elementwise body yielded {len(probe_out)} values, expected {n_out}"
+        if not kept:
+            return [self.full(out_shape, c) for c in constants]
         ins = [(v, _map(r, list(range(r - len(s), r))), tt(*s)) for v, s in zip(values, shapes)]
         outs = [(self.empty(out_shape), _map(r, list(range(r))), tt(*out_shape)) for _ in kept]
 
