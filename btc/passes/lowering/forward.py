@@ -123,14 +123,14 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                 pre = pre_value(lw, p.pre, p.lag, xt, cur, st)
                 # a sparse projection's spikes push its pairs in an optimistic loop only (its lists' overflow flagged)
                 pushed = p.propagation == "sparse-event" and fn.overflows is not None
-                if p.propagation == "event" and p.source not in st.active:
-                    st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
-                                                       list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
-                if pushed and (p.source, "step") not in st.active:  # one list over the whole batch
-                    st.active[p.source, "step"] = step_lists(fn, pre, 1, B, v.size(p.pre), v.activity_of(p.pre))
                 if pushed:
+                    if (p.source, "step") not in st.active:  # one list over the whole batch
+                        st.active[p.source, "step"] = step_lists(fn, pre, 1, B, v.size(p.pre), v.activity_of(p.pre))
                     y = event_propagate(fn, W[p.name], st.active[p.source, "step"], B, y)
                 elif p.propagation == "event":
+                    if p.source not in st.active:
+                        st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
+                                                           list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
                     padded = fn.padded.get(W[p.name])
                     y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,
                                         y or fn.full((B, N), 0.0), padded=padded is not None)

@@ -1,8 +1,8 @@
 """Sparse projections: weights only at the connected pairs, stored as the vector W[k] (pairs sorted
 by (pre, post)), and the index tables the step reads them through.
 
-Layout (recorded in the manifest): the step pulls per postsynaptic neuron, an ELL table of its
-incoming pairs (`in_col`, `in_k`); pulling a signal back through the weights (BPTT, the within-step
+Layout (recorded in the manifest; the tables are built on the host, sparse_layout.py): the step pulls
+per postsynaptic neuron, an ELL table of its incoming pairs (`in_col`, `in_k`); pulling a signal back through the weights (BPTT, the within-step
 learning signal) pushes per presynaptic neuron (`out_col`, `out_k`). Each side is one table padded to
 its largest degree when that wastes little ("ell"), else rows are bucketed by degree rounded up to a
 power of two, one table per bucket ("sliced-ell": padding under 2x nnz whatever the tail, as a
@@ -14,155 +14,14 @@ The tables are immutable module globals with dense i32 initial values, built onl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 
-import numpy as np
-
-from btc.passes.lowering.shared import onto_weights, pair_weights, shared_table
-from btc.passes.lowering.sparse_events import push_tables
+from btc.passes.lowering.shared import onto_weights, pair_weights
+from btc.passes.lowering.sparse_layout import Side, SparseLayout
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["SparseLayout", "SparseWeights", "sparse_weights", "propagate", "pull_back", "outer_grad", "slot_shapes",
            "outer_grad_slots", "slots_to_vector", "gather_columns", "slots_to_pairs"]
-
-
-@dataclass(frozen=True)
-class Side:
-    """One direction of the layout: rows (post for the pull side, pre for the push side) in buckets
-    of equal padded width; `whole`: a single bucket of every row in order (no read-back)."""
-
-    prefix: str  # "in" | "out"
-    widths: tuple[int, ...]
-    counts: tuple[int, ...]  # rows per bucket
-    whole: bool
-    tables: dict = field(repr=False, compare=False)
-
-    @property
-    def slots(self) -> int:
-        return sum(w * c for w, c in zip(self.widths, self.counts))
-
-    @property
-    def rows(self) -> int:
-        return sum(self.counts)
-
-
-def _side(prefix: str, row: np.ndarray, col: np.ndarray, n_rows: int) -> Side:
-    """Tables of one side: for bucket b, col{b}/k{b} [rows, width] (padding: col 0, k = nnz) and
-    rows{b} (its rows' ids); pos [n_rows] (a row's place in the buckets' concatenation, or their total
-    for an empty row); slot [nnz] (each pair's flat place among all buckets' slots)."""
-    nnz = row.size
-    degree = np.bincount(row, minlength=n_rows)
-    largest = max(int(degree.max()), 1)
-    whole = n_rows * largest <= 2 * nnz + n_rows
-    if whole:
-        width = np.full(n_rows, largest)
-    else:  # the next power of two; empty rows in no bucket
-        width = np.where(degree > 0, 1 << np.ceil(np.log2(np.maximum(degree, 1))).astype(np.int64), 0)
-    order = np.lexsort((col, row))  # pairs by row, then column
-    starts = np.searchsorted(row[order], np.arange(n_rows))
-    f = np.empty(nnz, np.int64)
-    f[order] = np.arange(nnz) - starts[row[order]]
-    widths = [int(w) for w in np.unique(width) if w > 0]
-    tables, counts = {}, []
-    place = np.zeros(n_rows, np.int64)  # a row's index within its bucket
-    pos = np.zeros(n_rows, np.int64)
-    slot = np.zeros(nnz, np.int64)
-    row_offset = slot_offset = 0
-    for b, w in enumerate(widths):
-        members = np.flatnonzero(width == w)
-        place[members] = np.arange(members.size)
-        pos[members] = row_offset + place[members]
-        pairs = np.flatnonzero(width[row] == w)
-        cols = np.zeros((members.size, w), np.int32)
-        ks = np.full((members.size, w), nnz, np.int32)
-        cols[place[row[pairs]], f[pairs]] = col[pairs]
-        ks[place[row[pairs]], f[pairs]] = pairs
-        slot[pairs] = slot_offset + place[row[pairs]] * w + f[pairs]
-        tables.update({f"{prefix}_col{b}": cols, f"{prefix}_k{b}": ks, f"{prefix}_rows{b}": members.astype(np.int32)})
-        counts.append(int(members.size))
-        row_offset += members.size
-        slot_offset += members.size * w
-    pos[width == 0] = row_offset
-    tables.update({f"{prefix}_pos": pos.astype(np.int32), f"{prefix}_slot": slot.astype(np.int32)})
-    return Side(prefix, tuple(widths), tuple(counts), whole, tables)
-
-
-@dataclass(frozen=True, eq=False)
-class SparseLayout:
-    """The index tables of one sparse projection ([pre, post] = [I, O], nnz pairs)."""
-
-    name: str
-    pre: np.ndarray
-    post: np.ndarray
-    I: int
-    O: int
-    tie: np.ndarray | None = None  # shared weights: pair k applies scale * W[tie[k]] (shared.py)
-    n_weights: int = 0
-    scale: float = 1.0
-
-    @property
-    def nnz(self) -> int:
-        return int(self.pre.size)
-
-    @cached_property
-    def fan_in(self) -> int:
-        return int(np.bincount(self.post, minlength=self.O).max())
-
-    @cached_property
-    def fan_out(self) -> int:
-        return int(np.bincount(self.pre, minlength=self.I).max())
-
-    @cached_property
-    def pull(self) -> Side:
-        return _side("in", self.post, self.pre, self.O)
-
-    @cached_property
-    def push(self) -> Side:
-        return _side("out", self.pre, self.post, self.I)
-
-    def table(self, name: str) -> np.ndarray:
-        """One index table by name, built on first use (a side is built whole when first read)."""
-        if name.startswith("in_"):
-            return self.pull.tables[name]
-        if name.startswith("out_"):
-            return self.push.tables[name]
-        if name in ("tie", "uses"):
-            return self._shared_tables[name]
-        if name.startswith("ev_"):
-            return self._event_tables[name]
-        return self._per_slot_trace[name]
-
-    @cached_property
-    def _event_tables(self) -> dict[str, np.ndarray]:
-        return push_tables(self)
-
-    @cached_property
-    def _shared_tables(self) -> dict[str, np.ndarray]:
-        """A convolution's tables (shared.py), built once: every function that reads them loads the same."""
-        return {name: shared_table(self.tie, self.n_weights, name) for name in ("tie", "uses")}
-
-    @cached_property
-    def _per_slot_trace(self) -> dict[str, np.ndarray]:
-        """D-RTRL's trace is one per pull slot of a single table [F_in, O]: in_pre_t (the slot's
-        presynaptic neuron) and each pair's slot (slot_post, slot_f)."""
-        by_post = np.lexsort((self.pre, self.post))
-        starts = np.searchsorted(self.post[by_post], np.arange(self.O))
-        slot_f = np.empty(self.nnz, np.int64)
-        slot_f[by_post] = np.arange(self.nnz) - starts[self.post[by_post]]
-        in_pre_t = np.zeros((self.fan_in, self.O), np.int32)
-        in_pre_t[slot_f, self.post] = self.pre
-        return {"pre_t": in_pre_t, "slot_post": self.post.astype(np.int32), "slot_f": slot_f.astype(np.int32)}
-
-    def slots(self) -> int:
-        """Pull slots, padding included: the work of one product per batch row."""
-        return self.pull.slots
-
-    def record(self) -> dict:
-        pull, shared = self.pull, {} if self.tie is None else {"n_weights": self.n_weights, "scale": self.scale}
-        return {**shared, "layout": "pull-ell" if pull.whole else "pull-sliced-ell", "nnz": self.nnz,
-                "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "fan_in_mean": self.nnz / self.O,
-                "padded_slots": pull.slots, "bucket_widths": list(pull.widths), "bucket_rows": list(pull.counts)}
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Spike-driven work on a sparse projection ("sparse-event", btc-plan-events): its binary presynaptic
-signal's active entries, (batch row, neuron) pairs listed per step, each push their fan_out slots (push_tables).
+signal's active entries, (batch row, neuron) pairs listed per step, each push their fan_out slots (sparse_layout.push_tables).
 
 - propagation: y[b, post_k] += W[k] for every pair k of every active (b, pre): one scatter of
   capacity x fan_out updates instead of a pull over every pair for every batch row;
@@ -19,30 +19,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.events import ActiveLists, active_lists, list_capacity_of, list_positions, overflow_flag
 from btc.passes.lowering.text import Fn, tt
 
 if TYPE_CHECKING:
-    from btc.passes.lowering.sparse import SparseLayout, SparseWeights
+    from btc.passes.lowering.sparse import SparseWeights
 
-__all__ = ["push_tables", "step_lists", "event_propagate", "event_gradient"]
-
-
-def push_tables(L: SparseLayout) -> dict[str, np.ndarray]:
-    """One row of fan_out slots per presynaptic neuron and a last row I for a list's unused entries:
-    ev_post (padding: O, a dump column) and ev_k (the pair; padding: nnz, a dump slot). The pairs are
-    sorted by (pre, post), so row i holds a run of k."""
-    post = np.full((L.I + 1, L.fan_out), L.O, np.int32)
-    k = np.full((L.I + 1, L.fan_out), L.nnz, np.int32)
-    order = np.lexsort((L.post, L.pre))
-    pre = L.pre[order]
-    f = np.arange(L.nnz) - np.searchsorted(pre, pre)
-    post[pre, f] = L.post[order]
-    k[pre, f] = order
-    return {"ev_post": post, "ev_k": k}
+__all__ = ["step_lists", "event_propagate", "event_gradient"]
 
 
 def step_lists(fn: Fn, x: str, steps: int, B: int, I: int, activity: float) -> ActiveLists:
