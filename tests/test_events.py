@@ -67,6 +67,37 @@ def test_regrouped_gradient_is_pp_prop_across_blocks_and_chunks(compiled):
     assert max(errors.values()) < 1e-4, errors
 
 
+@pytest.mark.parametrize("name", ["three_layers", "cuba_dale_delays"])
+def test_blocks_deferred_to_one_e0_product_equal_dense(compiled, name):
+    """Chunks of 45 steps in three blocks of 15: each block's e0 term waits in loop-carried stacks and all
+    three are added by one product after the loop (event_grad.GradientBlock.finish), in every train_chunk
+    variant. 50 steps: the second chunk is padded. The same gradients as the dense module."""
+    net = NETWORKS[name]()
+    x, target, mask = sequence(net, BATCH, 50)
+    event = compiled(name, "pp-prop", 45, BATCH, decay=0.8, event_driven="on")
+    dense = compiled(name, "pp-prop", 45, BATCH, decay=0.8)
+    assert event.abi["steps_per_iteration"] == 15
+    regrouped = [p for p in event.abi["projections"] if p["weight_gradient"] == "event"]
+    assert regrouped, event.abi["projections"]
+    # the stacks of every regrouped projection, [3 blocks * B, I] and [3 * B, O], are in the module
+    module, _ = lower_network(net, CompileOptions(batch=BATCH, chunk=45, decay=0.8, event_driven="on"))
+    text = str(module)
+    sizes = {g["name"]: g["size"] for g in event.abi["groups"]} | {n: i["size"] for n, i in event.inputs.items()}
+    for p in regrouped:
+        for n in (sizes[p["pre"]], sizes[p["post"]]):
+            assert f"tensor<{3 * BATCH}x{n}xf32>" in text, (p["name"], n)
+    g_event, rec_event = _run(event, x, target, mask)
+    g_dense, rec_dense = _run(dense, x, target, mask)
+    for key in rec_dense:
+        if key.startswith("spikes."):
+            np.testing.assert_array_equal(rec_event[key], rec_dense[key], err_msg=key)
+    errors = _rel_err(g_event, g_dense)
+    assert max(errors.values()) < 1e-5, errors
+    # an optimistic variant took them (the exact one defers too: test_regrouped_gradient_is_pp_prop_...)
+    taken = event.tiers.chunks_by
+    assert taken.get("train_chunk_fast", 0) + taken.get("train_chunk_roomy", 0) == 2, taken
+
+
 def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     """An expected activity of 1 % gives lists of 16 entries; inputs at 80 % overflow them every step,
     and the exact path past the capacity must give the dense result."""

@@ -6,7 +6,9 @@ L^t the per-step postsynaptic factor,
 
     sum_t (eps_x^t)^T L^t = alpha e0^T M^t0 + sum_tau (x^tau)^T M^tau,   M^tau = L^tau + alpha M^(tau+1).
 
-The first term is one dense outer product per block (over the pairs of a sparse projection); the second
+The first term is one dense outer product per block (over the pairs of a sparse projection); for a dense W
+it is deferred to the chunk's end instead, where the blocks' e0 and alpha M^t0 stacked make it one matmul
+(`deferred`: per block it was a 32-deep product fused with a pass over the gradient). The second
 adds, per presynaptic spike (b, i, tau), the row M^tau[b, :] to row i of the gradient (a sparse
 projection's spikes push their pairs' entries of M^tau instead: sparse_events.event_gradient). The block's values are SSA values of one
 loop iteration, so nothing per step is carried through the loop (IREE copies carried tensors).
@@ -39,10 +41,27 @@ class _Pending:
 class GradientBlock:
     """Collects, step by step, what the regrouped gradients need; `flush` adds them at the block's end."""
 
-    def __init__(self, fn: Fn, batch: int, activity: dict[str, float]):
+    def __init__(self, fn: Fn, batch: int, activity: dict[str, float], steps: int = 1, blocks: int = 1,
+                 deferred: dict[str, tuple[int, int]] | None = None):
         self.fn, self.B, self.activity = fn, batch, activity  # per trace: its signal's expected activity
         self.pending: dict[str, _Pending] = {}  # gradient key -> its block
         self.spikes: dict[str, list[str]] = {}  # trace -> x^t of each step of the block, shared by its projections
+        # gradient key -> (I, O) of the dense W whose e0 terms wait for the chunk's end, in carried stacks of
+        # `blocks` blocks of `steps` steps; t0: the loop index at the block's first step (its rows in them)
+        self.steps, self.blocks, self.deferred, self.t0 = steps, blocks, deferred or {}, None
+
+    def carried(self) -> list[tuple[str, str, str]]:
+        """(key, initial value, type) of the stacks a time loop carries for the deferred e0 terms."""
+        rows = self.blocks * self.B
+        return [(f"{kind}_{grad}", self.fn.full((rows, n), 0.0), tt(rows, n))
+                for grad, (I, O) in self.deferred.items() for kind, n in (("e0s", I), ("m0s", O))]
+
+    def finish(self, out: dict) -> dict:
+        """After the loop: each deferred gradient plus its stacked e0^T (alpha M^t0), one matmul."""
+        rows = self.blocks * self.B
+        for grad, (I, O) in self.deferred.items():
+            out[grad] = self.fn.matmul_at(out[f"e0s_{grad}"], out[f"m0s_{grad}"], rows, I, O, out[grad])
+        return out
 
     def add(self, grad: str, trace: str, alpha: float, e0: str, x: str, L: str, rows: int, cols: int,
             sparse: SparseWeights | None = None) -> None:
@@ -76,15 +95,30 @@ class GradientBlock:
             if key not in filters:
                 filters[key] = self._backward_filter(e)
             first, stacked = filters[key]
-            g = weight_outer(fn, e.sparse, e.e0, first, B, e.rows, e.cols, cur[grad])  # (dense W: e.sparse None)
+            if grad in self.deferred:  # this block's rows of the stacks; its e0 term added after the loop
+                row = self._block_row()
+                for kind, value, n in (("e0s", e.e0, e.rows), ("m0s", first, e.cols)):
+                    out[f"{kind}_{grad}"] = _insert_rows(fn, value, cur[f"{kind}_{grad}"], row, B,
+                                                         self.blocks * B, n)
+                g = cur[grad]
+            else:
+                g = weight_outer(fn, e.sparse, e.e0, first, B, e.rows, e.cols, cur[grad])  # (dense W: e.sparse None)
             if e.sparse:
                 out[grad] = event_gradient(fn, e.sparse, spikes_of(e, "step"), stacked, g, B)
                 continue
             # entries past the capacity: up to two per presynaptic neuron on average (times the headroom)
             out[grad] = gather_rows_sum(fn, spikes_of(e, "input"), stacked, len(e.L) * B, e.cols, g,
                                         spill=int(2 * e.rows * fn.headroom), padded=True)
-        self.pending, self.spikes = {}, {}
+        self.pending, self.spikes, self.t0 = {}, {}, None
         return out
+
+    def _block_row(self) -> str:
+        """The first row of this block in the deferred stacks: (t0 / steps) * B, an index."""
+        fn = self.fn
+        q, row = fn.name("blk"), fn.name("blk")
+        fn.emit(f"{q} = arith.divui {self.t0}, {fn.index(self.steps)} : index")
+        fn.emit(f"{row} = arith.muli {q}, {fn.index(self.B)} : index")
+        return row
 
     def _backward_filter(self, e: _Pending) -> tuple[str, str]:
         """(alpha M^t0, the block's M^tau stacked step-major), M^tau = L^tau + alpha M^(tau+1)."""
@@ -94,6 +128,13 @@ class GradientBlock:
             M.insert(0, fn.map([M[0], L], [(B, e.cols)] * 2, (B, e.cols), 1, decay_body(e.alpha))[0])
         first = fn.map([M[0]], [(B, e.cols)], (B, e.cols), 1, scale_body(e.alpha))[0]
         return first, _stack(fn, M, B, e.cols, zero_row=True)
+
+
+def _insert_rows(fn: Fn, value: str, into: str, row: str, B: int, rows: int, cols: int) -> str:
+    n = fn.name("stk")
+    fn.emit(f"{n} = tensor.insert_slice {value} into {into}[{row}, 0] [{B}, {cols}] [1, 1] : "
+            f"{tt(B, cols)} into {tt(rows, cols)}")
+    return n
 
 
 def _stack(fn: Fn, values: list[str], B: int, cols: int, zero_row: bool = False) -> str:

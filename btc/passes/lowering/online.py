@@ -61,11 +61,15 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
     # sparse weight gradients are summed per pull slot through the loop, read at the pairs after it
     slots = {} if continual else slot_accumulators(lw, optimistic)
     carry += [(k, fn.full(shape, 0.0), tt(*shape)) for k, (_, shape) in slots.items()]
-    block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"})
+    block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"},
+                          lw.unroll, lw.K // lw.unroll, _deferred_e0(lw))
+    carry += block.carried()
     drives = {} if continual else input_drives(lw, fn, W)  # (continual: W changes inside the loop)
 
     def step(t, cur):
         nonlocal W, b
+        if block.t0 is None:  # the block's first step
+            block.t0 = t
         if continual:
             W, b = split_params(lw, [cur[f"p{i}"] for i in range(len(lw.params))], fn)
         xt = lw.inputs_at(fn, t)
@@ -92,7 +96,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
         return cur
 
     fn.overflows = [] if optimistic else None  # the loop body's event-driven sums add their flags
-    out = time_loop(lw, fn, carry, step, unroll=lw.unroll, end=end)
+    out = block.finish(time_loop(lw, fn, carry, step, unroll=lw.unroll, end=end))
     for proj in dict.fromkeys(p for p, _ in slots.values()):
         i = lw.param_index(f"{proj}.W")
         out[f"g{i}"] = slots_to_vector(fn, W[proj], [out[k] for k in slot_keys(i, proj, lw)], out[f"g{i}"])
@@ -117,6 +121,29 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
         outputs, values = outputs + [Arg("overflow", ())], values + [out["overflow"]]
     lw.export(name, inputs, outputs, fn, values)
     return fn.capped
+
+
+# The deferred e0 terms' stacks, [blocks*B, I] and [blocks*B, O] per gradient, are loop-carried (IREE 3.13
+# copies them every iteration): up to this many bytes of them in all.
+DEFERRED_E0_BYTES = 64 << 20
+
+
+def _deferred_e0(lw: Lowering) -> dict[str, tuple[int, int]]:
+    """Gradient key -> (I, O) of the dense weights whose regrouped gradient's e0 term is one matmul after the
+    loop instead of one product per block (event_grad.GradientBlock.finish): every one, while the stacks fit."""
+    blocks = lw.K // lw.unroll
+    if blocks < 2:
+        return {}
+    out, total = {}, 0
+    for p in lw.v.projections.values():
+        if p.weight_gradient != "event" or p.sparse:
+            continue
+        I, O = lw.v.size(p.pre), lw.v.size(p.post)
+        total += 4 * blocks * lw.B * (I + O)
+        if total > DEFERRED_E0_BYTES:
+            break
+        out[f"g{lw.param_index(f'{p.name}.W')}"] = (I, O)
+    return out
 
 
 def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
