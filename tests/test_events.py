@@ -74,13 +74,14 @@ def test_blocks_deferred_to_one_e0_product_equal_dense(compiled, name):
     variant. 50 steps: the second chunk is padded. The same gradients as the dense module."""
     net = NETWORKS[name]()
     x, target, mask = sequence(net, BATCH, 50)
-    event = compiled(name, "pp-prop", 45, BATCH, decay=0.8, event_driven="on")
+    # lists roomy enough for these tiny networks' firing: an optimistic variant takes the chunks
+    event = compiled(name, "pp-prop", 45, BATCH, decay=0.8, event_driven="on", activity=0.1)
     dense = compiled(name, "pp-prop", 45, BATCH, decay=0.8)
     assert event.abi["steps_per_iteration"] == 15
     regrouped = [p for p in event.abi["projections"] if p["weight_gradient"] == "event"]
     assert regrouped, event.abi["projections"]
     # the stacks of every regrouped projection, [3 blocks * B, I] and [3 * B, O], are in the module
-    module, _ = lower_network(net, CompileOptions(batch=BATCH, chunk=45, decay=0.8, event_driven="on"))
+    module, _ = lower_network(net, CompileOptions(batch=BATCH, chunk=45, decay=0.8, event_driven="on", activity=0.1))
     text = str(module)
     sizes = {g["name"]: g["size"] for g in event.abi["groups"]} | {n: i["size"] for n, i in event.inputs.items()}
     for p in regrouped:
@@ -99,8 +100,8 @@ def test_blocks_deferred_to_one_e0_product_equal_dense(compiled, name):
 
 
 def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
-    """An expected activity of 1 % gives lists of 16 entries; inputs at 80 % overflow them every step,
-    and the exact path past the capacity must give the dense result."""
+    """An expected activity of 1 % gives lists of 8 entries (list_capacity); inputs at 80 % overflow them every
+    step, and the exact path past the capacity must give the dense result."""
     from btc.frontend.zoo import recurrent_lif
     from btc.runtime import load
 
@@ -120,7 +121,7 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors
-    # train_chunk_fast and train_chunk_roomy (lists of 16) found lists they could not take and stored nothing;
+    # train_chunk_fast and train_chunk_roomy found lists they could not take and stored nothing;
     # the exact train_chunk took the chunk, and the next ones (23 steps: three chunks) went to it directly
     assert models["on"].tiers.busy_chunks == 1
     assert models["on"].tiers.chunks_by == {"train_chunk_fast": 0, "train_chunk_roomy": 0, "train_chunk": 3}
@@ -142,11 +143,26 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     # propagation list too long: the fast function flags the chunk for them alone, and a slower one takes it
     models["on"].tiers.reset()
     flood = np.zeros_like(x)
-    flood[:, :, :7] = 1.0  # 7 inputs always on: 14 past the capacity of 16 each per block of 30 entries
+    flood[:, :, :7] = 1.0  # 7 inputs always on: 22 past the capacity of 8 each per block of 30 entries
     g_event, rec_event = _run(models["on"], flood, target, mask)
     g_dense, rec_dense = _run(models["off"], flood, target, mask)
     assert rec_dense["spikes.h"].sum(-1).max() <= list_capacity(24, 0.01)  # no hidden list overflows
     assert 7 * (30 - list_capacity(30, 0.01)) > 2 * 40 and models["on"].tiers.busy_chunks == 2
+    np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
+    errors = _rel_err(g_event, g_dense)
+    assert max(errors.values()) < 1e-5, errors
+    # a burst in one batch row: 12 inputs on at three steps, past its propagation list's capacity (8) by no
+    # more than a tile (the list's capacity; one tile per eighth of the batch, at least one), so the fast
+    # function takes every chunk, exactly
+    models["on"].tiers.reset()
+    busy_before, taken = models["on"].tiers.busy_chunks, models["on"].tiers.chunks_by["train_chunk_fast"]
+    burst = (np.random.default_rng(6).random(x.shape) < 0.05).astype(np.float32)
+    burst[[2, 9, 15], 0, :12] = 1.0
+    assert 2 * list_capacity(40, 0.01) >= burst.sum(-1).max() > list_capacity(40, 0.01)
+    g_event, rec_event = _run(models["on"], burst, target, mask)
+    g_dense, rec_dense = _run(models["off"], burst, target, mask)
+    assert models["on"].tiers.busy_chunks == busy_before
+    assert models["on"].tiers.chunks_by["train_chunk_fast"] == taken + 3
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors

@@ -50,9 +50,12 @@ MIN_BLOCK = 4  # below this the per-block dense outer product saves too little
 
 
 def list_capacity(n: int, activity: float) -> int:
-    """Entries per active list over n positions: twice the expected count plus 8, a multiple of 8.
-    A longer list stays exact but takes a slow path (a binary search per entry and output)."""
-    return min(n, 8 * math.ceil((2.0 * activity * n + 8) / 8))
+    """Entries per active list over n positions: twice the expected count plus 4, a multiple of 4.
+    A longer list stays exact but takes a slow path (a binary search per entry and output), or in an
+    optimistic function spills (events._spilled). (Plus 8, a multiple of 8, gave a regrouped gradient's
+    per-neuron lists 16 entries for 3.2 expected at 0.5 % firing over 640 (step, batch) rows: 80 % of
+    its gathered rows were padding.)"""
+    return min(n, 4 * math.ceil((2.0 * activity * n + 4) / 4))
 
 
 def event_block(chunk: int) -> int:
@@ -81,7 +84,8 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots:
                 "propagation_sparse-event": pushed + FIXED_MACS,
                 "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,
                 "propagation_dense": dense, "gradient_dense": dense}
-    step_lists = GATHER_MACS * B * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
+    # each batch row's list, and the tiles its bursts spill into (one per eighth of the batch: forward.py)
+    step_lists = GATHER_MACS * (B + max(1, B // 8)) * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
     # per block: the lists, their spilled entries' tiles (2 per presynaptic neuron) and hot sums (about 1), the pull
     block_lists = (GATHER_MACS * I * (list_capacity(block * B, activity) + 3) * O + I * O
                    + LIST_MACS_PER_ENTRY * block * B * I) / block
