@@ -86,8 +86,8 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots:
                 "propagation_dense": dense, "gradient_dense": dense}
     # each batch row's list, and the tiles its bursts spill into (one per eighth of the batch: forward.py)
     step_lists = GATHER_MACS * (B + max(1, B // 8)) * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
-    # per block: the lists, their spilled entries' tiles (2 per presynaptic neuron) and hot sums (about 1), the pull
-    block_lists = (GATHER_MACS * I * (list_capacity(block * B, activity) + 3) * O + I * O
+    # per block: the lists, their spilled entries' tiles (3 per presynaptic neuron) and hot sums (about 1), the pull
+    block_lists = (GATHER_MACS * I * (list_capacity(block * B, activity) + 4) * O + I * O
                    + LIST_MACS_PER_ENTRY * block * B * I) / block
     return {"propagation_dense": dense,
             "propagation_event": step_lists + FIXED_MACS,
