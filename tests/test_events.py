@@ -5,6 +5,9 @@ kind of projection; BTC_ALL_NETWORKS=1: every network of nets.py), sequences tha
 Sequences are 13 steps in chunks of 5, so a regrouped block (5 steps) closes twice and the last,
 padded chunk runs one too.
 """
+import re
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -69,34 +72,42 @@ def test_regrouped_gradient_is_pp_prop_across_blocks_and_chunks(compiled):
 
 @pytest.mark.parametrize("name", ["three_layers", "cuba_dale_delays"])
 def test_blocks_deferred_to_one_e0_product_equal_dense(compiled, name):
-    """Chunks of 45 steps in three blocks of 15: each block's e0 term waits in loop-carried stacks and all
-    three are added by one product after the loop (event_grad.GradientBlock.finish), in every train_chunk
-    variant. 50 steps: the second chunk is padded. The same gradients as the dense module."""
+    """Chunks of 44 steps in four blocks of 11: each block's e0 term waits in loop-carried stacks and all
+    four are added by one product after the loop (event_grad.GradientBlock.finish), in every train_chunk
+    variant. 50 steps: the second chunk is padded. The same gradients as the dense module, from the
+    optimistic variants and from the exact one."""
     net = NETWORKS[name]()
     x, target, mask = sequence(net, BATCH, 50)
     # lists roomy enough for these tiny networks' firing: an optimistic variant takes the chunks
-    event = compiled(name, "pp-prop", 45, BATCH, decay=0.8, event_driven="on", activity=0.1)
-    dense = compiled(name, "pp-prop", 45, BATCH, decay=0.8)
-    assert event.abi["steps_per_iteration"] == 15
+    event = compiled(name, "pp-prop", 44, BATCH, decay=0.8, event_driven="on", activity=0.1)
+    dense = compiled(name, "pp-prop", 44, BATCH, decay=0.8)
+    assert event.abi["steps_per_iteration"] == 11
     regrouped = [p for p in event.abi["projections"] if p["weight_gradient"] == "event"]
     assert regrouped, event.abi["projections"]
-    # the stacks of every regrouped projection, [3 blocks * B, I] and [3 * B, O], are in the module
-    module, _ = lower_network(net, CompileOptions(batch=BATCH, chunk=45, decay=0.8, event_driven="on", activity=0.1))
-    text = str(module)
+    # each train_chunk variant's time loop carries two stacks per regrouped projection: [4 blocks * B, I], [4 * B, O]
+    # (no other tensor of these networks has 4 * B = 12 rows)
+    module, _ = lower_network(net, CompileOptions(batch=BATCH, chunk=44, decay=0.8, event_driven="on", activity=0.1))
     sizes = {g["name"]: g["size"] for g in event.abi["groups"]} | {n: i["size"] for n, i in event.inputs.items()}
-    for p in regrouped:
-        for n in (sizes[p["pre"]], sizes[p["post"]]):
-            assert f"tensor<{3 * BATCH}x{n}xf32>" in text, (p["name"], n)
-    g_event, rec_event = _run(event, x, target, mask)
+    want = Counter(n for p in regrouped for n in (sizes[p["pre"]], sizes[p["post"]]))
+    functions = str(module).split("func.func @")[1:]
+    loops = {f.split("(")[0]: next(line for line in f.splitlines() if "scf.for" in line)
+             for f in functions if f.startswith("train_chunk")}
+    assert set(loops) == {"train_chunk", "train_chunk_fast", "train_chunk_roomy"}, sorted(loops)
+    for name_, loop in loops.items():
+        carried = Counter(int(n) for n in re.findall(rf"tensor<{4 * BATCH}x(\d+)xf32>", loop.split("->")[-1]))
+        assert carried == want, (name_, carried, want)
     g_dense, rec_dense = _run(dense, x, target, mask)
-    for key in rec_dense:
-        if key.startswith("spikes."):
-            np.testing.assert_array_equal(rec_event[key], rec_dense[key], err_msg=key)
-    errors = _rel_err(g_event, g_dense)
-    assert max(errors.values()) < 1e-5, errors
-    # an optimistic variant took them (the exact one defers too: test_regrouped_gradient_is_pp_prop_...)
+    for tiers in (("train_chunk_fast", "train_chunk_roomy", "train_chunk"), ("train_chunk",)):
+        event.tiers.names = list(tiers)  # the second time, the exact variant alone
+        event.tiers.reset()
+        g_event, rec_event = _run(event, x, target, mask)
+        for key in rec_dense:
+            if key.startswith("spikes."):
+                np.testing.assert_array_equal(rec_event[key], rec_dense[key], err_msg=key)
+        errors = _rel_err(g_event, g_dense)
+        assert max(errors.values()) < 1e-5, (tiers, errors)
     taken = event.tiers.chunks_by
-    assert taken.get("train_chunk_fast", 0) + taken.get("train_chunk_roomy", 0) == 2, taken
+    assert taken["train_chunk_fast"] + taken["train_chunk_roomy"] == 2 and taken["train_chunk"] == 2, taken
 
 
 def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
@@ -139,15 +150,17 @@ def test_lists_longer_than_their_capacity_stay_exact(tmp_path):
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors
-    # more entries past the gradient lists' capacity than the fast function's tiles hold (2 per input: 80), no
-    # propagation list too long: the fast function flags the chunk for them alone, and a slower one takes it
+    # more entries past the gradient lists' capacity than the fast function's tiles hold (3 per input: 120
+    # entries, 15 tiles as long as a list), no propagation list too long: the fast function flags the chunk
+    # for them alone, and a slower one takes it
     models["on"].tiers.reset()
     flood = np.zeros_like(x)
     flood[:, :, :7] = 1.0  # 7 inputs always on: 22 past the capacity of 8 each per block of 30 entries
     g_event, rec_event = _run(models["on"], flood, target, mask)
     g_dense, rec_dense = _run(models["off"], flood, target, mask)
     assert rec_dense["spikes.h"].sum(-1).max() <= list_capacity(24, 0.01)  # no hidden list overflows
-    assert 7 * (30 - list_capacity(30, 0.01)) > 2 * 40 and models["on"].tiers.busy_chunks == 2
+    cap = list_capacity(30, 0.01)
+    assert 7 * -(-(30 - cap) // cap) > 3 * 40 // cap and models["on"].tiers.busy_chunks == 2
     np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
     errors = _rel_err(g_event, g_dense)
     assert max(errors.values()) < 1e-5, errors

@@ -8,7 +8,8 @@ L^t the per-step postsynaptic factor,
 
 The first term is one dense outer product per block (over the pairs of a sparse projection); for a dense W
 it is deferred to the chunk's end instead, where the blocks' e0 and alpha M^t0 stacked make it one matmul
-(`deferred`: per block it was a 32-deep product fused with a pass over the gradient). The second
+(`deferred`, online._deferred_e0: loops of two blocks or more, while the stacks fit a byte budget; per block
+it was a 32-deep product fused with a pass over the gradient). The second
 adds, per presynaptic spike (b, i, tau), the row M^tau[b, :] to row i of the gradient (a sparse
 projection's spikes push their pairs' entries of M^tau instead: sparse_events.event_gradient). The block's values are SSA values of one
 loop iteration, so nothing per step is carried through the loop (IREE copies carried tensors).
@@ -107,8 +108,8 @@ class GradientBlock:
                 out[grad] = event_gradient(fn, e.sparse, spikes_of(e, "step"), stacked, g, B)
                 continue
             # entries past the capacity: up to three per presynaptic neuron on average (times the headroom). As
-            # recurrent_lif N=2048 trains (lr 1e-3) its firing drifts from 0.39 % to 0.61 % in 8 updates; the
-            # tiles it spills grow from 269 to 541 a block, against 341 for two per neuron
+            # recurrent_lif N=2048 trains (lr 1e-3) its firing drifts from 0.39 % to 0.58 % in 8 updates and the
+            # tiles of 12 it spills from 270 to 505 a block: two per neuron allow 341, three 512 (0.61 %: 543)
             out[grad] = gather_rows_sum(fn, spikes_of(e, "input"), stacked, len(e.L) * B, e.cols, g,
                                         spill=int(3 * e.rows * fn.headroom), padded=True)
         self.pending, self.spikes, self.t0 = {}, {}, None

@@ -204,7 +204,7 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
     entries takes ceil(e / D) tiles, numbered in list order); each tile's table rows are gathered and
     summed; each list with tiles ("hot") sums its up to P tiles; each list's row pulls its hot sum (the zero
     row if it has none). Every step is a gather: scatters cost 4-5x a gather per entry in IREE 3.13, and
-    the tiles follow the entries wherever they fall (in recurrent_lif N=2048 ~110 of 2048 lists overflow
+    the tiles follow the entries wherever they fall (in recurrent_lif N=2048 ~110 of 2048 lists of 16 overflow
     per block, by up to 62 entries). Returns (the sum, [flags: more tiles than S, a list needing more than P])."""
     C, rows = lists.capacity, lists.rows
     D = max(1, min(C, lists.n - C))  # entries per tile

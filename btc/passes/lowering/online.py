@@ -130,7 +130,9 @@ DEFERRED_E0_BYTES = 64 << 20
 
 def _deferred_e0(lw: Lowering) -> dict[str, tuple[int, int]]:
     """Gradient key -> (I, O) of the dense weights whose regrouped gradient's e0 term is one matmul after the
-    loop instead of one product per block (event_grad.GradientBlock.finish): every one, while the stacks fit."""
+    loop instead of one product per block (event_grad.GradientBlock.finish): every one whose stacks fit in
+    what DEFERRED_E0_BYTES leaves, when the loop has two blocks or more (a sparse projection's stays per
+    block: one product over its pull slots for all the blocks' rows ran slower, benchmarks/README.md)."""
     blocks = lw.K // lw.unroll
     if blocks < 2:
         return {}
@@ -139,9 +141,10 @@ def _deferred_e0(lw: Lowering) -> dict[str, tuple[int, int]]:
         if p.weight_gradient != "event" or p.sparse:
             continue
         I, O = lw.v.size(p.pre), lw.v.size(p.post)
-        total += 4 * blocks * lw.B * (I + O)
-        if total > DEFERRED_E0_BYTES:
-            break
+        size = 4 * blocks * lw.B * (I + O)
+        if total + size > DEFERRED_E0_BYTES:  # this one keeps its product per block
+            continue
+        total += size
         out[f"g{lw.param_index(f'{p.name}.W')}"] = (I, O)
     return out
 
