@@ -88,7 +88,7 @@ def test_a_bundle_trains_online_under_iree_run_module(compiled, tmp_path, name, 
     assert sorted(os.listdir(bundle)) == sorted(BUNDLE_FILES)
     if options.get("event_driven") == "on":  # the session runs the exact train_chunk; the README says why
         with open(os.path.join(bundle, "README.md")) as f:
-            assert "train_chunk_fast" in model.functions and "call `train_chunk` with the same arguments" in f.read()
+            assert "train_chunk_fast" in model.functions and "`train_chunk` with the same arguments" in f.read()
     sequences = [sequence(net, 3, 10, seed=s) for s in range(3)]
     before = model.params
     want = [model.train_sequence(x, t, m, lr=LR)["loss"] for x, t, m in sequences]
