@@ -58,6 +58,19 @@ def list_capacity(n: int, activity: float) -> int:
     return min(n, 4 * math.ceil((2.0 * activity * n + 4) / 4))
 
 
+# Entries past a list's capacity that the optimistic variants spill into tiles (events._spilled) instead of
+# failing the chunk. Propagation: one tile (a list's capacity) per eighth of the batch; a burst in a few batch
+# rows (recurrent_lif N=8192 at 0.4 % firing: 33 active inputs per row on average, up to 98 in one row and
+# step). Regrouped gradient: three entries per presynaptic neuron; as recurrent_lif N=2048 trains (lr 1e-3)
+# its firing drifts from 0.39 % to 0.58 % in 8 updates and the tiles of 12 it spills from 270 to 505 a
+# block: two per neuron allow 341, three 512 (0.61 %: 543).
+GRADIENT_SPILL_PER_INPUT = 3
+
+
+def propagation_spill_tiles(batch: int) -> int:
+    return max(1, batch // 8)
+
+
 def event_block(chunk: int) -> int:
     """The largest divisor of the chunk up to MAX_BLOCK: a block never straddles two calls."""
     return max(d for d in range(1, min(chunk, MAX_BLOCK) + 1) if chunk % d == 0)
@@ -84,10 +97,11 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots:
                 "propagation_sparse-event": pushed + FIXED_MACS,
                 "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,
                 "propagation_dense": dense, "gradient_dense": dense}
-    # each batch row's list, and the tiles its bursts spill into (one per eighth of the batch: forward.py)
-    step_lists = GATHER_MACS * (B + max(1, B // 8)) * list_capacity(I, activity) * O + LIST_MACS_PER_ENTRY * B * I
-    # per block: the lists, their spilled entries' tiles (3 per presynaptic neuron) and hot sums (about 1), the pull
-    block_lists = (GATHER_MACS * I * (list_capacity(block * B, activity) + 4) * O + I * O
+    # each batch row's list, and the tiles its bursts spill into
+    step_lists = (GATHER_MACS * (B + propagation_spill_tiles(B)) * list_capacity(I, activity) * O
+                  + LIST_MACS_PER_ENTRY * B * I)
+    # per block: the lists, their spilled entries' tiles and hot sums (about 1 per presynaptic neuron), the pull
+    block_lists = (GATHER_MACS * I * (list_capacity(block * B, activity) + GRADIENT_SPILL_PER_INPUT + 1) * O + I * O
                    + LIST_MACS_PER_ENTRY * block * B * I) / block
     return {"propagation_dense": dense,
             "propagation_event": step_lists + FIXED_MACS,

@@ -24,6 +24,7 @@ from btc.passes.lowering.products import weight_outer
 from btc.passes.lowering.sparse import SparseWeights
 from btc.passes.lowering.sparse_events import event_gradient, step_lists
 from btc.passes.lowering.text import Fn, tt
+from btc.passes.plan_events import GRADIENT_SPILL_PER_INPUT
 
 __all__ = ["GradientBlock"]
 
@@ -107,11 +108,9 @@ class GradientBlock:
             if e.sparse:
                 out[grad] = event_gradient(fn, e.sparse, spikes_of(e, "step"), stacked, g, B)
                 continue
-            # entries past the capacity: up to three per presynaptic neuron on average (times the headroom). As
-            # recurrent_lif N=2048 trains (lr 1e-3) its firing drifts from 0.39 % to 0.58 % in 8 updates and the
-            # tiles of 12 it spills from 270 to 505 a block: two per neuron allow 341, three 512 (0.61 %: 543)
+            # entries past the capacity: a few per presynaptic neuron on average (times the headroom)
             out[grad] = gather_rows_sum(fn, spikes_of(e, "input"), stacked, len(e.L) * B, e.cols, g,
-                                        spill=int(3 * e.rows * fn.headroom), padded=True)
+                                        spill=int(GRADIENT_SPILL_PER_INPUT * e.rows * fn.headroom), padded=True)
         self.pending, self.spikes, self.t0 = {}, {}, None
         return out
 
@@ -133,7 +132,8 @@ class GradientBlock:
         return first, _stack(fn, M, B, e.cols, zero_row=True)
 
 
-def _insert_rows(fn: Fn, value: str, into: str, row: str, B: int, rows: int, cols: int) -> str:
+def _insert_rows(fn: Fn, value: str, into: str, row, B: int, rows: int, cols: int) -> str:
+    """value[B, cols] into into[rows, cols] at `row` (an index value or an int)."""
     n = fn.name("stk")
     fn.emit(f"{n} = tensor.insert_slice {value} into {into}[{row}, 0] [{B}, {cols}] [1, 1] : "
             f"{tt(B, cols)} into {tt(rows, cols)}")
@@ -146,13 +146,7 @@ def _stack(fn: Fn, values: list[str], B: int, cols: int, zero_row: bool = False)
     rows = len(values) * B + (1 if zero_row else 0)
     acc = fn.empty((rows, cols))
     if zero_row:
-        n = fn.name("stk")
-        fn.emit(f"{n} = tensor.insert_slice {fn.full((1, cols), 0.0)} into {acc}[{rows - 1}, 0] [1, {cols}] [1, 1] : "
-                f"{tt(1, cols)} into {tt(rows, cols)}")
-        acc = n
+        acc = _insert_rows(fn, fn.full((1, cols), 0.0), acc, rows - 1, 1, rows, cols)
     for j, v in enumerate(values):
-        n = fn.name("stk")
-        fn.emit(f"{n} = tensor.insert_slice {v} into {acc}[{j * B}, 0] [{B}, {cols}] [1, 1] : "
-                f"{tt(B, cols)} into {tt(rows, cols)}")
-        acc = n
+        acc = _insert_rows(fn, v, acc, j * B, B, rows, cols)
     return acc

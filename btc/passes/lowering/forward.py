@@ -14,6 +14,7 @@ from btc.passes.lowering.products import times_weights
 from btc.passes.lowering.sparse import sparse_weights
 from btc.passes.lowering.sparse_events import event_propagate, step_lists
 from btc.passes.lowering.text import Fn, block_body, tt
+from btc.passes.plan_events import propagation_spill_tiles
 
 __all__ = ["Step", "weights", "split_params", "pre_value", "source_value", "forward", "next_states", "time_loop"]
 
@@ -132,10 +133,8 @@ def _group_inputs(lw: Lowering, fn: Fn, g: str, xt: dict, cur: dict, W: dict, b:
                         st.active[p.source] = active_lists(fn, pre, (B, v.size(p.pre)), 1,
                                                            list_capacity_of(fn, v.size(p.pre), v.activity_of(p.pre)))
                     padded = fn.padded.get(W[p.name])
-                    # a burst in a few batch rows spills past their lists (tiles of a list's capacity, one
-                    # per eighth of the batch) instead of failing the chunk: recurrent_lif N=8192 at 0.4 %
-                    # firing has 33 active inputs per row on average, up to 98 in one row and step
-                    spill = max(1, B // 8) * st.active[p.source].capacity if padded else 0
+                    # a burst in a few batch rows spills past their lists instead of failing the chunk
+                    spill = propagation_spill_tiles(B) * st.active[p.source].capacity if padded else 0
                     y = gather_rows_sum(fn, st.active[p.source], padded or W[p.name], v.size(p.pre), N,
                                         y or fn.full((B, N), 0.0), spill=spill, padded=padded is not None)
                 elif p.name not in drives:
