@@ -2,6 +2,7 @@
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from btc.backends import compile_module
@@ -99,3 +100,47 @@ def test_temps_do_not_change_the_bytes(tmp_path, monkeypatch):
     plain = compile_module(OK, "llvm-cpu")
     monkeypatch.setenv("BTC_SAVE_TEMPS", str(tmp_path))
     assert compile_module(OK, "llvm-cpu") == plain
+
+
+# a gathered-row sum as btc's event-driven lowering writes it, with its tile hint
+# (btc.passes.lowering.events._summed_rows): out[r, o] = sum over c of table[idx[r, c], o]
+_HINTED = """func.func @f(%table: tensor<9x40xf32>, %idx: tensor<6x3xi32>) -> tensor<6x40xf32> {
+  %e = tensor.empty() : tensor<6x3x40xf32>
+  %rows = iree_linalg_ext.gather dimension_map = [0] ins(%table, %idx : tensor<9x40xf32>, tensor<6x3xi32>)
+          outs(%e : tensor<6x3x40xf32>) -> tensor<6x3x40xf32>
+  %z = arith.constant 0.0 : f32
+  %o = tensor.empty() : tensor<6x40xf32>
+  %zeros = linalg.fill ins(%z : f32) outs(%o : tensor<6x40xf32>) -> tensor<6x40xf32>
+  %sum = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2, d1)>, affine_map<(d0, d1, d2) -> (d0, d1)>],
+                         iterator_types = ["parallel", "parallel", "reduction"]}
+         ins(%rows : tensor<6x3x40xf32>) outs(%zeros : tensor<6x40xf32>) attrs = {btc.tiles = array<i64: 1, 32, 0>} {
+  ^bb0(%a: f32, %b: f32):
+    %s = arith.addf %b, %a : f32
+    linalg.yield %s : f32
+  } -> tensor<6x40xf32>
+  return %sum : tensor<6x40xf32>
+}
+"""
+
+
+def test_tile_hints_configure_the_host_cpu_and_leave_other_targets_alone():
+    """On this host a tile hint becomes IREE's CPU configuration (32-column workgroups, a partial last one here)
+    and the kernel still sums right; a cross-compiled CPU and a GPU target compile with the hint dropped."""
+    import iree.runtime as ireert
+    from iree.compiler import ir
+
+    from btc.backends import llvm_cpu
+    from btc.backends.common import tile_hints
+
+    printed = str(ir.Module.parse(_HINTED, ir.Context()))  # the form compile_module receives
+    configured = llvm_cpu.prepare(printed)
+    assert "distribution = [1, 32, 0]" in configured and "btc.tiles" not in configured, configured
+    for dropped in (llvm_cpu.prepare(printed, "aarch64-linux-gnu"), tile_hints(printed)):
+        assert "btc.tiles" not in dropped and "compilation_info" not in dropped and "linalg.generic" in dropped
+    rng = np.random.default_rng(0)
+    table, idx = rng.standard_normal((9, 40)).astype(np.float32), rng.integers(0, 9, (6, 3)).astype(np.int32)
+    vmfb = compile_module(printed, "llvm-cpu")
+    got = ireert.load_vm_flatbuffer(vmfb, driver="local-sync").f(table, idx)
+    np.testing.assert_allclose(np.asarray(got), table[idx].sum(1), rtol=1e-6)
+    for target in ("llvm-cpu:aarch64-linux-gnu", "vulkan-spirv"):
+        assert compile_module(printed, target)

@@ -89,6 +89,8 @@ def test_blocks_deferred_to_one_e0_product_equal_dense(compiled, name):
     module, _ = lower_network(net, CompileOptions(batch=BATCH, chunk=44, decay=0.8, event_driven="on", activity=0.1))
     sizes = {g["name"]: g["size"] for g in event.abi["groups"]} | {n: i["size"] for n, i in event.inputs.items()}
     want = Counter(n for p in regrouped for n in (sizes[p["pre"]], sizes[p["post"]]))
+    # the gathered-row sums carry their tile hint to the backend (btc.dialect.ops.TILES_ATTR)
+    assert "btc.tiles = array<i64: 1, " in str(module)
     functions = str(module).split("func.func @")[1:]
     loops = {f.split("(")[0]: next(line for line in f.splitlines() if "scf.for" in line)
              for f in functions if f.startswith("train_chunk")}

@@ -9,6 +9,7 @@ import shlex
 import shutil
 import time
 
+from btc.backends.common import tile_hints
 from btc.errors import BtcError
 
 __all__ = ["TARGETS", "get_backend", "split_target", "compile_module", "save_temps_dir", "SAVE_TEMPS_ENV"]
@@ -59,6 +60,7 @@ def compile_module(mlir_text: str, target: str, extra_flags: tuple[str, ...] = (
     `temps`: a directory from `save_temps_dir()` the caller already keeps other files in.
     """
     backend, arch = get_backend(target), split_target(target)[1]
+    mlir_text = backend.prepare(mlir_text, arch) if hasattr(backend, "prepare") else tile_hints(mlir_text)
     flags = list(backend.flags(arch) if arch else backend.flags()) + list(extra_flags)
     temps = temps or save_temps_dir()
     if temps:

@@ -1,6 +1,10 @@
 """Flags every target shares (each backend adds its device and architecture)."""
 
-__all__ = ["COMMON_FLAGS"]
+import re
+
+from btc.dialect.ops import TILES_ATTR
+
+__all__ = ["COMMON_FLAGS", "tile_hints"]
 
 COMMON_FLAGS = [
     "--iree-opt-level=O2",
@@ -13,3 +17,16 @@ COMMON_FLAGS = [
     # so the same input gave different vmfb bytes (tests/test_cli.py replays compare them)
     "--iree-vm-bytecode-module-strip-source-map=true",
 ]
+
+
+# a lowered op's tile hint as printed by MLIR: `attrs =  {btc.tiles = array<i64: 1, 1024, 0>}`
+_TILE_HINT = re.compile(r"attrs\s*=\s*\{" + re.escape(TILES_ATTR) + r" = array<i64: ([0-9, ]+)>\}")
+
+
+def tile_hints(mlir_text: str, config=None) -> str:
+    """The lowered module with each tile hint (TILES_ATTR) replaced by config(tiles) -> the op's attribute
+    dictionary text, or dropped where config is None or returns None."""
+    def replace(m):
+        text = config(tuple(int(v) for v in m.group(1).split(","))) if config else None
+        return f"attrs = {{{text}}}" if text else ""
+    return _TILE_HINT.sub(replace, mlir_text)

@@ -2,9 +2,12 @@
 its LLVM triple (aarch64-linux-gnu, riscv64-linux-gnu, x86_64-linux-gnu, ...), then for that
 architecture's generic CPU."""
 
-from btc.backends.common import COMMON_FLAGS
+import platform
+from functools import cache
 
-__all__ = ["flags", "HAL_DRIVER", "DEFAULT_ARCH"]
+from btc.backends.common import COMMON_FLAGS, tile_hints
+
+__all__ = ["flags", "prepare", "HAL_DRIVER", "DEFAULT_ARCH"]
 
 HAL_DRIVER = "local-sync"
 DEFAULT_ARCH = None  # this host
@@ -20,3 +23,38 @@ def flags(triple: str | None = None) -> list[str]:
         cpu = [f"--iree-llvmcpu-target-triple={triple}", "--iree-llvmcpu-target-cpu=generic"]
     return ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
             *cpu, *COMMON_FLAGS]
+
+
+def prepare(mlir_text: str, triple: str | None = None) -> str:
+    """Tile hints become IREE CPU lowering configurations for this host (its vector width known); a
+    cross-compile drops them (IREE's own choice, for a CPU this host cannot measure)."""
+    width = _host_vector_floats() if triple is None else None
+    return tile_hints(mlir_text, (lambda tiles: _cpu_config(tiles, width)) if width else None)
+
+
+def _cpu_config(tiles: tuple[int, ...], width: int) -> str:
+    """Workgroups of `tiles`, each vectorised along its last tiled loop, the reductions (0) one by one."""
+    last = max(i for i, t in enumerate(tiles) if t)
+    vector = [0 if not t else min(t, width) if i == last else 1 for i, t in enumerate(tiles)]
+    reduction = [0 if t else 1 for t in tiles]
+    fmt = lambda v: ", ".join(map(str, v))  # noqa: E731
+    return ("compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
+            f"distribution = [{fmt(tiles)}], vector_common_parallel = [{fmt(vector)}], "
+            f"vector_reduction = [{fmt(reduction)}]>, translation_info = "
+            "#iree_codegen.translation_info<pipeline = #iree_cpu.pipeline<DoubleTilingExpert>>>")
+
+
+@cache
+def _host_vector_floats() -> int | None:
+    """f32 lanes of this host's widest vector register, None where not known."""
+    machine = platform.machine().lower()
+    if machine in ("arm64", "aarch64"):
+        return 4
+    if machine not in ("x86_64", "amd64"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return 8
+    return 16 if " avx512f" in flags else 8

@@ -14,7 +14,7 @@ from btc.algorithm import Algorithm
 from btc.dialect.surrogates import SURROGATE_RULES
 
 __all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS", "ATTR_KINDS", "MODULE_ATTRS",
-           "ANNOTATIONS"]
+           "ANNOTATIONS", "TILES_ATTR"]
 
 SURROGATE_KINDS = tuple(SURROGATE_RULES)
 TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
@@ -199,6 +199,10 @@ MODULE_ATTRS: dict[str, Attr] = {a.name: a for a in [
     # time steps whose event-driven weight gradients are regrouped together (btc-plan-events)
     Attr("btc.event_block", "int", optional=True, default=1),
 ]}
+
+# on a lowered op (upstream MLIR, no btc op left): its preferred workgroup tile, one size per loop, 0 for a
+# loop left whole (a reduction); a hint the backend turns into its own configuration (llvm-cpu) or drops
+TILES_ATTR = "btc.tiles"
 
 # annotations the analysis passes put on model ops, read through btc.passes._view.ModelView
 ANNOTATIONS: dict[str, Attr] = {a.name: a for a in [

@@ -10,6 +10,8 @@ import re
 import numpy as np
 from iree.compiler import ir
 
+from btc.dialect.ops import TILES_ATTR
+
 __all__ = ["Fn", "tt", "block_body", "select_scalar"]
 
 
@@ -86,8 +88,10 @@ class Fn:
 
     # ---- structured ops
     def generic(self, ins: list[tuple[str, str, str]], outs: list[tuple[str, str, str]],
-                iterators: list[str], body) -> list[str]:
-        """ins/outs: (value, affine map, type). body(arg names) -> (lines, yielded names)."""
+                iterators: list[str], body, tiles: tuple[int, ...] | None = None) -> list[str]:
+        """ins/outs: (value, affine map, type). body(arg names) -> (lines, yielded names).
+        tiles: a preferred workgroup tile per loop (0 for a reduction), a hint (TILES_ATTR) the backend turns
+        into its own configuration or drops."""
         args = [self.name("a") for _ in ins + outs]
         maps = ", ".join(m for _, m, _ in ins + outs)
         its = ", ".join(f'"{i}"' for i in iterators)
@@ -95,8 +99,9 @@ class Fn:
         head = f"{res}:{len(outs)}" if len(outs) > 1 else res
         ins_txt = (f"ins({', '.join(v for v, _, _ in ins)} : {', '.join(t for _, _, t in ins)}) "
                    if ins else "")
+        hint = f"attrs = {{{TILES_ATTR} = array<i64: {', '.join(map(str, tiles))}>}} " if tiles else ""
         self.emit(f"{head} = linalg.generic {{indexing_maps = [{maps}], iterator_types = [{its}]}} "
-                  f"{ins_txt}outs({', '.join(v for v, _, _ in outs)} : {', '.join(t for _, _, t in outs)}) {{")
+                  f"{ins_txt}outs({', '.join(v for v, _, _ in outs)} : {', '.join(t for _, _, t in outs)}) {hint}{{")
         self.emit(f"^bb0({', '.join(f'{a}: ' + _elem(t) for a, (_, _, t) in zip(args, ins + outs))}):")
         lines, yielded = body(args)
         self.indent += 1
