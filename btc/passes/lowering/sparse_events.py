@@ -45,17 +45,17 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
     L = w.layout
     assert w.events is not None, f"{L.name}: the spike-driven weight table was not gathered"
     cols = L.O + 1  # a dump column
+    C, F = lists.capacity, L.fan_out
+    b, i = _entries(fn, list_positions(fn, lists, -1), C, L.I)
 
-    def updates(b, i, f, lines):
-        post, val, bb, width, base, flat = (fn.name("r") for _ in range(6))
-        lines += [f"{post} = tensor.extract {w.t['ev_post']}[{i}, {f}] : {tt(L.I + 1, L.fan_out, dtype='i32')}",
-                  f"{val} = tensor.extract {w.events}[{i}, {f}] : {tt(L.I + 1, L.fan_out)}",
-                  f"{bb} = arith.index_cast {b} : index to i32", f"{width} = arith.constant {cols} : i32",
-                  f"{base} = arith.muli {bb}, {width} : i32", f"{flat} = arith.addi {base}, {post} : i32"]
-        return val, flat
+    posts, weights = (_rows_of(fn, t, i, L.I + 1, C, F, d) for t, d in ((w.t["ev_post"], "i32"), (w.events, "f32")))
 
-    idx = list_positions(fn, lists, -1)
-    summed = _pushed(fn, idx, lists.capacity, L, fn.full((B * cols,), 0.0), B * cols, updates)
+    def slot(b, row, a):
+        width, base, flat = (fn.name("r") for _ in range(3))
+        return [f"{width} = arith.constant {cols} : i32", f"{base} = arith.muli {b}, {width} : i32",
+                f"{flat} = arith.addi {base}, {a[0]} : i32"], [a[1], flat]
+    vals, dests = _per_slot(fn, b, C, F, [(posts, "i32"), (weights, "f32")], slot)
+    summed = _pushed(fn, vals, dests, C, F, fn.full((B * cols,), 0.0), B * cols)
     fn.capped |= lists.capacity < lists.n  # a roomier variant would differ (online.train_chunk)
     y = _unflatten_rows(fn, summed, B, cols, L.O)
     fn.overflows.append(overflow_flag(fn, lists))
@@ -68,27 +68,27 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
     scatter per step: the block's updates at once (capacity x fan_out per step, 8 bytes each) are hundreds
     of MB at N=16,384, and took twice as long per update as a step's."""
     L = w.layout
+    C, F = lists.capacity, L.fan_out
     table = tt(lists.rows * B + 1, L.O)
-
-    def updates(b, i, f, lines, offset):
-        k, post, last, safe, val, shift, row, col = (fn.name("r") for _ in range(8))
-        lines += [f"{k} = tensor.extract {w.t['ev_k']}[{i}, {f}] : {tt(L.I + 1, L.fan_out, dtype='i32')}",
-                  f"{post} = tensor.extract {w.t['ev_post']}[{i}, {f}] : {tt(L.I + 1, L.fan_out, dtype='i32')}",
-                  f"{last} = arith.constant {L.O - 1} : i32",  # padding's column O: read inside, dumped anyway
-                  f"{safe} = arith.minsi {post}, {last} : i32",
-                  f"{col} = arith.index_cast {safe} : i32 to index", f"{shift} = arith.constant {offset} : index",
-                  f"{row} = arith.addi {b}, {shift} : index",
-                  f"{val} = tensor.extract {stacked}[{row}, {col}] : {table}"]
-        return val, k
-
     idx = list_positions(fn, lists, -1)
     summed = fn.full((L.nnz + 1,), 0.0)
     for j in range(lists.rows):
         step = fn.name("gi")
-        fn.emit(f"{step} = tensor.extract_slice {idx}[{j}, 0] [1, {lists.capacity}] [1, 1] : "
-                f"{tt(lists.rows, lists.capacity, dtype='i32')} to {tt(1, lists.capacity, dtype='i32')}")
-        summed = _pushed(fn, step, lists.capacity, L, summed, L.nnz + 1,
-                         lambda *a, j=j: updates(*a, offset=j * B))
+        fn.emit(f"{step} = tensor.extract_slice {idx}[{j}, 0] [1, {C}] [1, 1] : "
+                f"{tt(lists.rows, C, dtype='i32')} to {tt(1, C, dtype='i32')}")
+        b, i = _entries(fn, step, C, L.I)
+
+        posts, ks = (_rows_of(fn, w.t[t], i, L.I + 1, C, F, "i32") for t in ("ev_post", "ev_k"))
+
+        def slot(b, _, a, offset=j * B):
+            last, safe, col, bi, shift, row, val = (fn.name("r") for _ in range(7))
+            return [f"{last} = arith.constant {L.O - 1} : i32",  # padding's column O: read inside, dumped anyway
+                    f"{safe} = arith.minsi {a[0]}, {last} : i32", f"{col} = arith.index_cast {safe} : i32 to index",
+                    f"{bi} = arith.index_cast {b} : i32 to index", f"{shift} = arith.constant {offset} : index",
+                    f"{row} = arith.addi {bi}, {shift} : index",
+                    f"{val} = tensor.extract {stacked}[{row}, {col}] : {table}"], [val, a[1]]
+        vals, ks = _per_slot(fn, b, C, F, [(posts, "i32"), (ks, "i32")], slot)
+        summed = _pushed(fn, vals, ks, C, F, summed, L.nnz + 1)
     fn.capped |= lists.capacity < lists.n
     kept = fn.name("gk")
     fn.emit(f"{kept} = tensor.extract_slice {summed}[0] [{L.nnz}] [1] : {tt(L.nnz + 1)} to {tt(L.nnz)}")
@@ -96,39 +96,60 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
     return fn.map([acc, kept], [(L.nnz,)] * 2, (L.nnz,), 1, sum_body)[0]
 
 
-def _pushed(fn: Fn, idx: str, C: int, L, into: str, length: int, updates) -> str:
-    """`into` ([length]) plus the fan_out updates of every entry of idx[1, C] (flat positions b * I + i, -1
-    for none: row I of the push tables), `updates(b, i, f, lines)` giving one slot's (value, flat
-    destination) for batch row b's presynaptic neuron i (indices) and slot f."""
-    F = L.fan_out
-    m3 = "affine_map<(d0, d1, d2) -> (d0, d1, d2)>"
+def _entries(fn: Fn, idx: str, C: int, I: int) -> tuple[str, str]:
+    """The batch row and presynaptic neuron ([C] i32 each) of every entry of idx[1, C] (flat positions
+    b * I + i, -1 for none: row 0, neuron I, whose push-table row points every slot at the dump)."""
+    flat = fn.name("ev")
+    fn.emit(f"{flat} = tensor.collapse_shape {idx} [[0, 1]] : {tt(1, C, dtype='i32')} into {tt(C, dtype='i32')}")
 
     def body(a):
-        c, pos, f, none, zero, width, q, m, b32, i32, b, i = (fn.name("r") for _ in range(12))
-        # the entry read inside, not as an input: an input let IREE fuse the list's binary search into this
-        # loop, once per slot (8x slower at N=16,384)
-        lines = [f"{c} = linalg.index 1 : index", f"{pos} = tensor.extract {idx}[{zero_index}, {c}] : {tt(1, C, dtype='i32')}",
-                 f"{f} = linalg.index 2 : index", f"{zero} = arith.constant 0 : i32",
-                 f"{width} = arith.constant {L.I} : i32", f"{none} = arith.cmpi slt, {pos}, {zero} : i32",
-                 f"{q} = arith.divsi {pos}, {width} : i32", f"{m} = arith.remsi {pos}, {width} : i32",
-                 f"{b32} = arith.select {none}, {zero}, {q} : i32", f"{i32} = arith.select {none}, {width}, {m} : i32",
-                 f"{b} = arith.index_cast {b32} : i32 to index", f"{i} = arith.index_cast {i32} : i32 to index"]
-        val, flat = updates(b, i, f, lines)
-        return lines, [val, flat]
+        none, zero, width, q, m, b, i = (fn.name("r") for _ in range(7))
+        return [f"{zero} = arith.constant 0 : i32", f"{width} = arith.constant {I} : i32",
+                f"{none} = arith.cmpi slt, {a[0]}, {zero} : i32", f"{q} = arith.divsi {a[0]}, {width} : i32",
+                f"{m} = arith.remsi {a[0]}, {width} : i32", f"{b} = arith.select {none}, {zero}, {q} : i32",
+                f"{i} = arith.select {none}, {width}, {m} : i32"], [b, i]
+    m1, i32 = "affine_map<(d0) -> (d0)>", tt(C, dtype="i32")
+    b, i = fn.generic([(flat, m1, i32)], [(fn.empty((C,), "i32"), m1, i32), (fn.empty((C,), "i32"), m1, i32)],
+                      ["parallel"], body)
+    return b, i
 
-    zero_index = fn.name("c")
-    fn.emit(f"{zero_index} = arith.constant 0 : index")
-    vals, dest = fn.generic([],
-                            [(fn.empty((1, C, F)), m3, tt(1, C, F)), (fn.empty((1, C, F), "i32"), m3, tt(1, C, F, dtype="i32"))],
-                            ["parallel"] * 3, body)
-    # updates and indices keep the generic's [1, C, F] (batch dimensions of the scatter): collapsed to one,
-    # the generic fused with the reshape into a 1-D loop that took 8x longer (22 ms a step at N=16,384)
-    dest2, out = fn.name("ev"), fn.name("ev")
+
+def _rows_of(fn: Fn, table: str, i: str, rows: int, C: int, F: int, dtype: str) -> str:
+    """table[i[c], :] for each of the C entries ([C, F]): whole rows, copied by vector loads (read slot by
+    slot, a push table's entry became a masked scalar load: ~3 ns a slot at N=16,384)."""
+    out, t = fn.name("ev"), tt(C, F, dtype=dtype)
+    fn.emit(f"{out} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {i} : {tt(rows, F, dtype=dtype)}, "
+            f"{tt(C, dtype='i32')}) outs({fn.empty((C, F), dtype)} : {t}) -> {t}")
+    return out
+
+
+def _per_slot(fn: Fn, b: str, C: int, F: int, rows: list[tuple[str, str]], body) -> tuple[str, str]:
+    """([C, F] f32, [C, F] i32): body(b, row index, [the slot's value in each of `rows`]) -> (lines, [value,
+    destination]) for every slot of every entry, b its entry's batch row (i32, computed once per entry: a
+    division and remainder per slot cost more than the slot's own work)."""
+    m2, m1 = "affine_map<(d0, d1) -> (d0, d1)>", "affine_map<(d0, d1) -> (d0)>"
+
+    def lines(a):
+        row = fn.name("r")
+        out, yielded = body(a[0], row, a[1:1 + len(rows)])
+        return [f"{row} = linalg.index 0 : index"] + out, yielded
+    vals, dests = fn.generic([(b, m1, tt(C, dtype="i32"))] + [(r, m2, tt(C, F, dtype=d)) for r, d in rows],
+                             [(fn.empty((C, F)), m2, tt(C, F)), (fn.empty((C, F), "i32"), m2, tt(C, F, dtype="i32"))],
+                             ["parallel", "parallel"], lines)
+    return vals, dests
+
+
+def _pushed(fn: Fn, vals: str, dests: str, C: int, F: int, into: str, length: int) -> str:
+    """`into` ([length]) plus vals[c, f] at dests[c, f] (every slot lands: padding at a dump position)."""
+    # updates and indices as [1, C, F] (batch dimensions of the scatter): collapsed to one, the producers
+    # fused with the reshape into a 1-D loop that took 8x longer (22 ms a step at N=16,384)
+    v3, d4, out = fn.name("ev"), fn.name("ev"), fn.name("ev")
     size, v_type, d_type = tt(length), tt(1, C, F), tt(1, C, F, 1, dtype="i32")
-    fn.emit(f"{dest2} = tensor.expand_shape {dest} [[0], [1], [2, 3]] output_shape [1, {C}, {F}, 1] : "
-            f"{tt(1, C, F, dtype='i32')} into {d_type}")
+    fn.emit(f"{v3} = tensor.expand_shape {vals} [[0, 1], [2]] output_shape [1, {C}, {F}] : {tt(C, F)} into {v_type}")
+    fn.emit(f"{d4} = tensor.expand_shape {dests} [[0, 1], [2, 3]] output_shape [1, {C}, {F}, 1] : "
+            f"{tt(C, F, dtype='i32')} into {d_type}")
     a, b, s = fn.name("a"), fn.name("a"), fn.name("r")
-    fn.emit(f"{out} = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins({vals}, {dest2} : "
+    fn.emit(f"{out} = iree_linalg_ext.scatter dimension_map = [0] unique_indices(false) ins({v3}, {d4} : "
             f"{v_type}, {d_type}) outs({into} : {size}) {{")
     fn.emit(f"^bb0({a}: f32, {b}: f32):")
     fn.emit(f"  {s} = arith.addf {a}, {b} : f32")
