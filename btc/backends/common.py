@@ -1,8 +1,7 @@
 """Flags every target shares (each backend adds its device and architecture)."""
 
 import re
-
-from btc.dialect.ops import TILES_ATTR
+from functools import cache
 
 __all__ = ["COMMON_FLAGS", "tile_hints"]
 
@@ -19,14 +18,18 @@ COMMON_FLAGS = [
 ]
 
 
-# a lowered op's tile hint as printed by MLIR: `attrs =  {btc.tiles = array<i64: 1, 1024, 0>}`
-_TILE_HINT = re.compile(r"attrs\s*=\s*\{" + re.escape(TILES_ATTR) + r" = array<i64: ([0-9, ]+)>\}")
+@cache
+def _tile_hint() -> re.Pattern:
+    """A lowered op's tile hint as MLIR prints it: `attrs =  {btc.tiles = array<i64: 1, 1024, 0>}`. (Imported
+    here, not at the top: btc.dialect needs the compiler, and a runtime-only install imports btc.backends.)"""
+    from btc.dialect.ops import TILES_ATTR
+    return re.compile(r"attrs\s*=\s*\{" + re.escape(TILES_ATTR) + r" = array<i64: ([0-9, ]+)>\}")
 
 
 def tile_hints(mlir_text: str, config=None) -> str:
-    """The lowered module with each tile hint (TILES_ATTR) replaced by config(tiles) -> the op's attribute
-    dictionary text, or dropped where config is None or returns None."""
+    """The lowered module with each tile hint (btc.dialect.ops.TILES_ATTR) replaced by config(tiles) -> the
+    op's attribute dictionary text, or dropped where config is None or returns None."""
     def replace(m):
         text = config(tuple(int(v) for v in m.group(1).split(","))) if config else None
         return f"attrs = {{{text}}}" if text else ""
-    return _TILE_HINT.sub(replace, mlir_text)
+    return _tile_hint().sub(replace, mlir_text)
