@@ -123,24 +123,33 @@ _HINTED = """func.func @f(%table: tensor<9x40xf32>, %idx: tensor<6x3xi32>) -> te
 """
 
 
-def test_tile_hints_configure_the_host_cpu_and_leave_other_targets_alone():
-    """On this host a tile hint becomes IREE's CPU configuration (32-column workgroups, a partial last one here)
-    and the kernel still sums right; a cross-compiled CPU and a GPU target compile with the hint dropped."""
+def test_tile_hints_configure_the_host_cpu_and_leave_other_targets_alone(tmp_path, monkeypatch):
+    """compile_module hands IREE, on this host, the hint turned into IREE's CPU configuration (32-column
+    workgroups, a partial last one here), and the kernel still sums right; a cross-compiled CPU and a GPU
+    target get the module with the hint dropped. Read from the input BTC_SAVE_TEMPS keeps: what IREE saw."""
     import iree.runtime as ireert
     from iree.compiler import ir
 
-    from btc.backends import llvm_cpu
-    from btc.backends.common import tile_hints
-
     printed = str(ir.Module.parse(_HINTED, ir.Context()))  # the form compile_module receives
-    configured = llvm_cpu.prepare(printed)
-    assert "distribution = [1, 32, 0]" in configured and "btc.tiles" not in configured, configured
-    for dropped in (llvm_cpu.prepare(printed, "aarch64-linux-gnu"), tile_hints(printed)):
-        assert "btc.tiles" not in dropped and "compilation_info" not in dropped and "linalg.generic" in dropped
     rng = np.random.default_rng(0)
     table, idx = rng.standard_normal((9, 40)).astype(np.float32), rng.integers(0, 9, (6, 3)).astype(np.int32)
-    vmfb = compile_module(printed, "llvm-cpu")
-    got = ireert.load_vm_flatbuffer(vmfb, driver="local-sync").f(table, idx)
+    for target in ("llvm-cpu", "llvm-cpu:aarch64-linux-gnu", "vulkan-spirv"):
+        temps = tmp_path / target.replace(":", "_")
+        monkeypatch.setenv("BTC_SAVE_TEMPS", str(temps))
+        compile_module(printed, target)
+        seen = (temps / "input.mlir").read_text()
+        assert "btc.tiles" not in seen and "linalg.generic" in seen, (target, seen)
+        assert ("distribution = [1, 32, 0]" in seen) == (target == "llvm-cpu"), (target, seen)
+    got = ireert.load_vm_flatbuffer((tmp_path / "llvm-cpu" / "model.vmfb").read_bytes(),
+                                    driver="local-sync").f(table, idx)
     np.testing.assert_allclose(np.asarray(got), table[idx].sum(1), rtol=1e-6)
-    for target in ("llvm-cpu:aarch64-linux-gnu", "vulkan-spirv"):
-        assert compile_module(printed, target)
+
+
+def test_a_tile_hint_leaves_the_other_attributes_of_its_op():
+    from btc.backends.common import tile_hints
+
+    line = "x = linalg.generic {} ins() outs() attrs =  {a.x = 1 : i64, btc.tiles = array<i64: 1, 8, 0>, z.y} {"
+    assert tile_hints(line) == "x = linalg.generic {} ins() outs() attrs =  {a.x = 1 : i64, z.y} {"
+    assert tile_hints(line, lambda t: f"c = {t[1]}") == line.replace("btc.tiles = array<i64: 1, 8, 0>", "c = 8")
+    alone = "x = linalg.generic {} ins() outs() attrs =  {btc.tiles = array<i64: 1, 8, 0>} {"
+    assert tile_hints(alone) == "x = linalg.generic {} ins() outs() {"

@@ -60,7 +60,8 @@ def compile_module(mlir_text: str, target: str, extra_flags: tuple[str, ...] = (
     `temps`: a directory from `save_temps_dir()` the caller already keeps other files in.
     """
     backend, arch = get_backend(target), split_target(target)[1]
-    mlir_text = backend.prepare(mlir_text, arch) if hasattr(backend, "prepare") else tile_hints(mlir_text)
+    mlir_text = (backend.prepare(mlir_text, arch, tuple(extra_flags)) if hasattr(backend, "prepare")
+                 else tile_hints(mlir_text))
     flags = list(backend.flags(arch) if arch else backend.flags()) + list(extra_flags)
     temps = temps or save_temps_dir()
     if temps:

@@ -1,4 +1,5 @@
-"""Flags every target shares (each backend adds its device and architecture)."""
+"""Flags every target shares (each backend adds its device and architecture), and `tile_hints`, which turns
+the lowering's tile hints into a backend's configuration or drops them."""
 
 import re
 from functools import cache
@@ -20,16 +21,24 @@ COMMON_FLAGS = [
 
 @cache
 def _tile_hint() -> re.Pattern:
-    """A lowered op's tile hint as MLIR prints it: `attrs =  {btc.tiles = array<i64: 1, 1024, 0>}`. (Imported
-    here, not at the top: btc.dialect needs the compiler, and a runtime-only install imports btc.backends.)"""
+    """A tile hint entry as MLIR prints it, `btc.tiles = array<i64: 1, 1024, 0>`, with the comma that joins it
+    to other entries of its attribute dictionary. (btc.dialect is imported here, not at the top: it needs
+    the compiler, and a runtime-only install imports btc.backends.)"""
     from btc.dialect.ops import TILES_ATTR
-    return re.compile(r"attrs\s*=\s*\{" + re.escape(TILES_ATTR) + r" = array<i64: ([0-9, ]+)>\}")
+    return re.compile(r"(,\s*)?" + re.escape(TILES_ATTR) + r" = array<i64: ([0-9, ]+)>(\s*,)?")
+
+
+_EMPTY_ATTRS = re.compile(r"attrs\s*=\s*\{\s*\}\s*")
 
 
 def tile_hints(mlir_text: str, config=None) -> str:
-    """The lowered module with each tile hint (btc.dialect.ops.TILES_ATTR) replaced by config(tiles) -> the
-    op's attribute dictionary text, or dropped where config is None or returns None."""
+    """The lowered module with each tile hint (btc.dialect.ops.TILES_ATTR) replaced by config(tiles) -> an
+    attribute entry's text (`name = value`), or dropped where config is None or returns None; other entries
+    of the op's attribute dictionary stay."""
     def replace(m):
-        text = config(tuple(int(v) for v in m.group(1).split(","))) if config else None
-        return f"attrs = {{{text}}}" if text else ""
-    return _tile_hint().sub(replace, mlir_text)
+        text = config(tuple(int(v) for v in m.group(2).split(","))) if config else None
+        before, after = m.group(1) or "", m.group(3) or ""
+        if text:
+            return before + text + after
+        return "," if before and after else ""  # the space after the second comma stays
+    return _EMPTY_ATTRS.sub("", _tile_hint().sub(replace, mlir_text))

@@ -25,15 +25,18 @@ def flags(triple: str | None = None) -> list[str]:
             *cpu, *COMMON_FLAGS]
 
 
-def prepare(mlir_text: str, triple: str | None = None) -> str:
+def prepare(mlir_text: str, triple: str | None = None, extra_flags: tuple[str, ...] = ()) -> str:
     """Tile hints become IREE CPU lowering configurations for this host (its vector width known); a
-    cross-compile drops them (IREE's own choice, for a CPU this host cannot measure)."""
-    width = _host_vector_floats() if triple is None else None
+    cross-compile, or extra flags that pick another CPU, drop them (IREE's own choice, for a CPU this host
+    cannot measure)."""
+    other_cpu = triple is not None or any(f.startswith("--iree-llvmcpu-target-") for f in extra_flags)
+    width = None if other_cpu else _host_vector_floats()
     return tile_hints(mlir_text, (lambda tiles: _cpu_config(tiles, width)) if width else None)
 
 
 def _cpu_config(tiles: tuple[int, ...], width: int) -> str:
-    """Workgroups of `tiles`, each vectorised along its last tiled loop, the reductions (0) one by one."""
+    """Workgroups of `tiles`, each vectorised along its last tiled loop, the reductions (0: Fn.generic checks
+    that only reductions have it) one by one."""
     last = max(i for i, t in enumerate(tiles) if t)
     vector = [0 if not t else min(t, width) if i == last else 1 for i, t in enumerate(tiles)]
     reduction = [0 if t else 1 for t in tiles]

@@ -200,8 +200,8 @@ MODULE_ATTRS: dict[str, Attr] = {a.name: a for a in [
     Attr("btc.event_block", "int", optional=True, default=1),
 ]}
 
-# on a lowered op (upstream MLIR, no btc op left): its preferred workgroup tile, one size per loop, 0 for a
-# loop left whole (a reduction); a hint the backend turns into its own configuration (llvm-cpu) or drops
+# on a lowered op (upstream MLIR, no btc op left): its preferred workgroup tile, one size per loop, 0 for each
+# reduction loop (left whole); a hint the backend turns into its own configuration (llvm-cpu) or drops
 TILES_ATTR = "btc.tiles"
 
 # annotations the analysis passes put on model ops, read through btc.passes._view.ModelView

@@ -64,7 +64,7 @@ def padded_table(fn: Fn, table: str, rows: int, cols: int) -> str:
 
 
 # columns per workgroup of a gathered-row sum: alone, one row by 1024 was within noise of the best of 1-64
-# rows by 128-8192 columns at [8192, 12, 8192], [2048, 12, 2048] and [32, 96, 8192]; IREE's 32 x 32 took 1.9x
+# rows by 128-8192 columns at [8192, 12, 8192], [2048, 12, 2048] and [32, 96, 8192]; IREE's 32 x 32 took 1.8-2.3x
 ROW_TILE = 1024
 
 
@@ -166,7 +166,7 @@ def _summed_rows(fn: Fn, table: str, table_type: str, idx: str, rows: int, C: in
         return [f"{out} = arith.addf {a[1]}, {a[0]} : f32"], [out]
 
     # loops (r, o, c), workgroups of one row by up to ROW_TILE columns: each listed row is read in long runs
-    # (IREE's own 32 x 32 tiles read 128 bytes of it at a time: 2x slower at [8192, 12, 8192], [2048, 12, 2048])
+    # (IREE's own 32 x 32 tiles read 128 bytes of it at a time: 1.8-2.3x slower at [8192, 12, 8192], [2048, 12, 2048])
     return fn.generic([(gathered, "affine_map<(d0, d1, d2) -> (d0, d2, d1)>", rows_type)]
                       + ([(mask, "affine_map<(d0, d1, d2) -> (d0, d2)>", idx_type)] if mask else []),
                       [(acc, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(rows, cols))],

@@ -50,9 +50,9 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
 
     posts, weights = (_rows_of(fn, t, i, L.I + 1, C, F, d) for t, d in ((w.t["ev_post"], "i32"), (w.events, "f32")))
 
-    def slot(b, row, a):
+    def slot(row, a):  # the entry's batch row, [its slot's post, weight]
         width, base, flat = (fn.name("r") for _ in range(3))
-        return [f"{width} = arith.constant {cols} : i32", f"{base} = arith.muli {b}, {width} : i32",
+        return [f"{width} = arith.constant {cols} : i32", f"{base} = arith.muli {row}, {width} : i32",
                 f"{flat} = arith.addi {base}, {a[0]} : i32"], [a[1], flat]
     vals, dests = _per_slot(fn, b, C, F, [(posts, "i32"), (weights, "f32")], slot)
     summed = _pushed(fn, vals, dests, C, F, fn.full((B * cols,), 0.0), B * cols)
@@ -78,16 +78,16 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
                 f"{tt(lists.rows, C, dtype='i32')} to {tt(1, C, dtype='i32')}")
         b, i = _entries(fn, step, C, L.I)
 
-        posts, ks = (_rows_of(fn, w.t[t], i, L.I + 1, C, F, "i32") for t in ("ev_post", "ev_k"))
+        posts, pairs = (_rows_of(fn, w.t[t], i, L.I + 1, C, F, "i32") for t in ("ev_post", "ev_k"))
 
-        def slot(b, _, a, offset=j * B):
+        def slot(row_b, a, offset=j * B):  # the entry's batch row, [its slot's post, pair]
             last, safe, col, bi, shift, row, val = (fn.name("r") for _ in range(7))
             return [f"{last} = arith.constant {L.O - 1} : i32",  # padding's column O: read inside, dumped anyway
                     f"{safe} = arith.minsi {a[0]}, {last} : i32", f"{col} = arith.index_cast {safe} : i32 to index",
-                    f"{bi} = arith.index_cast {b} : i32 to index", f"{shift} = arith.constant {offset} : index",
+                    f"{bi} = arith.index_cast {row_b} : i32 to index", f"{shift} = arith.constant {offset} : index",
                     f"{row} = arith.addi {bi}, {shift} : index",
                     f"{val} = tensor.extract {stacked}[{row}, {col}] : {table}"], [val, a[1]]
-        vals, ks = _per_slot(fn, b, C, F, [(posts, "i32"), (ks, "i32")], slot)
+        vals, ks = _per_slot(fn, b, C, F, [(posts, "i32"), (pairs, "i32")], slot)
         summed = _pushed(fn, vals, ks, C, F, summed, L.nnz + 1)
     fn.capped |= lists.capacity < lists.n
     kept = fn.name("gk")
@@ -123,19 +123,19 @@ def _rows_of(fn: Fn, table: str, i: str, rows: int, C: int, F: int, dtype: str) 
     return out
 
 
-def _per_slot(fn: Fn, b: str, C: int, F: int, rows: list[tuple[str, str]], body) -> tuple[str, str]:
-    """([C, F] f32, [C, F] i32): body(b, row index, [the slot's value in each of `rows`]) -> (lines, [value,
-    destination]) for every slot of every entry, b its entry's batch row (i32, computed once per entry: a
-    division and remainder per slot cost more than the slot's own work)."""
-    m2, m1 = "affine_map<(d0, d1) -> (d0, d1)>", "affine_map<(d0, d1) -> (d0)>"
+def _per_slot(fn: Fn, b: str, C: int, F: int, ins: list[tuple[str, str]], body) -> tuple[str, str]:
+    """The scatter's ([C, F] f32 values, [C, F] i32 destinations): body(its entry's batch row, [the slot's
+    value in each of `ins`]) -> (lines, [value, destination]) for every slot of every entry.
 
-    def lines(a):
-        row = fn.name("r")
-        out, yielded = body(a[0], row, a[1:1 + len(rows)])
-        return [f"{row} = linalg.index 0 : index"] + out, yielded
-    vals, dests = fn.generic([(b, m1, tt(C, dtype="i32"))] + [(r, m2, tt(C, F, dtype=d)) for r, d in rows],
+    b comes in computed once per entry (_entries): a division and remainder per slot cost more than the slot's
+    own work. Even a value the body only passes on goes through here: a gathered table fed to the scatter
+    directly was pulled into the scatter's single workgroup whole, on the stack ("exceeded stack allocation
+    limit", 4.7 MB at N=16,384). (Were _entries' list search fused in here through b, it would run once per
+    slot: 8x slower in an earlier layout; profiles show it is not.)"""
+    m2, m1 = "affine_map<(d0, d1) -> (d0, d1)>", "affine_map<(d0, d1) -> (d0)>"
+    vals, dests = fn.generic([(b, m1, tt(C, dtype="i32"))] + [(t, m2, tt(C, F, dtype=d)) for t, d in ins],
                              [(fn.empty((C, F)), m2, tt(C, F)), (fn.empty((C, F), "i32"), m2, tt(C, F, dtype="i32"))],
-                             ["parallel", "parallel"], lines)
+                             ["parallel", "parallel"], lambda a: body(a[0], a[1:1 + len(ins)]))
     return vals, dests
 
 

@@ -90,8 +90,8 @@ class Fn:
     def generic(self, ins: list[tuple[str, str, str]], outs: list[tuple[str, str, str]],
                 iterators: list[str], body, tiles: tuple[int, ...] | None = None) -> list[str]:
         """ins/outs: (value, affine map, type). body(arg names) -> (lines, yielded names).
-        tiles: a preferred workgroup tile per loop (0 for a reduction), a hint (TILES_ATTR) the backend turns
-        into its own configuration or drops."""
+        tiles: a preferred workgroup tile per loop (0 for each reduction loop, and only for those), a hint
+        (TILES_ATTR) the backend turns into its own configuration or drops."""
         args = [self.name("a") for _ in ins + outs]
         maps = ", ".join(m for _, m, _ in ins + outs)
         its = ", ".join(f'"{i}"' for i in iterators)
@@ -99,6 +99,9 @@ class Fn:
         head = f"{res}:{len(outs)}" if len(outs) > 1 else res
         ins_txt = (f"ins({', '.join(v for v, _, _ in ins)} : {', '.join(t for _, _, t in ins)}) "
                    if ins else "")
+        if tiles and (len(tiles) != len(iterators) or not any(tiles)
+                      or any((t == 0) != (i == "reduction") for t, i in zip(tiles, iterators))):
+            raise AssertionError(f"tiles {tiles} for loops {iterators}: one size per loop, 0 for the reductions only")
         hint = f"attrs = {{{TILES_ATTR} = array<i64: {', '.join(map(str, tiles))}>}} " if tiles else ""
         self.emit(f"{head} = linalg.generic {{indexing_maps = [{maps}], iterator_types = [{its}]}} "
                   f"{ins_txt}outs({', '.join(v for v, _, _ in outs)} : {', '.join(t for _, _, t in outs)}) {hint}{{")
