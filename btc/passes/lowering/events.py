@@ -97,7 +97,8 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
     clamped = idx if padded else fn.generic([(idx, "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
                                             [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", idx_type)],
                                             ["parallel", "parallel"], lambda a: _clamp_body(fn, a))[0]
-    summed = _summed_rows(fn, table, table_type, clamped, rows, C, cols, acc, None if padded else idx)
+    summed = _summed_rows(fn, table, table_rows + 1 if padded else table_rows, clamped, rows, C, cols, acc,
+                          None if padded else idx)
     summed = fn.map([acc_in, summed], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
     if C == lists.n:
         return summed
@@ -145,15 +146,13 @@ def overflow_flag(fn: Fn, lists: ActiveLists) -> str:
     return _any_longer(fn, lists.totals, lists.rows, lists.capacity)
 
 
-def _summed_rows(fn: Fn, table: str, table_type: str, idx: str, rows: int, C: int, cols: int, acc: str,
+def _summed_rows(fn: Fn, table: str, table_rows: int, idx: str, rows: int, C: int, cols: int, acc: str,
                  mask: str | None = None) -> str:
     """acc[r, o] + sum over c of table[idx[r, c], o] (where mask[r, c] >= 0, if given). The listed rows are
     gathered whole ([rows, C, cols]), then summed: IREE vectorizes the row copies of iree_linalg_ext.gather,
     where a tensor.extract inside a linalg.generic became scalar loads (2x slower at 32x2048x2048)."""
     idx_type, rows_type = tt(rows, C, dtype="i32"), tt(rows, C, cols)
-    gathered = fn.name("rows")
-    fn.emit(f"{gathered} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {idx} : "
-            f"{table_type}, {idx_type}) outs({fn.empty((rows, C, cols))} : {rows_type}) -> {rows_type}")
+    gathered = fn.gather_rows(table, table_rows, cols, idx, (rows, C))
 
     def masked_sum(a):
         zero_i, zero_f, ok, z, out = (fn.name("r") for _ in range(5))
@@ -266,15 +265,13 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
 
     m2 = "affine_map<(d0, d1) -> (d0, d1)>"
     entries = fn.generic([], [(fn.empty((S, D), "i32"), m2, tt(S, D, dtype="i32"))], ["parallel", "parallel"], entry_body)[0]
-    tile_sums = _summed_rows(fn, table, tt(table_rows + 1, cols), entries, S, D, cols, fn.full((S, cols), 0.0))
+    tile_sums = _summed_rows(fn, table, table_rows + 1, entries, S, D, cols, fn.full((S, cols), 0.0))
     hot_tiles = fn.generic([], [(fn.empty((S, P), "i32"), m2, tt(S, P, dtype="i32"))], ["parallel", "parallel"], hot_body)[0]
-    hot_sums = _summed_rows(fn, padded_table(fn, tile_sums, S, cols), tt(S + 1, cols), hot_tiles, S, P, cols,
+    hot_sums = _summed_rows(fn, padded_table(fn, tile_sums, S, cols), S + 1, hot_tiles, S, P, cols,
                             fn.full((S, cols), 0.0))
     slots = fn.generic([(hot, m1, i32), (rank, m1, i32)], [(fn.empty((rows,), "i32"), m1, i32)], ["parallel"],
                        lambda a: _slot_lines(fn, a, S))[0]
-    pulled, out_type = fn.name("rows"), tt(rows, cols)
-    fn.emit(f"{pulled} = iree_linalg_ext.gather dimension_map = [0] ins({padded_table(fn, hot_sums, S, cols)}, {slots} : "
-            f"{tt(S + 1, cols)}, {i32}) outs({fn.empty((rows, cols))} : {out_type}) -> {out_type}")
+    pulled = fn.gather_rows(padded_table(fn, hot_sums, S, cols), S + 1, cols, slots, (rows,))
     total = fn.map([acc, pulled], [(rows, cols)] * 2, (rows, cols), 1, sum_body)[0]
     return total, [_any_longer(fn, tile_end, rows, S), _any_longer(fn, tiles, rows, P)]
 

@@ -48,7 +48,8 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
     C, F = lists.capacity, L.fan_out
     b, i = _entries(fn, list_positions(fn, lists, -1), C, L.I)
 
-    posts, weights = (_rows_of(fn, t, i, L.I + 1, C, F, d) for t, d in ((w.t["ev_post"], "i32"), (w.events, "f32")))
+    # whole rows of the push tables (read slot by slot, each was a masked scalar load: ~3 ns a slot at N=16,384)
+    posts, weights = (fn.gather_rows(t, L.I + 1, F, i, (C,), d) for t, d in ((w.t["ev_post"], "i32"), (w.events, "f32")))
 
     def slot(row, a):  # the entry's batch row, [its slot's post, weight]
         width, base, flat = (fn.name("r") for _ in range(3))
@@ -78,7 +79,7 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
                 f"{tt(lists.rows, C, dtype='i32')} to {tt(1, C, dtype='i32')}")
         b, i = _entries(fn, step, C, L.I)
 
-        posts, pairs = (_rows_of(fn, w.t[t], i, L.I + 1, C, F, "i32") for t in ("ev_post", "ev_k"))
+        posts, pairs = (fn.gather_rows(w.t[t], L.I + 1, F, i, (C,), "i32") for t in ("ev_post", "ev_k"))
 
         def slot(row_b, a, offset=j * B):  # the entry's batch row, [its slot's post, pair]
             last, safe, col, bi, shift, row, val = (fn.name("r") for _ in range(7))
@@ -112,15 +113,6 @@ def _entries(fn: Fn, idx: str, C: int, I: int) -> tuple[str, str]:
     b, i = fn.generic([(flat, m1, i32)], [(fn.empty((C,), "i32"), m1, i32), (fn.empty((C,), "i32"), m1, i32)],
                       ["parallel"], body)
     return b, i
-
-
-def _rows_of(fn: Fn, table: str, i: str, rows: int, C: int, F: int, dtype: str) -> str:
-    """table[i[c], :] for each of the C entries ([C, F]): whole rows, copied by vector loads (read slot by
-    slot, a push table's entry became a masked scalar load: ~3 ns a slot at N=16,384)."""
-    out, t = fn.name("ev"), tt(C, F, dtype=dtype)
-    fn.emit(f"{out} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {i} : {tt(rows, F, dtype=dtype)}, "
-            f"{tt(C, dtype='i32')}) outs({fn.empty((C, F), dtype)} : {t}) -> {t}")
-    return out
 
 
 def _per_slot(fn: Fn, b: str, C: int, F: int, ins: list[tuple[str, str]], body) -> tuple[str, str]:

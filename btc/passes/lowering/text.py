@@ -69,6 +69,16 @@ class Fn:
         self.emit(f"{n} = tensor.empty() : {tt(*shape, dtype=dtype)}")
         return n
 
+    def gather_rows(self, table: str, table_rows: int, cols: int, idx: str, idx_shape: tuple,
+                    dtype: str = "f32") -> str:
+        """table[idx[...], :] ([*idx_shape, cols]): whole rows of table[table_rows, cols] picked by the i32
+        indices idx[idx_shape] (iree_linalg_ext.gather, whose row copies IREE vectorizes)."""
+        n, out = self.name("rows"), tt(*idx_shape, cols, dtype=dtype)
+        self.emit(f"{n} = iree_linalg_ext.gather dimension_map = [0] ins({table}, {idx} : "
+                  f"{tt(table_rows, cols, dtype=dtype)}, {tt(*idx_shape, dtype='i32')}) "
+                  f"outs({self.empty((*idx_shape, cols), dtype)} : {out}) -> {out}")
+        return n
+
     def barrier(self, value: str, shape: tuple, dtype: str = "f32") -> str:
         """value, kept out of its neighbours' dispatches. Outside time loops only: inside scf.for, IREE 3.13
         kept each barrier's buffers alive (~35 MB more per train_chunk call at recurrent_lif N=2048), and
