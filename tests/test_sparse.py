@@ -192,6 +192,8 @@ def test_artifact_records_the_layout_and_the_pairs(tmp_path):
     rec = next(p for p in model.abi["projections"] if p["name"] == "x_to_h")
     assert rec["connectivity"]["nnz"] == conn.nnz and rec["connectivity"]["fan_in_max"] == conn.fan_in().max()
     assert rec["connectivity"]["fan_out_max"] == conn.fan_out().max()
+    # the push tables' rows: the largest fan-out padded to a multiple of 8 (IREE tiles their copies by a divisor)
+    assert rec["connectivity"]["push_width"] == 8 * -(-conn.fan_out().max() // 8)
     assert next(p for p in model.abi["params"] if p["name"] == "x_to_h.W")["shape"] == [conn.nnz]
     assert model.abi["step_macs"] == BATCH * (conn.nnz + 9 * 3)
     index = [e for e in model.abi["layout"] if e["role"] == "index"]

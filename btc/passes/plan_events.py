@@ -27,7 +27,7 @@ from btc.errors import BtcError
 from btc.passes._view import ModelView
 
 __all__ = ["PlanEventsPass", "EVENT_MODES", "DEFAULT_ACTIVITY", "projection_costs", "event_block", "list_capacity",
-           "SPIKE_DRIVEN", "spike_driven"]
+           "SPIKE_DRIVEN", "spike_driven", "push_width"]
 
 EVENT_MODES = ("auto", "on", "off")
 
@@ -58,6 +58,14 @@ def list_capacity(n: int, activity: float) -> int:
     return min(n, 4 * math.ceil((2.0 * activity * n + 4) / 4))
 
 
+def push_width(fan_out: int) -> int:
+    """Slots per row of a sparse projection's push tables: its largest fan-out, rounded up to a multiple of 8.
+    IREE tiles the row copies by a divisor of the width: a prime one (101 at N=65,536, 0.1 %) gave workgroups
+    one column wide, and the copies took 21-31 ms instead of 1.2-1.5 ms (a 97-, 101-, 221-wide table against
+    100, 104, 216; benchmarks/README.md)."""
+    return 8 * math.ceil(max(fan_out, 1) / 8)
+
+
 # Entries past a list's capacity that the optimistic variants spill into tiles (events._spilled) instead of
 # failing the chunk. Propagation: one tile (a list's capacity) per eighth of the batch; a burst in a few batch
 # rows (recurrent_lif N=8192 at 0.4 % firing: 33 active inputs per row on average, up to 98 in one row and
@@ -85,14 +93,14 @@ def spike_driven(p) -> bool:
 
 
 def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots: int = 0,
-                     fan_out: int = 0) -> dict[str, float]:
+                     push_width: int = 0) -> dict[str, float]:
     """Expected MACs per step of each way to compute one projection, for inputs of this activity;
-    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot), `fan_out`: its
-    largest number of pairs out of one presynaptic neuron (each listed spike pushes that many)."""
+    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot), `push_width`: its
+    push tables' slots per presynaptic neuron (push_width: each listed spike pushes that many)."""
     dense = float(B * I * O)
     if slots:
         pulled = GATHER_MACS * B * slots
-        pushed = SCATTER_MACS * list_capacity(B * I, activity) * fan_out + LIST_MACS_PER_ENTRY * B * I
+        pushed = SCATTER_MACS * list_capacity(B * I, activity) * push_width + LIST_MACS_PER_ENTRY * B * I
         return {"propagation_sparse": pulled, "gradient_sparse": pulled,
                 "propagation_sparse-event": pushed + FIXED_MACS,
                 "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,
@@ -159,9 +167,9 @@ class PlanEventsPass:
             return False, False
         degrees = np.bincount(p.post_index, minlength=view.size(p.post))
         slots = int(degrees.max()) * degrees.size  # the pull side's padded pairs (a single table)
-        fan_out = int(np.bincount(p.pre_index).max())
+        width = push_width(int(np.bincount(p.pre_index).max()))
         costs = projection_costs(view.batch, view.size(p.pre), view.size(p.post), own.get(p.pre, self.activity),
-                                 block, min(slots, 2 * p.nnz), fan_out)
+                                 block, min(slots, 2 * p.nnz), width)
         # (an in-module update re-reads W every step: the push table is gathered before the loop only)
         propagate = not self.update_every and self._choose(costs["propagation_sparse-event"] < costs["propagation_sparse"])
         regroup = (_learns_by_pp_prop(view, p) and block > 1 and not self.update_every

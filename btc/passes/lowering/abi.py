@@ -126,7 +126,7 @@ def _work(lw: Lowering, p) -> dict:
     v = lw.v
     layout = lw.sparse.get(p.name)
     costs = projection_costs(lw.B, v.size(p.pre), v.size(p.post), v.activity_of(p.pre), lw.unroll,
-                             layout.slots() if layout else 0, layout.fan_out if layout else 0)
+                             layout.slots() if layout else 0, layout.push_width if layout else 0)
     learns = lw.algorithm.online and p.learns
     gradient = p.weight_gradient if learns else ("bptt" if p.learns else "frozen")
     return {"connectivity": layout.record() if layout else {"layout": "dense"}, "binary": v.binary(p.pre),

@@ -1,8 +1,8 @@
 """Spike-driven work on a sparse projection ("sparse-event", btc-plan-events): its binary presynaptic
-signal's active entries, (batch row, neuron) pairs listed per step, each push their fan_out slots (sparse_layout.push_tables).
+signal's active entries, (batch row, neuron) pairs listed per step, each push their push_width slots (sparse_layout.push_tables).
 
 - propagation: y[b, post_k] += W[k] for every pair k of every active (b, pre): one scatter of
-  capacity x fan_out updates instead of a pull over every pair for every batch row;
+  capacity x push_width updates instead of a pull over every pair for every batch row;
 - pp-prop's regrouped weight gradient (pp-prop.md section 7), its spike term: dW[k] += M^tau[b, post_k]
   for every pair k of every spike (tau, b, pre) of the block.
 
@@ -45,7 +45,7 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
     L = w.layout
     assert w.events is not None, f"{L.name}: the spike-driven weight table was not gathered"
     cols = L.O + 1  # a dump column
-    C, F = lists.capacity, L.fan_out
+    C, F = lists.capacity, L.push_width
     b, i = _entries(fn, list_positions(fn, lists, -1), C, L.I)
 
     # whole rows of the push tables (read slot by slot, each was a masked scalar load: ~3 ns a slot at N=16,384)
@@ -66,10 +66,10 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
 def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, acc: str, B: int) -> str:
     """acc[k] + sum over the block's spikes (b, pre_k) of step j of stacked[j * B + b, post_k]: `lists`
     lists each step's spikes (step_lists), `stacked` is M of the block's rows ([steps * B + 1, O]). One
-    scatter per step: the block's updates at once (capacity x fan_out per step, 8 bytes each) are hundreds
+    scatter per step: the block's updates at once (capacity x push_width per step, 8 bytes each) are hundreds
     of MB at N=16,384, and took twice as long per update as a step's."""
     L = w.layout
-    C, F = lists.capacity, L.fan_out
+    C, F = lists.capacity, L.push_width
     table = tt(lists.rows * B + 1, L.O)
     idx = list_positions(fn, lists, -1)
     summed = fn.full((L.nnz + 1,), 0.0)

@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 
 from btc.passes.lowering.shared import shared_table
+from btc.passes.plan_events import push_width
 
 __all__ = ["Side", "SparseLayout", "push_tables"]
 
@@ -104,6 +105,11 @@ class SparseLayout:
     def fan_out(self) -> int:
         return int(np.bincount(self.pre, minlength=self.I).max())
 
+    @property
+    def push_width(self) -> int:
+        """Slots per row of the push tables (push_tables): fan_out and padding."""
+        return push_width(self.fan_out)
+
     @cached_property
     def pull(self) -> Side:
         return _side("in", self.post, self.pre, self.O)
@@ -152,16 +158,16 @@ class SparseLayout:
     def record(self) -> dict:
         pull, shared = self.pull, {} if self.tie is None else {"n_weights": self.n_weights, "scale": self.scale}
         return {**shared, "layout": "pull-ell" if pull.whole else "pull-sliced-ell", "nnz": self.nnz,
-                "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "fan_in_mean": self.nnz / self.O,
+                "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "push_width": self.push_width, "fan_in_mean": self.nnz / self.O,
                 "padded_slots": pull.slots, "bucket_widths": list(pull.widths), "bucket_rows": list(pull.counts)}
 
 
 def push_tables(L: SparseLayout) -> dict[str, np.ndarray]:
-    """One row of fan_out slots per presynaptic neuron and a last row I for a list's unused entries:
+    """One row of push_width slots per presynaptic neuron and a last row I for a list's unused entries:
     ev_post (padding: O, a dump column) and ev_k (the pair; padding: nnz, a dump slot). The pairs are
     sorted by (pre, post), so row i holds a run of k."""
-    post = np.full((L.I + 1, L.fan_out), L.O, np.int32)
-    k = np.full((L.I + 1, L.fan_out), L.nnz, np.int32)
+    post = np.full((L.I + 1, L.push_width), L.O, np.int32)
+    k = np.full((L.I + 1, L.push_width), L.nnz, np.int32)
     order = np.lexsort((L.post, L.pre))
     pre = L.pre[order]
     f = np.arange(L.nnz) - np.searchsorted(pre, pre)
