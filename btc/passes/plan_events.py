@@ -27,7 +27,8 @@ from btc.errors import BtcError
 from btc.passes._view import ModelView
 
 __all__ = ["PlanEventsPass", "EVENT_MODES", "DEFAULT_ACTIVITY", "projection_costs", "event_block", "list_capacity",
-           "SPIKE_DRIVEN", "spike_driven", "push_width"]
+           "SPIKE_DRIVEN", "spike_driven", "push_width",
+           "step_list_capacity", "TIGHT_LISTS"]
 
 EVENT_MODES = ("auto", "on", "off")
 
@@ -37,8 +38,9 @@ DEFAULT_ACTIVITY = ANNOTATIONS["btc.activity"].default
 # CI machine kind with llvm-cpu (benchmarks/README.md, "Where the time goes"): summing a gathered table
 # entry costs about 6 MACs (the gather is bound by memory, the matmul by arithmetic); listing the active
 # entries (flags, prefix sum, binary search) about 20 MACs per entry of the binary tensor. The costs are
-# those of train_chunk_fast, which runs unless a list overflows (the exact path past a list's capacity
-# costs ~3x the whole chunk, and train_chunk_roomy comes first: btc.runtime.tiers).
+# those of the first optimistic variant, which runs unless a list overflows (train_chunk_tight for a sparse
+# projection's whole-batch lists, else train_chunk_fast; btc.runtime.tiers): the exact path past a list's
+# capacity costs ~3x the whole chunk, and the roomier variants come first.
 GATHER_MACS = 6.0
 # a scattered update (a sparse projection's pushed pair: the value's and destination's reads and the scatter)
 # about 7 gathers: 1.0 M updates took 7-8 ms at N=16,384, 1 %, B=32, against ~1 ns per pulled slot
@@ -56,6 +58,20 @@ def list_capacity(n: int, activity: float) -> int:
     per-neuron lists 16 entries for 3.2 expected at 0.5 % firing over 640 (step, batch) rows: 80 % of
     its gathered rows were padding.)"""
     return min(n, 4 * math.ceil((2.0 * activity * n + 4) / 4))
+
+
+def step_list_capacity(n: int, activity: float) -> int:
+    """Entries of a list over a whole step's batch (n = B x I positions, sparse_events.step_lists) in
+    train_chunk_tight: the expected count plus 4 binomial standard deviations plus 4, a multiple of 4, and at
+    most list_capacity's. Such a count varies little (recurrent N=16,384, B=32: ~2,150 a step, within 2 %);
+    list_capacity's 2x is for an activity that drifts or was declared low, which train_chunk_fast still takes."""
+    mu = activity * n
+    return min(list_capacity(n, activity), 4 * math.ceil((mu + 4 * math.sqrt(mu) + 4) / 4))
+
+
+# train_chunk_tight is written where some whole-batch list is at most this fraction of train_chunk_fast's
+# (from about 50 expected entries a step; below, the standard deviations leave little to save)
+TIGHT_LISTS = 0.8
 
 
 def push_width(fan_out: int) -> int:
@@ -100,7 +116,7 @@ def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots:
     dense = float(B * I * O)
     if slots:
         pulled = GATHER_MACS * B * slots
-        pushed = SCATTER_MACS * list_capacity(B * I, activity) * push_width + LIST_MACS_PER_ENTRY * B * I
+        pushed = SCATTER_MACS * step_list_capacity(B * I, activity) * push_width + LIST_MACS_PER_ENTRY * B * I
         return {"propagation_sparse": pulled, "gradient_sparse": pulled,
                 "propagation_sparse-event": pushed + FIXED_MACS,
                 "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,

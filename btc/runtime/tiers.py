@@ -1,13 +1,14 @@
 """Which variant of train_chunk takes a chunk. An event-driven module exports, besides the exact
 train_chunk, optimistic variants whose active lists have a fixed capacity (train_chunk_fast, sized by the
-expected activity, then train_chunk_roomy, sized for 4x that activity; btc.passes.lowering.online). A variant whose lists
-could not hold a chunk's entries stores nothing and says so; the next one runs the same chunk.
+expected activity, then train_chunk_roomy, sized for 4x that activity; before them, in some modules with
+sparse projections, train_chunk_tight, sized for the expected count alone; btc.passes.lowering.online). A
+variant whose lists could not hold a chunk's entries stores nothing and says so; the next one runs the same chunk.
 """
 from __future__ import annotations
 
 __all__ = ["TIERS", "STAY_AFTER_BUSY", "MAX_STAY", "ChunkTiers"]
 
-TIERS = ("train_chunk_fast", "train_chunk_roomy", "train_chunk")  # fastest first
+TIERS = ("train_chunk_tight", "train_chunk_fast", "train_chunk_roomy", "train_chunk")  # fastest first
 STAY_AFTER_BUSY = 8  # chunks that start at the variant which took a chunk its faster ones could not
 MAX_STAY = 256  # ... doubled each time the fastest one fails again after such a stay, up to this
 
@@ -15,7 +16,7 @@ MAX_STAY = 256  # ... doubled each time the fastest one fails again after such a
 class ChunkTiers:
     def __init__(self, functions):
         self.names = [name for name in TIERS if name in functions]
-        self.busy_chunks = 0  # chunks train_chunk_fast could not take (a list longer than its capacity)
+        self.busy_chunks = 0  # chunks the fastest variant could not take (a list longer than its capacity)
         self.chunks_by = dict.fromkeys(self.names, 0)  # chunks each variant took
         # the variant a chunk starts at, for `_stay` more chunks. Kept across sequences: the activity is the
         # network's (it drifts as the weights learn), not a sequence's

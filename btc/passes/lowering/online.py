@@ -17,13 +17,15 @@ from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
 from btc.passes.lowering.schedule import StepValues, run_schedule
 from btc.passes.lowering.sparse import slots_to_vector
 from btc.passes.lowering.text import Fn, select_scalar, tt
-from btc.passes.plan_events import spike_driven
+from btc.passes.plan_events import TIGHT_LISTS, list_capacity, spike_driven, step_list_capacity
 
 __all__ = ["train_chunk"]
 
 
-# The optimistic variants of train_chunk, tried in this order: (name, list headroom over the expected activity)
-OPTIMISTIC_TIERS = (("train_chunk_fast", 1.0), ("train_chunk_roomy", 4.0))
+# The optimistic variants of train_chunk, tried in this order: (name, list headroom over the expected activity).
+# train_chunk_tight only where a sparse projection's whole-batch lists can be much shorter than _fast's (_tight_helps)
+TIGHT_TIER = "train_chunk_tight"
+OPTIMISTIC_TIERS = ((TIGHT_TIER, 1.0), ("train_chunk_fast", 1.0), ("train_chunk_roomy", 4.0))
 
 
 def train_chunk(lw: Lowering) -> None:
@@ -32,19 +34,33 @@ def train_chunk(lw: Lowering) -> None:
     without the slow exact path for active lists longer than their capacity (events.gather_rows_sum).
     It returns a flag besides; when set, it stored nothing, and the runtime runs the next function instead:
     train_chunk_roomy (lists sized for 4x the expected activity: the activity drifts as a network learns, and the exact path past a
-    list's capacity costs ~3x the whole chunk), then train_chunk. Functions ending in `_fast` or `_roomy`
-    are these tiers (runtime.model)."""
+    list's capacity costs ~3x the whole chunk), then train_chunk. Before train_chunk_fast, where it saves
+    much, train_chunk_tight: a sparse projection's lists over a step's batch sized for the expected count
+    (plan_events.step_list_capacity). Functions ending in `_tight`, `_fast` or `_roomy` are these tiers
+    (runtime.tiers)."""
     _train_chunk(lw, "train_chunk", optimistic=False)
     # (a rank of a partitioned network calls train_chunk only: one step per call, nothing to amortise)
     if not lw.options.partitioned and any(spike_driven(p) for p in lw.v.projections.values()):
-        for name, headroom in OPTIMISTIC_TIERS:
-            if not _train_chunk(lw, name, optimistic=True, headroom=headroom):
+        for name, headroom in OPTIMISTIC_TIERS if _tight_helps(lw) else OPTIMISTIC_TIERS[1:]:
+            if not _train_chunk(lw, name, optimistic=True, headroom=headroom, tight=name == TIGHT_TIER):
                 break  # every list holds its whole tensor: a roomier tier would be the same function
 
 
-def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.0) -> bool:
+def _tight_helps(lw: Lowering) -> bool:
+    """Whether some spike-driven sparse projection's lists over a step's batch are at most TIGHT_LISTS of
+    train_chunk_fast's in train_chunk_tight."""
+    v = lw.v
+    for p in v.projections.values():
+        if "sparse-event" in (p.propagation, p.weight_gradient):
+            n, a = lw.B * v.size(p.pre), v.activity_of(p.pre)
+            if step_list_capacity(n, a) <= TIGHT_LISTS * list_capacity(n, a):
+                return True
+    return False
+
+
+def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.0, tight: bool = False) -> bool:
     """Writes one train_chunk function; returns whether some active list in it is shorter than its tensor."""
-    fn = Fn(optimistic=optimistic, headroom=headroom)
+    fn = Fn(optimistic=optimistic, headroom=headroom, tight=tight)
     fn.chunk = lw.K
     B, C = lw.B, lw.C
     continual = bool(lw.options.update_every)

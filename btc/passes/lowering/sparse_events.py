@@ -10,8 +10,8 @@ One list per step over the whole batch, not one per batch row: its capacity need
 total, which varies far less than the busiest row (N=16,384, 0.41 % firing: rows of 206 at most against
 67 on average), and the work follows the capacity.
 
-Both are optimistic (train_chunk_fast and _roomy only): entries past a list's capacity are left out and
-flagged, and the runtime then runs the exact train_chunk, whose sparse products pull over every pair.
+Both are optimistic (train_chunk_tight, _fast and _roomy only; _tight sizes these lists for the expected
+count, plan_events.step_list_capacity): entries past a list's capacity are left out and flagged, and the runtime then runs the exact train_chunk, whose sparse products pull over every pair.
 Every update lands: unused list entries read row I, whose slots all point at a dump entry (column O of
 a row, pair nnz) that is cut off after the scatter.
 """
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.events import ActiveLists, active_lists, list_capacity_of, list_positions, overflow_flag
 from btc.passes.lowering.text import Fn, tt
+from btc.passes.plan_events import step_list_capacity
 
 if TYPE_CHECKING:
     from btc.passes.lowering.sparse import SparseWeights
@@ -37,7 +38,8 @@ def step_lists(fn: Fn, x: str, steps: int, B: int, I: int, activity: float) -> A
     fn.emit(f"{flat} = tensor.collapse_shape {x} [[0, 1]] : {tt(steps * B, I)} into {tt(steps * n)}")
     fn.emit(f"{rows} = tensor.expand_shape {flat} [[0, 1]] output_shape [{steps}, {n}] : {tt(steps * n)} "
             f"into {tt(steps, n)}")
-    return active_lists(fn, rows, (steps, n), 1, list_capacity_of(fn, n, activity))
+    capacity = step_list_capacity(n, activity) if fn.tight else list_capacity_of(fn, n, activity)
+    return active_lists(fn, rows, (steps, n), 1, capacity)
 
 
 def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: str | None) -> str:

@@ -33,7 +33,7 @@ def _f(x: float) -> str:
 
 
 class Fn:
-    def __init__(self, optimistic: bool = False, headroom: float = 1.0):
+    def __init__(self, optimistic: bool = False, headroom: float = 1.0, tight: bool = False):
         self.lines: list[str] = []
         self._n = 0
         self.indent = 1
@@ -43,7 +43,9 @@ class Fn:
         self.overflows: list[str] | None = None  # a list while flags are collected (inside the time loop)
         # active lists hold `headroom` times the entries the expected activity needs (events.list_capacity_of);
         # `capped`: some list is shorter than the tensor it lists
-        self.headroom, self.capped = headroom, False
+        # `tight`: a list over a whole step's batch holds the expected count and its spread only
+        # (plan_events.step_list_capacity)
+        self.headroom, self.capped, self.tight = headroom, False, tight
         self.padded: dict[str, str] = {}  # a table's SSA name -> its twin with a zero row after (events.padded_table)
 
     def name(self, prefix: str = "v") -> str:
