@@ -312,30 +312,30 @@ def test_spike_driven_sparse_lists_that_overflow_stay_exact(tmp_path):
 
 
 def test_tight_lists_overflow_to_the_next_variant_and_stay_exact(tmp_path):
-    """Inputs declared 10 % active over a step's 3 x 200 entries: train_chunk_tight's lists hold 96 (60 expected
-    and 4 standard deviations), train_chunk_fast's 124. At 10 % the tight variant takes the chunks; at 16 %
-    (96 a step, up to 115) it overflows and stores nothing, and train_chunk_fast takes them. Both equal the
-    dense twin."""
+    """Inputs declared 10 % active over a step's 3 x 600 entries: train_chunk_tight's lists hold 284 (1.25 x 180
+    expected and 4 standard deviations), train_chunk_fast's 364. At 10 % (196 at most) the tight variant takes
+    the chunks; at 17 % (306 a step) it overflows and stores nothing, and train_chunk_fast takes them. Both
+    equal the dense twin."""
     from btc.frontend.zoo import recurrent_lif
     from btc.passes.plan_events import list_capacity, step_list_capacity
 
-    assert (step_list_capacity(600, 0.1), list_capacity(600, 0.1)) == (96, 124)
+    assert (step_list_capacity(1800, 0.1), list_capacity(1800, 0.1)) == (284, 364)
 
     def build():
-        return sparse_variant(recurrent_lif(inputs=200, hidden=30, classes=3), density=0.3)
+        return sparse_variant(recurrent_lif(inputs=600, hidden=30, classes=3), density=0.3)
 
     sparse_net = build()
-    dense = _compile(masked_twin(sparse_net, recurrent_lif(inputs=200, hidden=30, classes=3)), tmp_path, "dense")
+    dense = _compile(masked_twin(sparse_net, recurrent_lif(inputs=600, hidden=30, classes=3)), tmp_path, "dense")
     sparse = _compile(build(), tmp_path, "sparse", event_driven="on", activity={"x": 0.1, "*": 1.0})
     assert "train_chunk_tight" in sparse.functions and "train_chunk_fast" in sparse.functions
     x, target, mask = sequence(sparse_net, BATCH, STEPS, rate=0.1)
-    assert (x.reshape(STEPS, -1) > 0).sum(axis=1).max() <= 96  # (the seed's draw: every step fits)
+    assert (x.reshape(STEPS, -1) > 0).sum(axis=1).max() <= 284  # (the seed's draw: every step fits)
     _assert_same(sparse_net, sparse, dense, x, target, mask, "recurrent_lif")
     assert sparse.tiers.chunks_by["train_chunk_tight"] == 3 and sparse.tiers.busy_chunks == 0
     sparse.tiers.reset()
-    busy, _, _ = sequence(sparse_net, BATCH, STEPS, rate=0.16)
-    per_step = (busy.reshape(STEPS, -1) > 0).sum(axis=1)  # (the seed's draw: every chunk has a step past 96)
-    assert per_step.max() <= 124 and all(per_step[c:c + 5].max() > 96 for c in range(0, STEPS, 5))
+    busy, _, _ = sequence(sparse_net, BATCH, STEPS, rate=0.17)
+    per_step = (busy.reshape(STEPS, -1) > 0).sum(axis=1)  # (the seed's draw: every chunk has a step past 284)
+    assert per_step.max() <= 364 and all(per_step[c:c + 5].max() > 284 for c in range(0, STEPS, 5))
     _assert_same(sparse_net, sparse, dense, busy, target, mask, "recurrent_lif")
     assert sparse.tiers.busy_chunks == 1 and sparse.tiers.chunks_by["train_chunk_tight"] == 3
     assert sparse.tiers.chunks_by["train_chunk_fast"] == 3
