@@ -166,3 +166,35 @@ def test_cuda_target_compiles_without_a_gpu(tmp_path):
                         str(tmp_path / "a"))
     assert m["hal_driver"] == "cuda" and m["target"] == "cuda"
     assert (tmp_path / "a" / "model.vmfb").stat().st_size > 0
+
+
+def test_a_variant_that_fails_every_other_chunk_is_tried_rarely():
+    """btc.runtime.tiers: each failure of the fastest variant costs a whole chunk. Failing every other try,
+    it is retried after stays of 8, 16, ... 256 chunks; once it takes 8 chunks in a row, a failure costs
+    a stay of 8 again."""
+    from btc.runtime.tiers import MAX_STAY, STAY_AFTER_BUSY, ChunkTiers
+
+    mode, tries = {"fail": "alternate"}, []
+
+    def call(name, *args):
+        if name != "train_chunk_tight":
+            return 0.0, 0.0, 0.0
+        tries.append(len(log))
+        fails = {"alternate": len(tries) % 2 == 0, "never": False, "once": len(tries) == once[0]}[mode["fail"]]
+        return 0.0, 0.0, float(fails)
+
+    tiers, log, once = ChunkTiers({"train_chunk_tight", "train_chunk_fast", "train_chunk"}), [], [0]
+    for _ in range(1000):
+        tiers.run(call, [])
+        log.append(None)
+    assert tiers.busy_chunks <= 10 and tiers.chunks_by["train_chunk_fast"] > 950  # one failure per reset: ~100
+    mode["fail"] = "never"
+    for _ in range(MAX_STAY + STAY_AFTER_BUSY):
+        tiers.run(call, [])
+        log.append(None)
+    mode["fail"], once[0] = "once", len(tries) + 1
+    for _ in range(2 * STAY_AFTER_BUSY):
+        tiers.run(call, [])
+        log.append(None)
+    failed_at = tries[once[0] - 1]
+    assert tries[once[0]] == failed_at + 1 + STAY_AFTER_BUSY  # the next try after a stay of 8

@@ -28,7 +28,7 @@ from btc.passes._view import ModelView
 
 __all__ = ["PlanEventsPass", "EVENT_MODES", "DEFAULT_ACTIVITY", "projection_costs", "event_block", "list_capacity",
            "SPIKE_DRIVEN", "spike_driven", "push_width",
-           "step_list_capacity", "TIGHT_LISTS"]
+           "step_list_capacity", "first_step_list_capacity", "TIGHT_SWING", "TIGHT_LISTS"]
 
 EVENT_MODES = ("auto", "on", "off")
 
@@ -60,16 +60,19 @@ def list_capacity(n: int, activity: float) -> int:
     return min(n, 4 * math.ceil((2.0 * activity * n + 4) / 4))
 
 
-# A recurrent network's spikes a step swing around their mean: bench_sparse.py's network, told 0.5 %, fires
-# 0.41 % on average at N=16,384 (0.34 % at N=65,536) and up to 0.52 % in its busiest step at both sizes
+# train_chunk_tight's margin over the declared activity, for a recurrent network's swing from step to step:
+# bench_sparse.py's network, told 0.5 %, fires 0.41 % on average at N=16,384 (0.34 % at N=65,536) and 0.52 %
+# in its busiest step at both sizes. So it fits a declared activity near the busiest steps, not the mean
+# (told 0.34 % at N=65,536, its lists would hold 9,256 against 10,965 spikes: train_chunk_fast takes those)
 TIGHT_SWING = 1.25
 
 
 def step_list_capacity(n: int, activity: float) -> int:
     """Entries of a list over a whole step's batch (n = B x I positions, sparse_events.step_lists) in
-    train_chunk_tight: TIGHT_SWING times the expected count plus 4 binomial standard deviations plus 4, a
-    multiple of 4, and at most list_capacity's. Over many entries the count is far from 2x its expectation;
-    list_capacity's 2x is for an activity that drifts or was declared low, which train_chunk_fast still takes."""
+    train_chunk_tight: TIGHT_SWING times the expected count plus 4 binomial standard deviations plus 4,
+    rounded up to a multiple of 4, and at most list_capacity's. Over many entries the count is far from 2x
+    its expectation; list_capacity's 2x is for an activity that drifts or was declared low, which
+    train_chunk_fast still takes."""
     mu = activity * n
     return min(list_capacity(n, activity), 4 * math.ceil((TIGHT_SWING * mu + 4 * math.sqrt(mu) + 4) / 4))
 
@@ -77,6 +80,13 @@ def step_list_capacity(n: int, activity: float) -> int:
 # train_chunk_tight is written where some whole-batch list is at most this fraction of train_chunk_fast's
 # (from about 130 expected entries a step; below, the standard deviations leave little to save)
 TIGHT_LISTS = 0.8
+
+
+def first_step_list_capacity(n: int, activity: float) -> int:
+    """A whole-batch list's capacity in the first optimistic variant that its own sizes call for:
+    train_chunk_tight's where that is at most TIGHT_LISTS of train_chunk_fast's, else train_chunk_fast's."""
+    tight, fast = step_list_capacity(n, activity), list_capacity(n, activity)
+    return tight if tight <= TIGHT_LISTS * fast else fast
 
 
 def push_width(fan_out: int) -> int:
@@ -114,14 +124,14 @@ def spike_driven(p) -> bool:
 
 
 def projection_costs(B: int, I: int, O: int, activity: float, block: int, slots: int = 0,
-                     push_width: int = 0) -> dict[str, float]:
+                     width: int = 0) -> dict[str, float]:
     """Expected MACs per step of each way to compute one projection, for inputs of this activity;
-    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot), `push_width`: its
-    push tables' slots per presynaptic neuron (push_width: each listed spike pushes that many)."""
+    `slots`: a sparse projection's padded pairs (each product gathers a batch row per slot), `width`: its push
+    tables' slots per presynaptic neuron (push_width: each listed spike pushes that many)."""
     dense = float(B * I * O)
     if slots:
         pulled = GATHER_MACS * B * slots
-        pushed = SCATTER_MACS * step_list_capacity(B * I, activity) * push_width + LIST_MACS_PER_ENTRY * B * I
+        pushed = SCATTER_MACS * first_step_list_capacity(B * I, activity) * width + LIST_MACS_PER_ENTRY * B * I
         return {"propagation_sparse": pulled, "gradient_sparse": pulled,
                 "propagation_sparse-event": pushed + FIXED_MACS,
                 "gradient_sparse-event": pulled / block + pushed + FIXED_MACS / block,

@@ -12,6 +12,7 @@ import json
 import os
 
 from btc.errors import BtcError
+from btc.runtime.tiers import TIERS
 
 __all__ = ["export_bundle", "BUNDLE_FILES"]
 
@@ -117,14 +118,14 @@ def bundle_document(manifest: dict, checkpoint: str | None) -> str:
                   "`status`, is 0; or 1 if a gradient was NaN or infinite, 2 if the step would have made a parameter "
                   "so: then nothing but the gradients (zeroed) changed.")
     lines += ["", "`get_params()` reads the parameters; `infer_chunk` runs K steps forward only."]
-    optimistic = [f for f in ("train_chunk_tight", "train_chunk_fast", "train_chunk_roomy") if f in fns]
+    optimistic = [f for f in TIERS[:-1] if f in fns]
     if optimistic:
-        sized = {"train_chunk_tight": "lists sized for the expected count", "train_chunk_fast": "lists sized by "
-                 "the expected activity", "train_chunk_roomy": "lists sized for 4x the expected activity"}
+        sized = {"train_chunk_tight": "lists sized for 1.25x the expected count", "train_chunk_fast": "lists sized "
+                 "by the expected activity", "train_chunk_roomy": "lists sized for 4x the expected activity"}
         first, *more = optimistic
-        lines += [f"`{first}` takes the arguments of `train_chunk` and may replace it: it leaves out the slow "
-                  "path for very long lists of active entries. When its last result, `overflow`, is 1 it stored "
-                  "nothing and its loss means nothing: call "
+        lines += [f"`{first}` ({sized[first]}) takes the arguments of `train_chunk` and may replace it: it "
+                  "leaves out the slow path for very long lists of active entries. When its last result, `overflow`, "
+                  "is 1 it stored nothing and its loss means nothing: call "
                   + "".join(f"`{f}` (the same, with {sized[f]}; its `overflow` likewise), then " for f in more)
                   + "`train_chunk` with the same arguments."]
     if "train_chunk" in fns:

@@ -45,7 +45,8 @@ _BPTT = lambda lw: lw.algorithm is Algorithm.BPTT  # noqa: E731
 _ALWAYS = lambda lw: True  # noqa: E731
 
 # The exported functions, in module order, each with the condition under which the module has it
-# (train_chunk also writes train_chunk_fast and train_chunk_roomy for a module with event-driven work: online.py).
+# (train_chunk also writes train_chunk_fast and train_chunk_roomy, and in some modules train_chunk_tight, for a
+# module with event-driven work: online.py).
 FUNCTIONS = [
     (train_chunk, _ONLINE),
     (bptt_forward_step, _BPTT), (bptt_begin_backward, _BPTT), (bptt_backward_step, _BPTT),

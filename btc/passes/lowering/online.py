@@ -17,7 +17,7 @@ from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
 from btc.passes.lowering.schedule import StepValues, run_schedule
 from btc.passes.lowering.sparse import slots_to_vector
 from btc.passes.lowering.text import Fn, select_scalar, tt
-from btc.passes.plan_events import TIGHT_LISTS, list_capacity, spike_driven, step_list_capacity
+from btc.passes.plan_events import first_step_list_capacity, list_capacity, spike_driven
 
 __all__ = ["train_chunk"]
 
@@ -35,8 +35,8 @@ def train_chunk(lw: Lowering) -> None:
     It returns a flag besides; when set, it stored nothing, and the runtime runs the next function instead:
     train_chunk_roomy (lists sized for 4x the expected activity: the activity drifts as a network learns, and the exact path past a
     list's capacity costs ~3x the whole chunk), then train_chunk. Before train_chunk_fast, where it saves
-    much, train_chunk_tight: a sparse projection's lists over a step's batch sized for the expected count
-    (plan_events.step_list_capacity). Functions ending in `_tight`, `_fast` or `_roomy` are these tiers
+    much, train_chunk_tight: a sparse projection's lists over a step's batch sized for 1.25x the expected count
+    and its spread (plan_events.step_list_capacity). Functions ending in `_tight`, `_fast` or `_roomy` are these tiers
     (runtime.tiers)."""
     _train_chunk(lw, "train_chunk", optimistic=False)
     # (a rank of a partitioned network calls train_chunk only: one step per call, nothing to amortise)
@@ -47,13 +47,13 @@ def train_chunk(lw: Lowering) -> None:
 
 
 def _tight_helps(lw: Lowering) -> bool:
-    """Whether some spike-driven sparse projection's lists over a step's batch are at most TIGHT_LISTS of
-    train_chunk_fast's in train_chunk_tight."""
+    """Whether some spike-driven sparse projection's lists over a step's batch call for train_chunk_tight
+    (plan_events.first_step_list_capacity)."""
     v = lw.v
     for p in v.projections.values():
         if "sparse-event" in (p.propagation, p.weight_gradient):
             n, a = lw.B * v.size(p.pre), v.activity_of(p.pre)
-            if step_list_capacity(n, a) <= TIGHT_LISTS * list_capacity(n, a):
+            if first_step_list_capacity(n, a) < list_capacity(n, a):
                 return True
     return False
 

@@ -116,10 +116,11 @@ def outer_grad_slots(fn: Fn, w: SparseWeights, x: str, a: str, B: int, accs: lis
     read every step, the pair order's scattered reads cost more than the product (1.4x slots at
     3.1 million pairs)."""
     L, side = w.layout, w.layout.pull
+    x_rows = _transposed(fn, x, B, L.I)  # once for every bucket
     out = []
     for b, ((n, width), acc) in enumerate(zip(slot_shapes(L), accs)):
         a_b = a if side.whole else _columns(fn, a, w.t[f"in_rows{b}"], B, L.O, n)
-        out.append(_slot_products(fn, x, a_b, w.t[f"in_col{b}"], B, L.I, n, width, acc))
+        out.append(_slot_products(fn, x_rows, a_b, w.t[f"in_col{b}"], B, L.I, n, width, acc))
     return out
 
 
@@ -197,14 +198,12 @@ def _take(fn: Fn, flat: str, nnz: int, index: str, shape: tuple[int, int]) -> st
                       ["parallel", "parallel"], body)[0]
 
 
-def _slot_products(fn: Fn, x: str, a: str, cols: str, B: int, n_in: int, n: int, width: int, acc: str) -> str:
-    """acc[r, f] + sum_b x[b, cols[r, f]] * a[b, r] ([n, width]; batch innermost).
-
-    x is read from its transpose: a slot's B values are then one contiguous run instead of B scattered
-    loads. The transpose is written into a padded table (events.padded_table) so that IREE keeps it: a bare
-    transpose it folds back into the reads. Alone, [32, 65,536] x 100 slots a row: 239 -> 97 ms; [32, 16,384]
-    x 208: 66 -> 47 ms (benchmarks/README.md)."""
-    rows = _transposed(fn, x, B, n_in)
+def _slot_products(fn: Fn, x_rows: str, a: str, cols: str, B: int, n_in: int, n: int, width: int,
+                   acc: str) -> str:
+    """acc[r, f] + sum_b x[b, cols[r, f]] * a[b, r] ([n, width]; batch innermost), x read from
+    x_rows = _transposed(x): a slot's B values are one contiguous run instead of B scattered loads. Alone,
+    [32, 65,536] x 100 slots a row: 239 -> 97 ms; [32, 16,384] x 208: 66 -> 47 ms (benchmarks/README.md)."""
+    rows = x_rows
 
     def body(v):
         b, i, xv, m, s_ = (fn.name("r") for _ in range(5))
@@ -219,7 +218,8 @@ def _slot_products(fn: Fn, x: str, a: str, cols: str, B: int, n_in: int, n: int,
 
 
 def _transposed(fn: Fn, x: str, B: int, n: int) -> str:
-    """x[B, n] as [n + 1, B], its last row zero."""
+    """x[B, n] as [n + 1, B], its last row zero. No slot reads that row: the transpose is written into a
+    padded table (events.padded_table) so that IREE keeps it; a bare one it folds back into the reads."""
     out = fn.name("xt")
     fn.emit(f"{out} = linalg.transpose ins({x} : {tt(B, n)}) outs({fn.empty((n, B))} : {tt(n, B)}) permutation = [1, 0]")
     return padded_table(fn, out, n, B)

@@ -1,5 +1,6 @@
 """Spike-driven work on a sparse projection ("sparse-event", btc-plan-events): its binary presynaptic
-signal's active entries, (batch row, neuron) pairs listed per step, each push their push_width slots (sparse_layout.push_tables).
+signal's active entries, (batch row, neuron) pairs listed per step, each push their push_width slots
+(sparse_layout.push_tables).
 
 - propagation: y[b, post_k] += W[k] for every pair k of every active (b, pre): one scatter of
   capacity x push_width updates instead of a pull over every pair for every batch row;
@@ -10,8 +11,10 @@ One list per step over the whole batch, not one per batch row: its capacity need
 total, which varies far less than the busiest row (N=16,384, 0.41 % firing: rows of 206 at most against
 67 on average), and the work follows the capacity.
 
-Both are optimistic (train_chunk_tight, _fast and _roomy only; _tight sizes these lists for the expected
-count, plan_events.step_list_capacity): entries past a list's capacity are left out and flagged, and the runtime then runs the exact train_chunk, whose sparse products pull over every pair.
+Both are optimistic (train_chunk_tight, _fast and _roomy only; _tight sizes these lists for 1.25x the
+expected count, plan_events.step_list_capacity): entries past a list's capacity are left out and flagged,
+and the runtime then runs the next variant, down to the exact train_chunk, whose sparse products pull over
+every pair.
 Every update lands: unused list entries read row I, whose slots all point at a dump entry (column O of
 a row, pair nnz) that is cut off after the scatter.
 """

@@ -158,7 +158,8 @@ class SparseLayout:
     def record(self) -> dict:
         pull, shared = self.pull, {} if self.tie is None else {"n_weights": self.n_weights, "scale": self.scale}
         return {**shared, "layout": "pull-ell" if pull.whole else "pull-sliced-ell", "nnz": self.nnz,
-                "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "push_width": self.push_width, "fan_in_mean": self.nnz / self.O,
+                "fan_in_max": self.fan_in, "fan_out_max": self.fan_out, "push_width": self.push_width,
+                "fan_in_mean": self.nnz / self.O,
                 "padded_slots": pull.slots, "bucket_widths": list(pull.widths), "bucket_rows": list(pull.counts)}
 
 

@@ -43,7 +43,7 @@ class Fn:
         self.overflows: list[str] | None = None  # a list while flags are collected (inside the time loop)
         # active lists hold `headroom` times the entries the expected activity needs (events.list_capacity_of);
         # `capped`: some list is shorter than the tensor it lists
-        # `tight`: a list over a whole step's batch holds the expected count and its spread only
+        # `tight`: a list over a whole step's batch holds 1.25x the expected count and its spread
         # (plan_events.step_list_capacity)
         self.headroom, self.capped, self.tight = headroom, False, tight
         self.padded: dict[str, str] = {}  # a table's SSA name -> its twin with a zero row after (events.padded_table)
