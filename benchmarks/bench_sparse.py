@@ -15,9 +15,10 @@ probability p; the pairs are drawn once per N (seeded) and given to every config
 
 Each runs in its own child process (its peak RSS, getrusage ru_maxrss, is its own; btc's compile runs in
 the child and is counted, braintrace's jit too). Printed per configuration: us/step (btc: median of the
-timed sequences after one untimed; braintrace: after two), peak RSS MiB, the recurrent pairs, and pairs x
-batch per second (weight reads of the recurrent forward product alone, a lower bound of the work rate);
-then speed ratios from this run's numbers.
+timed sequences after one untimed; braintrace: after two), peak RSS MiB, the recurrent pairs, pairs x
+batch per second (weight reads of a pulled forward product alone), synaptic events per second (the recurrent
+spikes, at the firing rate measured after training, times their mean fan-out: the work a spike-driven step
+cannot avoid); then speed ratios from this run's numbers.
 
     python benchmarks/bench_sparse.py --n 4096 --p 0.01
     python benchmarks/bench_sparse.py --n 16384 --p 0.01 --no-dense
@@ -71,6 +72,12 @@ def one(N: int, pairs_file: str, T: int, repeats: int, sparse: bool, event_drive
             "us_per_step": s / T * 1e6, "pairs": pairs, "pair_reads_per_s": pairs * B / (s / T),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "compile_s": compile_s,
             "firing_rate": rate, "plan": plan, "chunks_by": chunks}
+
+
+def _events_per_s(r: dict) -> float:
+    """Synaptic events a second: the recurrent spikes (firing rate x N x B a step) times their mean fan-out
+    (pairs / N), over the step time."""
+    return r["firing_rate"] * B * r["pairs"] / (r["us_per_step"] * 1e-6)
 
 
 def draw_pairs(N: int, p: float, path: str, seed: int = 0) -> int:
@@ -140,7 +147,8 @@ def main(argv=None) -> int:
                 if r["N"] == N:
                     print(f"{r['config']:<15} N={N:6d} pairs={r['pairs']:>11,d} {r['us_per_step']:>10.0f} us/step "
                           f"{r['peak_rss_mib']:>7.0f} MiB  {r['pair_reads_per_s'] / 1e9:6.2f} G pair-reads/s  "
-                          f"firing {r['firing_rate']:.4f}  compile {r['compile_s']:.0f} s", flush=True)
+                          f"{_events_per_s(r) / 1e6:6.2f} M syn-events/s  firing {r['firing_rate']:.4f}  "
+                          f"compile {r['compile_s']:.0f} s", flush=True)
             by = {r["config"]: r for r in results if r["N"] == N}
             for other in ("braintrace-csr", "btc-dense"):
                 if "btc-sparse" in by and other in by:
