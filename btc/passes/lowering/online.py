@@ -22,10 +22,11 @@ from btc.passes.plan_events import first_step_list_capacity, list_capacity, spik
 __all__ = ["train_chunk"]
 
 
-# The optimistic variants of train_chunk, tried in this order: (name, list headroom over the expected activity).
-# train_chunk_tight only where a sparse projection's whole-batch lists can be much shorter than _fast's (_tight_helps)
-TIGHT_TIER = "train_chunk_tight"
-OPTIMISTIC_TIERS = ((TIGHT_TIER, 1.0), ("train_chunk_fast", 1.0), ("train_chunk_roomy", 4.0))
+# The optimistic variants of train_chunk, tried in this order: (name, list headroom over the expected activity,
+# tight: whole-batch lists sized by plan_events.step_list_capacity). A tight one only where a sparse projection's
+# whole-batch lists can be much shorter than _fast's (_tight_helps)
+OPTIMISTIC_TIERS = (("train_chunk_tight", 1.0, True), ("train_chunk_fast", 1.0, False),
+                    ("train_chunk_roomy", 4.0, False))
 
 
 def train_chunk(lw: Lowering) -> None:
@@ -41,8 +42,11 @@ def train_chunk(lw: Lowering) -> None:
     _train_chunk(lw, "train_chunk", optimistic=False)
     # (a rank of a partitioned network calls train_chunk only: one step per call, nothing to amortise)
     if not lw.options.partitioned and any(spike_driven(p) for p in lw.v.projections.values()):
-        for name, headroom in OPTIMISTIC_TIERS if _tight_helps(lw) else OPTIMISTIC_TIERS[1:]:
-            if not _train_chunk(lw, name, optimistic=True, headroom=headroom, tight=name == TIGHT_TIER):
+        helps = _tight_helps(lw)
+        for name, headroom, tight in OPTIMISTIC_TIERS:
+            if tight and not helps:
+                continue
+            if not _train_chunk(lw, name, optimistic=True, headroom=headroom, tight=tight):
                 break  # every list holds its whole tensor: a roomier tier would be the same function
 
 

@@ -203,12 +203,10 @@ def _slot_products(fn: Fn, x_rows: str, a: str, cols: str, B: int, n_in: int, n:
     """acc[r, f] + sum_b x[b, cols[r, f]] * a[b, r] ([n, width]; batch innermost), x read from
     x_rows = _transposed(x): a slot's B values are one contiguous run instead of B scattered loads. Alone,
     [32, 65,536] x 100 slots a row: 239 -> 97 ms; [32, 16,384] x 208: 66 -> 47 ms (benchmarks/README.md)."""
-    rows = x_rows
-
     def body(v):
         b, i, xv, m, s_ = (fn.name("r") for _ in range(5))
         return [f"{b} = linalg.index 2 : index", f"{i} = arith.index_cast {v[0]} : i32 to index",
-                f"{xv} = tensor.extract {rows}[{i}, {b}] : {tt(n_in + 1, B)}", f"{m} = arith.mulf {xv}, {v[1]} : f32",
+                f"{xv} = tensor.extract {x_rows}[{i}, {b}] : {tt(n_in + 1, B)}", f"{m} = arith.mulf {xv}, {v[1]} : f32",
                 f"{s_} = arith.addf {v[2]}, {m} : f32"], [s_]
 
     return fn.generic([(cols, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(n, width, dtype="i32")),
