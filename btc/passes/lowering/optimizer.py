@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from btc.errors import BtcError
 from btc.status import UPDATE_APPLIED, UPDATE_BAD_GRADIENTS, UPDATE_BAD_PARAMETERS
-from btc.passes.lowering.bodies import chain_sign_body, constant_like_body, select_body
+from btc.passes.lowering.bodies import chain_sign_body, constant_like_body
 from btc.passes.lowering.context import Arg, Lowering
 from btc.passes.lowering.text import Fn, select_scalar, tt
 
@@ -27,33 +27,30 @@ def apply_update(lw: Lowering) -> None:
     """p -= lr * step(g), then g = 0; Adam keeps its moments and step count as globals. Guarded on the
     device: a NaN or infinite gradient, or a step that would make a parameter so, changes nothing but
     the gradients (zeroed), and the status result says which (checked on the host, it cost three
-    parameter-sized copies per update: 40-100 ms at 4.4 million parameters)."""
+    parameter-sized copies per update: 40-100 ms at 4.4 million parameters).
+
+    Two passes over each parameter: a reduction that computes the step only to test it, then one
+    dispatch that computes it again and writes the new value or keeps the old. The step is never
+    stored: materialised (a transient the size of the optimizer state), IREE kept such slabs alive
+    after updates, and the resident size wandered (recurrent_lif N=2048, 40 sequences with an update
+    each: 265 -> 352 MiB in one run, 265 -> 769 in another; now 282 -> 328 in both). The price: each
+    update's new state is fresh memory, whose page faults cost ~10 ms an update at 4.4 M parameters."""
     fn = Fn()
     lr = fn.name("lr")
     fn.emit(f"{lr} = tensor.extract %lr[] : {tt()}")
     keys = optimizer_syms(lw)
     old = {k: lw.load(fn, k) for k in keys}
-    new = optimizer_step(lw, fn, lr, old)
-    # materialised once: else IREE recomputes the step in each consumer, the check and the selects
-    # (iree-benchmark-module, 4.4 M parameters: 28 -> 16 ms per update)
-    new = {k: fn.barrier(v, lw.shape_of(k)) if lw.shape_of(k) and not k.startswith("g") else v
-           for k, v in new.items()}
-    n = len(lw.params)
-    grads_ok = _all_finite(fn, [(old[f"g{i}"], lw.params[i][1]) for i in range(n)])
-    params_ok = _all_finite(fn, [(new[f"p{i}"], lw.params[i][1]) for i in range(n)])
+    steps = _param_steps(lw, fn, lr, old)
+    grads_ok = _all_finite(fn, [(steps.grads[i], shape) for i, (_, shape) in enumerate(lw.params)])
+    params_ok = _steps_finite(fn, steps, lw)
     ok, status, s1 = fn.name("ok"), fn.name("st"), fn.name("st")
     fn.emit(f"{ok} = arith.andi {grads_ok}, {params_ok} : i1")
     fn.emit(f"{s1} = arith.select {params_ok}, {fn.const(UPDATE_APPLIED)}, {fn.const(UPDATE_BAD_PARAMETERS)} : f32")
     fn.emit(f"{status} = arith.select {grads_ok}, {s1}, {fn.const(UPDATE_BAD_GRADIENTS)} : f32")
+    new = steps.apply(fn, ok)
+    new["opt_step"] = select_scalar(fn, ok, steps.count, old["opt_step"])
     for k in keys:
-        shape = lw.shape_of(k)
-        if k.startswith("g"):  # zeroed whatever the status
-            kept = new[k]
-        elif shape:  # (an scf.if choosing whole tensors was lowered by IREE to these same selects)
-            kept = fn.map([new[k], old[k]], [shape] * 2, shape, 1, select_body(ok))[0]
-        else:
-            kept = select_scalar(fn, ok, new[k], old[k])
-        lw.store(fn, kept, k)
+        lw.store(fn, new[k], k)
     out = fn.name("st")
     fn.emit(f"{out} = tensor.from_elements {status} : {tt()}")
     lw.export("apply_update", [Arg("lr", ())], [Arg("status", ())], fn, [out])
@@ -62,6 +59,54 @@ def apply_update(lw: Lowering) -> None:
 def optimizer_step(lw: Lowering, fn: Fn, lr: str, vals: dict) -> dict:
     """One optimizer step on values (not globals): clip the global gradient norm, Adam or SGD with
     decoupled weight decay, count the step, zero the gradients."""
+    steps = _param_steps(lw, fn, lr, vals)
+    return {**steps.apply(fn, None), "opt_step": steps.count}
+
+
+class _ParamSteps:
+    """Each parameter's step as an elementwise body over its stored values, applied or only tested.
+    bodies[i]: None for a frozen parameter; else (input keys, output keys, body), the body reading the
+    inputs (with the raw gradient in the g slot) and yielding the new values of the outputs."""
+
+    def __init__(self, lw: Lowering, vals: dict, grads: list[str], bodies: list, count: str):
+        self.lw, self.vals, self.grads, self.bodies, self.count = lw, vals, grads, bodies, count
+
+    def inputs(self, i: int) -> list[str]:
+        ins, _, _ = self.bodies[i]
+        return [self.grads[i] if k == "g" else self.vals[f"{k}{i}"] for k in ins]
+
+    def apply(self, fn: Fn, ok: str | None) -> dict:
+        """The new values by global name; with ok, each new value is the old one where ok is false.
+        The gradients are zeroed either way."""
+        out = {}
+        for i, (_, shape) in enumerate(self.lw.params):
+            if self.bodies[i] is None:  # trainable=False: never updated (its gradient stays zero)
+                out.update({f"{k}{i}": self.vals[f"{k}{i}"] for k in ("p", "g", "m", "u") if f"{k}{i}" in self.vals})
+                continue
+            # zero from the gradient's own values: a shared zero fill would alias the buffers
+            out[f"g{i}"] = fn.map([self.vals[f"g{i}"]], [shape], shape, 1, constant_like_body(0.0))[0]
+            ins, outs, body = self.bodies[i]
+            kept = _kept_where(ok, body, [ins.index(k) for k in outs])
+            new = fn.map(self.inputs(i), [shape] * len(ins), shape, len(outs), kept)
+            out.update({f"{k}{i}": v for k, v in zip(outs, new)})
+        return out
+
+
+def _kept_where(ok: str | None, body, old_slots: list[int]):
+    """body, its results replaced by the old values (inputs old_slots) where ok is false."""
+    if ok is None:
+        return body
+
+    def kept(fn: Fn, a):
+        lines, new = body(fn, a)
+        sel = [fn.name("r") for _ in new]
+        return lines + [f"{s} = arith.select {ok}, {n}, {a[j]} : f32"
+                        for s, n, j in zip(sel, new, old_slots)], sel
+    return kept
+
+
+def _param_steps(lw: Lowering, fn: Fn, lr: str, vals: dict) -> _ParamSteps:
+    """The scalar part of a step (clip scale, step count, bias corrections), and each parameter's body."""
     opts = lw.options
     if opts.optimizer not in OPTIMIZERS:
         raise BtcError(f"unknown optimizer {opts.optimizer!r}; expected one of {list(OPTIMIZERS)}")
@@ -74,26 +119,20 @@ def optimizer_step(lw: Lowering, fn: Fn, lr: str, vals: dict) -> dict:
     c1, c2 = fn.name("bc"), fn.name("bc")
     fn.emit(f"{c1} = math.powf {fn.const(b1)}, {k} : f32")
     fn.emit(f"{c2} = math.powf {fn.const(b2)}, {k} : f32")
-    out = {}
-    for i, (name, shape) in enumerate(lw.params):
-        p, g = vals[f"p{i}"], raw[i]
-        if name in lw.frozen_params:  # trainable=False: never updated (its gradient stays zero)
-            out.update({f"{k}{i}": vals[f"{k}{i}"] for k in ("p", "g", "m", "u") if f"{k}{i}" in vals})
+    bodies = []
+    for name, _ in lw.params:
+        if name in lw.frozen_params:
+            bodies.append(None)
             continue
         # weight decay applies to weights only: it would drag thresholds and time constants to 0
         wd = opts.weight_decay if name.endswith(".W") else 0.0
         if opts.optimizer == "sgd":
-            out[f"p{i}"] = fn.map([p, g], [shape, shape], shape, 1, _sgd_body(lr, scale, wd))[0]
+            bodies.append((("p", "g"), ("p",), _sgd_body(lr, scale, wd)))
         else:
-            new = fn.map([p, g, vals[f"m{i}"], vals[f"u{i}"]], [shape] * 4, shape, 3,
-                         _adam_body(lr, b1, b2, opts.eps, c1, c2, scale, wd))
-            out[f"p{i}"], out[f"m{i}"], out[f"u{i}"] = new
-        # zero from the gradient's own values: a shared zero fill would alias the buffers
-        out[f"g{i}"] = fn.map([vals[f"g{i}"]], [shape], shape, 1, constant_like_body(0.0))[0]
+            bodies.append((("p", "g", "m", "u"), ("p", "m", "u"), _adam_body(lr, b1, b2, opts.eps, c1, c2, scale, wd)))
     kt = fn.name("kt")
     fn.emit(f"{kt} = tensor.from_elements {k} : {tt()}")
-    out["opt_step"] = kt
-    return out
+    return _ParamSteps(lw, vals, raw, bodies, kt)
 
 
 def raw_grads(lw: Lowering, fn: Fn, vals: dict) -> list[str]:
@@ -192,17 +231,55 @@ def _adam_body(lr: str, b1: float, b2: float, eps: float, c1: str, c2: str, scal
 
 
 def _all_finite(fn: Fn, values: list[tuple[str, tuple]]) -> str:
-    """An i1: every entry of every value is finite (x - x is 0 exactly then; NaN for NaN and infinities)."""
-    def body(a):
+    """An i1: every entry of every value is finite."""
+    return _finite(fn, [([v], shape, lambda a: ([], a[0])) for v, shape in values])
+
+
+def _steps_finite(fn: Fn, steps: _ParamSteps, lw: Lowering) -> str:
+    """An i1: every parameter the step would write is finite. The step is computed inside the test's
+    reduction, not stored."""
+    def new_param(step_body):
+        def entry(a):
+            lines, new = step_body(fn, a)
+            return lines, new[0]
+        return entry
+    return _finite(fn, [(steps.inputs(i), shape, new_param(steps.bodies[i][2]))
+                        for i, (_, shape) in enumerate(lw.params) if steps.bodies[i] is not None])
+
+
+def _finite(fn: Fn, tests: list) -> str:
+    """An i1: every tested entry is finite (x - x is 0 exactly then; NaN for NaN and infinities).
+    tests: (inputs, shape, entry), entry(input entries) -> (lines, the entry to test). A matrix's rows
+    are tested in parallel, then the row results together: a reduction straight to a scalar ran on one
+    core (2048 x 2048: 6.3 ms with the Adam step inside)."""
+    def flag_min(acc: str, x: str) -> tuple[list[str], str]:
         d, fin, f, m = (fn.name("r") for _ in range(4))
-        return [f"{d} = arith.subf {a[0]}, {a[0]} : f32", f"{fin} = arith.cmpf oeq, {d}, {zero} : f32",
-                f"{f} = arith.uitofp {fin} : i1 to f32", f"{m} = arith.minimumf {a[1]}, {f} : f32"], [m]
+        return [f"{d} = arith.subf {x}, {x} : f32", f"{fin} = arith.cmpf oeq, {d}, {zero} : f32",
+                f"{f} = arith.uitofp {fin} : i1 to f32", f"{m} = arith.minimumf {acc}, {f} : f32"], m
+
+    def tested(entry):
+        def body(a):
+            lines, x = entry(a[:-1])
+            more, m = flag_min(a[-1], x)
+            return lines + more, [m]
+        return body
+
+    def row_min(a):
+        m = fn.name("r")
+        return [f"{m} = arith.minimumf {a[1]}, {a[0]} : f32"], [m]
 
     zero, out = fn.const(0.0), None
-    for v, shape in values:
-        dims = ", ".join(f"d{i}" for i in range(len(shape)))
-        red = fn.generic([(v, f"affine_map<({dims}) -> ({dims})>", tt(*shape))],
-                         [(fn.full((), 1.0), f"affine_map<({dims}) -> ()>", tt())], ["reduction"] * len(shape), body)[0]
+    for ins, shape, entry in tests:
+        r = len(shape)
+        dims = ", ".join(f"d{j}" for j in range(r))
+        ident = f"affine_map<({dims}) -> ({dims})>"
+        lead = (shape[0],) if r >= 2 else ()
+        red = fn.generic([(v, ident, tt(*shape)) for v in ins],
+                         [(fn.full(lead, 1.0), f"affine_map<({dims}) -> ({'d0' if lead else ''})>", tt(*lead))],
+                         ["parallel"] * len(lead) + ["reduction"] * (r - len(lead)), tested(entry))[0]
+        if lead:
+            red = fn.generic([(red, "affine_map<(d0) -> (d0)>", tt(*lead))],
+                             [(fn.full((), 1.0), "affine_map<(d0) -> ()>", tt())], ["reduction"], row_min)[0]
         x, c = fn.name("fin"), fn.name("fin")
         fn.emit(f"{x} = tensor.extract {red}[] : {tt()}")
         fn.emit(f"{c} = arith.cmpf oeq, {x}, {fn.const(1.0)} : f32")
@@ -211,4 +288,7 @@ def _all_finite(fn: Fn, values: list[tuple[str, tuple]]) -> str:
             fn.emit(f"{both} = arith.andi {out}, {c} : i1")
             c = both
         out = c
+    if out is None:  # nothing to test: every parameter frozen
+        out = fn.name("fin")
+        fn.emit(f"{out} = arith.constant true")
     return out
