@@ -85,10 +85,6 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
                           lw.unroll, lw.K // lw.unroll, _deferred_e0(lw))
     carry += block.carried()
     drives = {} if continual else input_drives(lw, fn, W)  # (continual: W changes inside the loop)
-    seq_start = None  # steps since reset at the chunk's start: bias corrections count from it (schedule.py)
-    if "t_seq" in initial:
-        seq_start = fn.name("k")
-        fn.emit(f"{seq_start} = tensor.extract {initial['t_seq']}[] : {tt()}")
 
     def step(t, cur):
         nonlocal W, b
@@ -108,7 +104,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
         fn.emit(f"{mask_t} = tensor.extract %mask[{t}] : {tt(lw.K)}")
         rsum = fn.map([cur["rsum"], r], [(B, C)] * 2, (B, C), 1, weighted_add_body(mask_t))[0]
         nxt = dict(cur, loss=loss, rsum=rsum, **next_states(lw, st, cur, xt))
-        run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt, block=block, t=t, seq_start=seq_start))
+        run_schedule(lw, StepValues(fn, st, dLdr, W, xt, cur, nxt, block=block))
         if continual:
             _maybe_update(lw, fn, t, nxt)
         return nxt

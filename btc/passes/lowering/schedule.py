@@ -55,15 +55,13 @@ class StepValues:
     post_sum: dict = field(default_factory=dict)  # sum_s eps'[s]*delta[s] per post/bias/elem trace
     inv_corr: dict = field(default_factory=dict)  # 1 / (1 - alpha^(k+1)) per bias-corrected trace
     block: GradientBlock | None = None  # the loop iteration's regrouped (event-driven) weight gradients
-    t: str | None = None  # the step's index in the chunk (an index value)
-    seq_start: str | None = None  # steps since reset when the chunk began (f32, read before the loop)
 
 
 def run_schedule(lw: Lowering, sv: StepValues) -> None:
     """Lower every op of the schedule, in order, for one time step."""
     for module in _RULE_MODULES:
         importlib.import_module(f"btc.passes.lowering.{module}")
-    sv.inv_corr = _inverse_corrections(lw, sv)
+    sv.inv_corr = _inverse_corrections(lw, sv.fn, sv.cur, sv.nxt)
     for op in lw.schedule:
         name = op.DECL.name
         if name not in RULES:
@@ -79,23 +77,12 @@ def learning_signal(lw: Lowering, sv: StepValues, op) -> None:
     sv.a_h[op.group] = sv.signals[op.group]
 
 
-def _inverse_corrections(lw: Lowering, sv: StepValues) -> dict:
-    """1 / (1 - alpha_f^(k+1)) per bias-corrected trace, k = steps since reset; advances k.
-
-    k is the chunk's starting count plus the step's index where both are known: read from the carried
-    counter instead, each loop iteration waited on the device to read it back (IREE computes such scalars
-    on the host), and the next iteration's work was recorded only then."""
+def _inverse_corrections(lw: Lowering, fn: Fn, cur: dict, nxt: dict) -> dict:
+    """1 / (1 - alpha_f^(k+1)) per bias-corrected trace, k = steps since reset; advances k."""
     if not lw.corrected:
         return {}
-    fn, cur, nxt = sv.fn, sv.cur, sv.nxt
     k, k1 = fn.name("k"), fn.name("k")
-    if sv.t is not None and sv.seq_start is not None:
-        ti, tf = fn.name("k"), fn.name("k")
-        fn.emit(f"{ti} = arith.index_cast {sv.t} : index to i32")
-        fn.emit(f"{tf} = arith.sitofp {ti} : i32 to f32")
-        fn.emit(f"{k} = arith.addf {sv.seq_start}, {tf} : f32")
-    else:
-        fn.emit(f"{k} = tensor.extract {cur['t_seq']}[] : {tt()}")
+    fn.emit(f"{k} = tensor.extract {cur['t_seq']}[] : {tt()}")
     fn.emit(f"{k1} = arith.addf {k}, {fn.const(1.0)} : f32")
     out = {}
     for t in lw.corrected:
