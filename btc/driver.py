@@ -143,6 +143,7 @@ class CompileOptions:
         split_target(self.target)
 
     def pipeline(self) -> list:
+        from btc.backends import pack_tiles
         from btc.passes import default_pipeline
 
         pre, post = self.alphas()
@@ -153,7 +154,7 @@ class CompileOptions:
                   "budget": self.trace_memory_budget or 0, "overrides": overrides},
             lowering={"optimizer": self.optimizer, "update_every": self.update_every or 0,
                       "grad_clip": float(self.grad_clip or 0.0), "weight_decay": float(self.weight_decay),
-                      "partitioned": self.partitioned},
+                      "partitioned": self.partitioned, "pack_tiles": pack_tiles(self.target)},
             events={"mode": self.event_driven, **_activities(self.activity)})
 
 

@@ -263,3 +263,36 @@ def test_a_binary_input_refuses_other_values(compiled):
     model.train_sequence(x.astype(bool), target, mask)  # a boolean spike train is binary by type
     # a dense module computes x @ W whatever x holds: nothing to refuse
     compiled("one_layer_delta", "pp-prop", 5, BATCH, decay=0.8).train_sequence(x, target, mask)
+
+
+def test_packed_products_equal_dense(tmp_path):
+    """Where the backend names the CPU's matmul tile, products summed over 128 rows or more are packed for
+    linalg.mmt4d (Fn.matmul_at): a dense W's plain gradient, one product per block of 20 steps x 32 rows
+    (GradientBlock.add_stacked), and the e0 terms deferred to the chunk's end (4 blocks x 32 rows). Sides of
+    70 and 90 leave partial tiles. The result must equal the dense module's."""
+    from btc.backends import pack_tiles
+    from btc.frontend.zoo import recurrent_lif
+    from btc.runtime import load
+
+    if not pack_tiles("llvm-cpu"):
+        pytest.skip("no packed-product tile for this CPU (x86 only)")
+    B = 32
+    x, target, mask = sequence(recurrent_lif(inputs=70, hidden=90, classes=10), B, 100, rate=0.3)
+    options = dict(batch=B, chunk=80, decay=0.8, activity=0.05)
+    module, _ = lower_network(recurrent_lif(inputs=70, hidden=90, classes=10),
+                              CompileOptions(event_driven="on", **options))
+    text = str(module)
+    assert "pack_tiles=" not in text and text.count("linalg.mmt4d") >= 2, "no packed product in train_chunk"
+    models = {}
+    for mode in ("on", "off"):
+        compile_network(recurrent_lif(inputs=70, hidden=90, classes=10), CompileOptions(event_driven=mode, **options),
+                        str(tmp_path / mode))
+        models[mode] = load(str(tmp_path / mode))
+    assert "linalg.mmt4d" not in str(lower_network(recurrent_lif(inputs=70, hidden=90, classes=10),
+                                                   CompileOptions(event_driven="off", **options))[0])
+    g_event, rec_event = _run(models["on"], x, target, mask)
+    g_dense, rec_dense = _run(models["off"], x, target, mask)
+    assert rec_dense["spikes.h"].sum() > 0
+    np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
+    errors = _rel_err(g_event, g_dense)
+    assert max(errors.values()) < 1e-5, errors

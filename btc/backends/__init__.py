@@ -51,6 +51,12 @@ def get_backend(target: str):
     return importlib.import_module(f"btc.backends.{TARGETS[split_target(target)[0]]}")
 
 
+def pack_tiles(target: str) -> str:
+    """The target's matmul tile for packed products ("M0xN0xK0"), or "" where its backend names none."""
+    backend, arch = get_backend(target), split_target(target)[1]
+    return backend.pack_tiles(arch) if hasattr(backend, "pack_tiles") else ""
+
+
 def compile_module(mlir_text: str, target: str, extra_flags: tuple[str, ...] = (),
                    temps: str | None = None) -> bytes:
     """Compile lowered upstream MLIR (no btc ops left) to .vmfb bytes, in this process.

@@ -7,7 +7,7 @@ from functools import cache
 
 from btc.backends.common import COMMON_FLAGS, tile_hints
 
-__all__ = ["flags", "prepare", "HAL_DRIVER", "DEFAULT_ARCH"]
+__all__ = ["flags", "prepare", "pack_tiles", "HAL_DRIVER", "DEFAULT_ARCH"]
 
 HAL_DRIVER = "local-sync"
 DEFAULT_ARCH = None  # this host
@@ -32,6 +32,15 @@ def prepare(mlir_text: str, triple: str | None = None, extra_flags: tuple[str, .
     other_cpu = triple is not None or any(f.startswith("--iree-llvmcpu-target-") for f in extra_flags)
     width = None if other_cpu else _host_vector_floats()
     return tile_hints(mlir_text, (lambda tiles: _cpu_config(tiles, width)) if width else None)
+
+
+def pack_tiles(triple: str | None = None) -> str:
+    """The f32 matmul tile IREE's mmt4d kernels use on this host, "M0xN0xK0" (x86: one vector register of
+    columns by as many rows); "" for a cross-compile or an unknown CPU (products stay plain matmuls)."""
+    if triple is not None or platform.machine().lower() not in ("x86_64", "amd64"):
+        return ""
+    width = _host_vector_floats()
+    return f"{width}x{width}x1" if width in (8, 16) else ""
 
 
 def _cpu_config(tiles: tuple[int, ...], width: int) -> str:

@@ -8,6 +8,7 @@ each function is parsed from its rule-written text on its own, so a bad function
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from iree.compiler import ir
@@ -50,6 +51,9 @@ class LowerToLinalgPass:
     # one rank of a partitioned network: train_chunk adds the other ranks' readout to its own before
     # the loss, and peek_step computes a step's spikes and readout without storing anything
     partitioned: bool = False
+    # the target CPU's matmul tile, "M0xN0xK0" (llvm-cpu on this host: 16x16x1 with AVX-512): products summed
+    # over many rows are packed for linalg.mmt4d (Fn.matmul_at); "": every product a plain linalg.matmul
+    pack_tiles: str = ""
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -57,6 +61,9 @@ class LowerToLinalgPass:
         for name in ("unroll", "update_every"):
             if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise BtcError(f"{self.name}: {name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.pack_tiles and not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*x[1-9][0-9]*", self.pack_tiles):
+            raise BtcError(f"{self.name}: pack_tiles must be M0xN0xK0 (positive integers, e.g. 16x16x1) or empty, "
+                           f"got {self.pack_tiles!r}")
         if not 0.0 <= self.grad_clip < float("inf") or not 0.0 <= self.weight_decay < 1.0:
             raise BtcError(f"{self.name}: grad_clip must be >= 0 and finite and weight_decay in [0, 1), got "
                            f"{self.grad_clip!r} and {self.weight_decay!r}")
@@ -67,7 +74,8 @@ class LowerToLinalgPass:
         if foreign:
             raise BtcError(f"the module holds ops that are not btc ops: {foreign}; it lowers a btc module only")
         options = LoweringOptions(self.optimizer, self.update_every, self.grad_clip, self.weight_decay, self.unroll,
-                                  self.partitioned)
+                                  self.partitioned,
+                                  pack_tiles=tuple(int(v) for v in self.pack_tiles.split("x")) if self.pack_tiles else ())
         lw, abi = lower(ModelView(module), options)
         for op in list(module.body.operations):
             op.operation.erase()

@@ -30,6 +30,7 @@ class LoweringOptions:
     partitioned: bool = False  # one rank of a partitioned network (btc.frontend.partition)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+    pack_tiles: tuple[int, ...] = ()  # (M0, N0, K0) of the target's matmul kernel: Fn.matmul_at(packed=True)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,13 @@ from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capac
 from btc.passes.lowering.products import weight_outer
 from btc.passes.lowering.sparse import SparseWeights
 from btc.passes.lowering.sparse_events import event_gradient, step_lists
-from btc.passes.lowering.text import Fn, tt
+from btc.passes.lowering.text import PACK_MIN_ROWS, Fn, tt
 from btc.passes.plan_events import GRADIENT_SPILL_PER_INPUT
 
 __all__ = ["GradientBlock"]
+
+# a dense W's plain gradient is stacked per block only if both its sides are at least this wide
+STACKED_MIN_SIDE = 64
 
 
 @dataclass
@@ -44,13 +47,16 @@ class GradientBlock:
     """Collects, step by step, what the regrouped gradients need; `flush` adds them at the block's end."""
 
     def __init__(self, fn: Fn, batch: int, activity: dict[str, float], steps: int = 1, blocks: int = 1,
-                 deferred: dict[str, tuple[int, int]] | None = None):
+                 deferred: dict[str, tuple[int, int]] | None = None, stacks_dense: bool = False):
         self.fn, self.B, self.activity = fn, batch, activity  # per trace: its signal's expected activity
         self.pending: dict[str, _Pending] = {}  # gradient key -> its block
         self.spikes: dict[str, list[str]] = {}  # trace -> x^t of each step of the block, shared by its projections
         # gradient key -> (I, O) of the dense W whose e0 terms wait for the chunk's end, in carried stacks of
         # `blocks` blocks of `steps` steps; t0: the loop index at the block's first step (its rows in them)
         self.steps, self.blocks, self.deferred, self.t0 = steps, blocks, deferred or {}, None
+        # gradient key -> ([eps_x^t], [L^t], I, O): a dense W's plain gradient, one packed product per block
+        self.stacked: dict[str, tuple[list, list, int, int]] = {}
+        self.stacks_dense = stacks_dense and steps * batch >= PACK_MIN_ROWS and bool(fn.pack_tiles)
 
     def carried(self) -> list[tuple[str, str, str]]:
         """(key, initial value, type) of the stacks a time loop carries for the deferred e0 terms."""
@@ -62,7 +68,7 @@ class GradientBlock:
         """After the loop: each deferred gradient plus its stacked e0^T (alpha M^t0), one matmul."""
         rows = self.blocks * self.B
         for grad, (I, O) in self.deferred.items():
-            out[grad] = self.fn.matmul_at(out[f"e0s_{grad}"], out[f"m0s_{grad}"], rows, I, O, out[grad])
+            out[grad] = self.fn.matmul_at(out[f"e0s_{grad}"], out[f"m0s_{grad}"], rows, I, O, out[grad], packed=True)
         return out
 
     def add(self, grad: str, trace: str, alpha: float, e0: str, x: str, L: str, rows: int, cols: int,
@@ -75,9 +81,26 @@ class GradientBlock:
         if len(steps) == step:  # the first projection of this trace to reach step j records x^j
             steps.append(x)
 
+    def stacks(self, rows: int, cols: int) -> bool:
+        """Whether a dense W of this shape has its plain gradient summed once per block (add_stacked): both
+        sides wide enough to fill the packed product's tiles (the readout's 10 columns are not)."""
+        return self.stacks_dense and min(rows, cols) >= STACKED_MIN_SIDE
+
+    def add_stacked(self, grad: str, trace: str, L: str, rows: int, cols: int) -> None:
+        """Step j of a dense W's plain (not regrouped) gradient, sum_t (eps_x^t)^T L^t, added at the block's
+        end as one packed product over its steps x batch rows (Fn.matmul_at). Per step it is a 32-deep
+        product, which IREE runs at about half the packed one's rate (recurrent_lif N=16,384, x -> h)."""
+        xs, Ls, _, _ = self.stacked.setdefault(grad, ([], [], rows, cols))
+        xs.append(trace)
+        Ls.append(L)
+
     def flush(self, cur: dict) -> dict:
         fn, B = self.fn, self.B
         out = dict(cur)
+        for grad, (xs, Ls, I, O) in self.stacked.items():
+            out[grad] = fn.matmul_at(_stack(fn, xs, B, I), _stack(fn, Ls, B, O), len(xs) * B, I, O, cur[grad],
+                                     packed=True)
+        self.stacked = {}
         stacks, lists = {}, {}  # per trace: its block's signal [steps*B, I]; its spikes listed per input
         # ("input") or, for sparse projections, per step (sparse_events.step_lists)
 

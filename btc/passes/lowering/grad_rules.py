@@ -53,6 +53,11 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
                      pre_t.size, lw.v.size(p.post), sv.W[p.name] if p.sparse else None)
         sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
         return
+    if not p.sparse and sv.block is not None and sv.block.stacks(pre_t.size, lw.v.size(p.post)):
+        sv.block.add_stacked(f"g{i}", sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace], pre_t.size,
+                             lw.v.size(p.post))
+        sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
+        return
     slots = slot_keys(i, p.name, lw)
     if slots and slots[0] in sv.cur:  # a time loop keeps this gradient per pull slot (sparse.outer_grad_slots)
         new = outer_grad_slots(sv.fn, sv.W[p.name], sv.nxt[f"tr_{pre_t.name}_0"], sv.post_sum[op.post_trace], lw.B,

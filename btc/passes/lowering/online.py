@@ -17,7 +17,7 @@ from btc.passes.lowering.optimizer import optimizer_step, optimizer_syms
 from btc.passes.lowering.schedule import StepValues, run_schedule
 from btc.passes.lowering.sparse import slots_to_vector
 from btc.passes.lowering.text import Fn, select_scalar, tt
-from btc.passes.plan_events import first_step_list_capacity, list_capacity, spike_driven
+from btc.passes.plan_events import SPIKE_DRIVEN, first_step_list_capacity, list_capacity, spike_driven
 
 __all__ = ["train_chunk"]
 
@@ -66,6 +66,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
     """Writes one train_chunk function; returns whether some active list in it is shorter than its tensor."""
     fn = Fn(optimistic=optimistic, headroom=headroom, tight=tight)
     fn.chunk = lw.K
+    fn.pack_tiles = lw.options.pack_tiles
     B, C = lw.B, lw.C
     continual = bool(lw.options.update_every)
     W, b = ({}, {}) if continual else weights(lw, fn)
@@ -82,7 +83,7 @@ def _train_chunk(lw: Lowering, name: str, optimistic: bool, headroom: float = 1.
     slots = {} if continual else slot_accumulators(lw, optimistic)
     carry += [(k, fn.full(shape, 0.0), tt(*shape)) for k, (_, shape) in slots.items()]
     block = GradientBlock(fn, B, {t.name: lw.v.activity_of(t.of) for t in lw.v.traces.values() if t.kind == "pre"},
-                          lw.unroll, lw.K // lw.unroll, _deferred_e0(lw))
+                          lw.unroll, lw.K // lw.unroll, _deferred_e0(lw), stacks_dense=_stacks_dense(lw))
     carry += block.carried()
     drives = {} if continual else input_drives(lw, fn, W)  # (continual: W changes inside the loop)
 
@@ -167,6 +168,13 @@ def _deferred_e0(lw: Lowering) -> dict[str, tuple[int, int]]:
         total += size
         out[f"g{lw.param_index(f'{p.name}.W')}"] = (I, O)
     return out
+
+
+def _stacks_dense(lw: Lowering) -> bool:
+    """Whether dense weights' plain gradients may be summed once per block (GradientBlock.add_stacked): in a
+    loop of blocks already (some gradient regrouped), and not read by an in-module update every step."""
+    return (not lw.options.update_every and lw.unroll > 1
+            and any(p.weight_gradient in SPIKE_DRIVEN for p in lw.v.projections.values()))
 
 
 def _maybe_update(lw: Lowering, fn: Fn, t: str, nxt: dict) -> None:
