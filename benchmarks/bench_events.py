@@ -126,6 +126,13 @@ def measure_n(N: int, args, have_bt: bool) -> list[dict]:
         r = run_btc(event_row, N, args.t_long, args, warmup=0, repeats=1)
         rows.append(r)
         print(f"[{event_row} N={N} T={args.t_long}] {_short(r)}", file=sys.stderr, flush=True)
+        # the same steps as that one sequence, in sequences of T: the peak RSS to compare it with. (Six short
+        # sequences ran 6 chunks; the resident size settles over the first ~10 chunks a process runs, 285 ->
+        # 361 MiB at N=2048, then stays: the long run's 100 chunks counted against the short run's 6.)
+        r = run_btc(event_row, N, args.t, args, warmup=0, repeats=max(1, args.t_long // args.t))
+        r["same_steps"] = True
+        rows.append(r)
+        print(f"[{event_row} N={N} T={args.t} x {args.t_long // args.t}] {_short(r)}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -143,7 +150,8 @@ def _ok(r: dict | None) -> bool:
 def ratios(rows: list[dict], T: int, t_long: int | None) -> list[dict]:
     out = []
     for N in sorted({r["N"] for r in rows}):
-        at = {r["config"]: r for r in rows if r["N"] == N and r["T"] == T and _ok(r)}
+        at = {r["config"]: r for r in rows if r["N"] == N and r["T"] == T and _ok(r) and not r.get("same_steps")}
+        same = next((r for r in rows if r["N"] == N and r.get("same_steps") and _ok(r)), None)
         ev, dn = at.get("btc-event"), at.get("btc-dense")
         bts = [at[c] for c in ("braintrace-dense", "braintrace-event") if c in at]
         best = min(bts, key=lambda r: r["us_per_step"]) if bts else None
@@ -157,6 +165,8 @@ def ratios(rows: list[dict], T: int, t_long: int | None) -> list[dict]:
                      and _ok(r)), None)
         if ev and long:
             d["btc_event_rss_T_long_over_T"] = long["peak_rss_mib"] / ev["peak_rss_mib"]
+        if long and same:
+            d["btc_event_rss_T_long_over_T_same_steps"] = long["peak_rss_mib"] / same["peak_rss_mib"]
         out.append(d)
     return out
 
@@ -167,7 +177,10 @@ def fmt_table(rows: list[dict], rates: dict) -> str:
     for r in rows:
         rate = r.get("firing_rate", rates.get(r["N"]) if r["config"].startswith("btc") else None)
         rate_s = f"{100 * rate:.2f}" if rate is not None else "-"
-        if _ok(r):
+        if _ok(r) and r.get("same_steps"):
+            lines.append(f"{r['config'] + ' (x' + str(len(r.get('times', []))) + ' seqs)':<27} {r['N']:>5} {r['T']:>6} "
+                         f"{r['us_per_step']:>11.1f} {r['peak_rss_mib']:>13.1f} {rate_s:>9}  ok")
+        elif _ok(r):
             lines.append(f"{r['config']:<27} {r['N']:>5} {r['T']:>6} {r['us_per_step']:>11.1f} "
                          f"{r['peak_rss_mib']:>13.1f} {rate_s:>9}  ok")
         else:
@@ -187,7 +200,10 @@ def fmt_ratios(rs: list[dict], T: int, t_long: int | None) -> str:
                      f"{ev} vs btc-dense: {x(d.get('btc_event_speedup_vs_btc_dense'))}; "
                      f"peak RSS braintrace best / {ev}: {x(d.get('braintrace_best_rss_over_btc_event'))}"
                      + (f"; {ev} peak RSS T={t_long} / T={T}: "
-                        f"{d['btc_event_rss_T_long_over_T']:.3f}" if "btc_event_rss_T_long_over_T" in d else ""))
+                        f"{d['btc_event_rss_T_long_over_T']:.3f}" if "btc_event_rss_T_long_over_T" in d else "")
+                     + (f" (/ T={T} over as many steps, {t_long // T} sequences: "
+                        f"{d['btc_event_rss_T_long_over_T_same_steps']:.3f})"
+                        if "btc_event_rss_T_long_over_T_same_steps" in d else ""))
     return "\n".join(lines)
 
 
@@ -197,7 +213,8 @@ def parse_args(argv=None):
     ap.add_argument("--n", default="2048,8192", help="hidden sizes, comma-separated")
     ap.add_argument("--t", type=int, default=100, help="steps per sequence (a multiple of 100 for btc)")
     ap.add_argument("--t-long", type=int, default=None,
-                    help="also run btc-event at this T (e.g. 10000; one sequence, no warm-up) for its peak RSS")
+                    help="also run btc-event at this T (e.g. 10000; one sequence, no warm-up) for its peak RSS, and "
+                         "at --t over as many steps (T_long / T sequences) to compare it with")
     ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ", ".join(CONFIGS))
     ap.add_argument("--skip", default="", help="comma-separated CONFIG@N to leave out, e.g. btc-dense@8192")
     ap.add_argument("--repeats", type=int, default=0, help="timed sequences; 0: 5 for N <= 2048, else 2")
