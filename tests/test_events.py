@@ -265,34 +265,33 @@ def test_a_binary_input_refuses_other_values(compiled):
     compiled("one_layer_delta", "pp-prop", 5, BATCH, decay=0.8).train_sequence(x, target, mask)
 
 
-def test_packed_products_equal_dense(tmp_path):
+def test_packed_products_equal_dense(tmp_path, monkeypatch):
     """Where the backend names the CPU's matmul tile, products summed over 128 rows or more are packed for
     linalg.mmt4d (Fn.matmul_at): a dense W's plain gradient, one product per block of 20 steps x 32 rows
     (GradientBlock.add_stacked), and the e0 terms deferred to the chunk's end (4 blocks x 32 rows). Sides of
-    70 and 90 leave partial tiles. The result must equal the dense module's."""
-    from btc.backends import pack_tiles
+    70 and 90 leave partial tiles. This host's tile and AVX2's 8x8x1 must both give the dense module's result."""
+    import btc.backends
     from btc.frontend.zoo import recurrent_lif
     from btc.runtime import load
 
-    if not pack_tiles("llvm-cpu"):
+    host = btc.backends.pack_tiles("llvm-cpu")
+    if not host:
         pytest.skip("no packed-product tile for this CPU (x86 only)")
     B = 32
-    x, target, mask = sequence(recurrent_lif(inputs=70, hidden=90, classes=10), B, 100, rate=0.3)
+    net = lambda: recurrent_lif(inputs=70, hidden=90, classes=10)  # noqa: E731
+    x, target, mask = sequence(net(), B, 100, rate=0.3)
     options = dict(batch=B, chunk=80, decay=0.8, activity=0.05)
-    module, _ = lower_network(recurrent_lif(inputs=70, hidden=90, classes=10),
-                              CompileOptions(event_driven="on", **options))
-    text = str(module)
-    assert "pack_tiles=" not in text and text.count("linalg.mmt4d") >= 2, "no packed product in train_chunk"
-    models = {}
-    for mode in ("on", "off"):
-        compile_network(recurrent_lif(inputs=70, hidden=90, classes=10), CompileOptions(event_driven=mode, **options),
-                        str(tmp_path / mode))
-        models[mode] = load(str(tmp_path / mode))
-    assert "linalg.mmt4d" not in str(lower_network(recurrent_lif(inputs=70, hidden=90, classes=10),
-                                                   CompileOptions(event_driven="off", **options))[0])
-    g_event, rec_event = _run(models["on"], x, target, mask)
-    g_dense, rec_dense = _run(models["off"], x, target, mask)
+    assert "linalg.mmt4d" not in str(lower_network(net(), CompileOptions(event_driven="off", **options))[0])
+    compile_network(net(), CompileOptions(event_driven="off", **options), str(tmp_path / "dense"))
+    g_dense, rec_dense = _run(load(str(tmp_path / "dense")), x, target, mask)
     assert rec_dense["spikes.h"].sum() > 0
-    np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
-    errors = _rel_err(g_event, g_dense)
-    assert max(errors.values()) < 1e-5, errors
+    for tiles in dict.fromkeys((host, "8x8x1")):
+        monkeypatch.setattr(btc.backends, "pack_tiles", lambda target, tiles=tiles: tiles)
+        text = str(lower_network(net(), CompileOptions(event_driven="on", **options))[0])
+        assert text.count("linalg.mmt4d") >= 2 and f"inner_tiles = [{tiles.split('x')[0]}, 1]" in text, tiles
+        manifest = compile_network(net(), CompileOptions(event_driven="on", **options), str(tmp_path / tiles))
+        assert f"pack_tiles={tiles}" in manifest["pipeline"]
+        g_event, rec_event = _run(load(str(tmp_path / tiles)), x, target, mask)
+        np.testing.assert_array_equal(rec_event["spikes.h"], rec_dense["spikes.h"])
+        errors = _rel_err(g_event, g_dense)
+        assert max(errors.values()) < 1e-5, (tiles, errors)
