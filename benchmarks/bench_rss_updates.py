@@ -3,7 +3,7 @@
 Peak RSS must not grow with sequence length, nor with the number of updates taken. bench_events.py
 compares one long sequence against short ones; this one watches the resident size after each of
 `--sequences` sequences of T=100 steps, each followed by `apply_update`: recurrent_lif (bench_train.py's
-network, B=32, inputs firing 10 %), compiled in one child process, run in another (the runtime's own
+network, B=32, inputs firing 10 %), compiled by bench_train.py's compile child, run in another (the runtime's own
 memory). The baseline is the size after the first sequence and update, from the same run.
 
     python benchmarks/bench_rss_updates.py                      # N=2048, event-driven, 40 sequences
@@ -32,14 +32,6 @@ MARK = "@@RSS "
 def resident_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
-
-
-def compile_main(N: int, event_driven: str, activity: dict, out: str) -> None:
-    from btc.driver import CompileOptions, compile_network
-
-    compile_network(bench_train.build(N), CompileOptions(batch=bench_train.B, chunk=bench_train.K, decay=0.9,
-                                                         optimizer="adam", event_driven=event_driven,
-                                                         activity=activity), out)
 
 
 def run_main(art: str, sequences: int, T: int, lr: float) -> None:
@@ -74,13 +66,8 @@ def main(argv=None) -> int:
                     help="learning rate; a tiny one keeps the firing, and so the train_chunk variant taken, fixed")
     ap.add_argument("--event-driven", default="auto", choices=("auto", "on", "off"))
     ap.add_argument("--activity", default='{"x": 0.1, "*": 0.005}', help="CompileOptions.activity (JSON)")
-    ap.add_argument("--compile", nargs=4, metavar=("N", "EVENT_DRIVEN", "ACTIVITY", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--run", nargs=4, metavar=("ART", "SEQUENCES", "T", "LR"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.compile:
-        n, ev, act, out = args.compile
-        compile_main(int(n), ev, json.loads(act), out)
-        return 0
     if args.run:
         run_main(args.run[0], int(args.run[1]), int(args.run[2]), float(args.run[3]))
         return 0
@@ -89,7 +76,10 @@ def main(argv=None) -> int:
     me = os.path.abspath(__file__)
     with tempfile.TemporaryDirectory(prefix="btc-rss-") as tmp:
         art = os.path.join(tmp, "artifact")
-        subprocess.run([sys.executable, me, "--compile", str(args.n), args.event_driven, args.activity, art], check=True)
+        # bench_train.py's compile child: its network, batch, chunk and optimizer, these event options
+        env = dict(os.environ, BENCH_BTC_EVENT_DRIVEN=args.event_driven, BENCH_BTC_ACTIVITY=args.activity)
+        subprocess.run([sys.executable, bench_train.__file__, "--compile", "btc-pp-prop", str(args.n), str(args.t), art],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
         proc = subprocess.run([sys.executable, me, "--run", art, str(args.sequences), str(args.t), str(args.lr)],
                               capture_output=True, text=True)
     if proc.returncode != 0:

@@ -42,7 +42,7 @@ def apply_update(lw: Lowering) -> None:
     old = {k: lw.load(fn, k) for k in keys}
     steps = _param_steps(lw, fn, lr, old)
     grads_ok = _all_finite(fn, [(steps.grads[i], shape) for i, (_, shape) in enumerate(lw.params)])
-    params_ok = _steps_finite(fn, steps, lw)
+    params_ok = _steps_finite(fn, steps)
     ok, status, s1 = fn.name("ok"), fn.name("st"), fn.name("st")
     fn.emit(f"{ok} = arith.andi {grads_ok}, {params_ok} : i1")
     fn.emit(f"{s1} = arith.select {params_ok}, {fn.const(UPDATE_APPLIED)}, {fn.const(UPDATE_BAD_PARAMETERS)} : f32")
@@ -235,7 +235,7 @@ def _all_finite(fn: Fn, values: list[tuple[str, tuple]]) -> str:
     return _finite(fn, [([v], shape, lambda a: ([], a[0])) for v, shape in values])
 
 
-def _steps_finite(fn: Fn, steps: _ParamSteps, lw: Lowering) -> str:
+def _steps_finite(fn: Fn, steps: _ParamSteps) -> str:
     """An i1: every parameter the step would write is finite. The step is computed inside the test's
     reduction, not stored."""
     def new_param(step_body):
@@ -244,7 +244,7 @@ def _steps_finite(fn: Fn, steps: _ParamSteps, lw: Lowering) -> str:
             return lines, new[0]
         return entry
     return _finite(fn, [(steps.inputs(i), shape, new_param(steps.bodies[i][2]))
-                        for i, (_, shape) in enumerate(lw.params) if steps.bodies[i] is not None])
+                        for i, (_, shape) in enumerate(steps.lw.params) if steps.bodies[i] is not None])
 
 
 def _finite(fn: Fn, tests: list) -> str:

@@ -199,12 +199,10 @@ class Fn:
         self.emit(f"{whole} = linalg.unpack {prod} inner_dims_pos = [0, 1] inner_tiles = [{M0}, {N0}] into "
                   f"{self.empty((k, n))} : {tiles_t} -> {tt(k, n)}")
 
-        def add(x):
-            r = self.name("r")
+        def add(fn, x):
+            r = fn.name("r")
             return [f"{r} = arith.addf {x[0]}, {x[1]} : f32"], [r]
-        ident = _map(2, [0, 1])
-        return self.generic([(acc, ident, tt(k, n)), (whole, ident, tt(k, n))],
-                            [(self.empty((k, n)), ident, tt(k, n))], ["parallel", "parallel"], add)[0]
+        return self.map([acc, whole], [(k, n)] * 2, (k, n), 1, add)[0]
 
     def _matmul_maps(self, a, b, a_dims, b_dims, a_type, b_type, rows, cols, acc) -> str:
         """A transposed matmul as linalg.matmul with indexing maps (d0, d1: result, d2: reduced),
