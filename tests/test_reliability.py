@@ -74,10 +74,15 @@ def test_checkpoints_refuse_nan_artifacts_and_foreign_files(compiled, tmp_path):
         model.load_checkpoint(str(tmp_path / "empty.npz"))
 
 
-def test_parameters_come_from_the_bytes_that_were_hashed(compiled, monkeypatch):
-    """An artifact republished between the hash check and the read must not mix in its new parameters."""
+def test_parameters_come_from_the_bytes_that_were_hashed(compiled, monkeypatch, tmp_path):
+    """An artifact republished between the hash check and the read must not mix in its new parameters.
+    (On a copy: the shared compiled artifact, rewritten, failed its hash check in the other xdist worker.)"""
+    import shutil
+
     model = compiled("one_layer_delta", "pp-prop", 5)
     want = model.params
+    path = str(tmp_path / "artifact")
+    shutil.copytree(model.path, path)
     read = runtime_model.read_artifact
 
     def read_then_republish(path):
@@ -88,15 +93,9 @@ def test_parameters_come_from_the_bytes_that_were_hashed(compiled, monkeypatch):
         return manifest, blobs
 
     monkeypatch.setattr(runtime_model, "read_artifact", read_then_republish)
-    with open(f"{model.path}/params.irpa", "rb") as f:
-        original = f.read()
-    try:
-        again = runtime_model.Model(model.path)
-        for n, p in again.params.items():
-            np.testing.assert_array_equal(p, want[n])
-    finally:
-        with open(f"{model.path}/params.irpa", "wb") as f:
-            f.write(original)
+    again = runtime_model.Model(path)
+    for n, p in again.params.items():
+        np.testing.assert_array_equal(p, want[n])
 
 
 def test_a_refused_sequence_adds_no_gradient(compiled):
