@@ -150,6 +150,10 @@ def test_a_tile_hint_leaves_the_other_attributes_of_its_op():
 
     line = "x = linalg.generic {} ins() outs() attrs =  {a.x = 1 : i64, btc.tiles = array<i64: 1, 8, 0>, z.y} {"
     assert tile_hints(line) == "x = linalg.generic {} ins() outs() attrs =  {a.x = 1 : i64, z.y} {"
-    assert tile_hints(line, lambda t: f"c = {t[1]}") == line.replace("btc.tiles = array<i64: 1, 8, 0>", "c = 8")
+    assert tile_hints(line, lambda t, v: f"c = {t[1]}") == line.replace("btc.tiles = array<i64: 1, 8, 0>", "c = 8")
+    both = line.replace("0>,", "0>, btc.vector_tiles = array<i64: 1, 4, 0>,")
+    assert tile_hints(both, lambda t, v: f"c = {t[1]} {v}") == line.replace("btc.tiles = array<i64: 1, 8, 0>",
+                                                                         "c = 8 (1, 4, 0)")
+    assert tile_hints(both) == tile_hints(line)
     alone = "x = linalg.generic {} ins() outs() attrs =  {btc.tiles = array<i64: 1, 8, 0>} {"
     assert tile_hints(alone) == "x = linalg.generic {} ins() outs() {"

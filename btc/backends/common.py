@@ -24,20 +24,26 @@ def _tile_hint() -> re.Pattern:
     """A tile hint entry as MLIR prints it, `btc.tiles = array<i64: 1, 1024, 0>`, with the comma that joins it
     to other entries of its attribute dictionary. (btc.dialect is imported here, not at the top: it needs
     the compiler, and a runtime-only install imports btc.backends.)"""
-    from btc.dialect.ops import TILES_ATTR
-    return re.compile(r"(,\s*)?" + re.escape(TILES_ATTR) + r" = array<i64: ([0-9, ]+)>(\s*,)?")
+    from btc.dialect.ops import TILES_ATTR, VECTOR_TILES_ATTR
+    sizes = r" = array<i64: ([0-9, ]+)>"
+    # MLIR prints a dictionary's entries sorted by name: the vector tiles, if any, follow the tiles
+    return re.compile(r"(,\s*)?" + re.escape(TILES_ATTR) + sizes
+                      + r"(?:,\s*" + re.escape(VECTOR_TILES_ATTR) + sizes + r")?(\s*,)?")
 
 
 _EMPTY_ATTRS = re.compile(r"attrs\s*=\s*\{\s*\}\s*")
 
 
 def tile_hints(mlir_text: str, config=None) -> str:
-    """The lowered module with each tile hint (btc.dialect.ops.TILES_ATTR) replaced by config(tiles) -> an
-    attribute entry's text (`name = value`), or dropped where config is None or returns None; other entries
-    of the op's attribute dictionary stay."""
+    """The lowered module with each tile hint (btc.dialect.ops.TILES_ATTR, and VECTOR_TILES_ATTR if given)
+    replaced by config(tiles, vector tiles or None) -> an attribute entry's text (`name = value`), or dropped
+    where config is None or returns None; other entries of the op's attribute dictionary stay."""
+    def sizes(text):
+        return tuple(int(v) for v in text.split(",")) if text else None
+
     def replace(m):
-        text = config(tuple(int(v) for v in m.group(2).split(","))) if config else None
-        before, after = m.group(1) or "", m.group(3) or ""
+        text = config(sizes(m.group(2)), sizes(m.group(3))) if config else None
+        before, after = m.group(1) or "", m.group(4) or ""
         if text:
             return before + text + after
         return "," if before and after else ""  # the space after the second comma stays

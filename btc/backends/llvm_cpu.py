@@ -31,7 +31,7 @@ def prepare(mlir_text: str, triple: str | None = None, extra_flags: tuple[str, .
     cannot measure)."""
     other_cpu = triple is not None or any(f.startswith("--iree-llvmcpu-target-") for f in extra_flags)
     width = None if other_cpu else _host_vector_floats()
-    return tile_hints(mlir_text, (lambda tiles: _cpu_config(tiles, width)) if width else None)
+    return tile_hints(mlir_text, (lambda tiles, vectors: _cpu_config(tiles, width, vectors)) if width else None)
 
 
 def pack_tiles(triple: str | None = None) -> str:
@@ -43,11 +43,12 @@ def pack_tiles(triple: str | None = None) -> str:
     return f"{width}x{width}x1" if width in (8, 16) else ""
 
 
-def _cpu_config(tiles: tuple[int, ...], width: int) -> str:
-    """Workgroups of `tiles`, each vectorised along its last tiled loop, the reductions (0: Fn.generic checks
-    that only reductions have it) one by one."""
+def _cpu_config(tiles: tuple[int, ...], width: int, vectors: tuple[int, ...] | None = None) -> str:
+    """Workgroups of `tiles`, each vectorised by `vectors` if given, else along its last tiled loop; the
+    reductions (0: Fn.generic checks that only reductions have it) one by one."""
     last = max(i for i, t in enumerate(tiles) if t)
-    vector = [0 if not t else min(t, width) if i == last else 1 for i, t in enumerate(tiles)]
+    vector = list(vectors) if vectors else [0 if not t else min(t, width) if i == last else 1
+                                            for i, t in enumerate(tiles)]
     reduction = [0 if t else 1 for t in tiles]
     fmt = lambda v: ", ".join(map(str, v))  # noqa: E731
     return ("compilation_info = #iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"

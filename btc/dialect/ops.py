@@ -14,7 +14,7 @@ from btc.algorithm import Algorithm
 from btc.dialect.surrogates import SURROGATE_RULES
 
 __all__ = ["Attr", "OpDecl", "OPS", "SURROGATE_KINDS", "TRACE_KINDS", "SCHEDULE_OPS", "ATTR_KINDS", "MODULE_ATTRS",
-           "ANNOTATIONS", "TILES_ATTR"]
+           "ANNOTATIONS", "TILES_ATTR", "VECTOR_TILES_ATTR"]
 
 SURROGATE_KINDS = tuple(SURROGATE_RULES)
 TRACE_KINDS = ("pre", "post", "bias", "dense", "elem")
@@ -203,6 +203,8 @@ MODULE_ATTRS: dict[str, Attr] = {a.name: a for a in [
 # on a lowered op (upstream MLIR, no btc op left): its preferred workgroup tile, one size per loop, 0 for each
 # reduction loop (left whole); a hint the backend turns into its own configuration (llvm-cpu) or drops
 TILES_ATTR = "btc.tiles"
+# with TILES_ATTR, optionally: the vector tile within a workgroup, one size per loop (0: the backend's rule)
+VECTOR_TILES_ATTR = "btc.vector_tiles"
 
 # annotations the analysis passes put on model ops, read through btc.passes._view.ModelView
 ANNOTATIONS: dict[str, Attr] = {a.name: a for a in [

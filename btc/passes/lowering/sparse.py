@@ -102,7 +102,7 @@ def outer_grad(fn: Fn, w: SparseWeights, x: str, a: str, B: int, acc: str) -> st
     """acc[k] + sum_b x[b, pre_k] * a[b, post_k]: the outer product x^T a at the pairs, summed per
     pull slot (x by scalar loads), then read at each pair's slot."""
     zeros = [fn.full(shape, 0.0) for shape in slot_shapes(w.layout)]
-    return slots_to_vector(fn, w, outer_grad_slots(fn, w, x, a, B, zeros), acc)
+    return slots_to_vector(fn, w, outer_grad_slots(fn, w, x, a, B, zeros, tiled=True), acc)
 
 
 def slot_shapes(layout: SparseLayout) -> list[tuple[int, int]]:
@@ -110,17 +110,19 @@ def slot_shapes(layout: SparseLayout) -> list[tuple[int, int]]:
     return [(n, width) for width, n in zip(layout.pull.widths, layout.pull.counts)]
 
 
-def outer_grad_slots(fn: Fn, w: SparseWeights, x: str, a: str, B: int, accs: list[str]) -> list[str]:
+def outer_grad_slots(fn: Fn, w: SparseWeights, x: str, a: str, B: int, accs: list[str],
+                     tiled: bool = False) -> list[str]:
     """accs[bucket][r, f] + sum_b x[b, col] * a[b, row]: the outer product x^T a per pull slot, kept
     there. A time loop accumulates in slots and reads the pairs once after it (slots_to_vector):
     read every step, the pair order's scattered reads cost more than the product (1.4x slots at
-    3.1 million pairs)."""
+    3.1 million pairs). `tiled`: the products carry _slot_products' tile hint, for accs that are fresh zeros
+    (a product summed into another's result is fused with it, and IREE takes one configuration a dispatch)."""
     L, side = w.layout, w.layout.pull
     x_rows = _transposed(fn, x, B, L.I)  # once for every bucket
     out = []
     for b, ((n, width), acc) in enumerate(zip(slot_shapes(L), accs)):
         a_b = a if side.whole else _columns(fn, a, w.t[f"in_rows{b}"], B, L.O, n)
-        out.append(_slot_products(fn, x_rows, a_b, w.t[f"in_col{b}"], B, L.I, n, width, acc))
+        out.append(_slot_products(fn, x_rows, a_b, w.t[f"in_col{b}"], B, L.I, n, width, acc, tiled))
     return out
 
 
@@ -199,10 +201,14 @@ def _take(fn: Fn, flat: str, nnz: int, index: str, shape: tuple[int, int]) -> st
 
 
 def _slot_products(fn: Fn, x_rows: str, a: str, cols: str, B: int, n_in: int, n: int, width: int,
-                   acc: str) -> str:
+                   acc: str, tiled: bool = False) -> str:
     """acc[r, f] + sum_b x[b, cols[r, f]] * a[b, r] ([n, width]; batch innermost), x read from
     x_rows = _transposed(x): a slot's B values are one contiguous run instead of B scattered loads. Alone,
-    [32, 65,536] x 100 slots a row: 239 -> 97 ms; [32, 16,384] x 208: 66 -> 47 ms (benchmarks/README.md)."""
+    [32, 65,536] x 100 slots a row: 239 -> 97 ms; [32, 16,384] x 208: 66 -> 47 ms (benchmarks/README.md).
+
+    `tiled` (64 rows or more): workgroups of 64 rows, vectors of 8 rows by 2 slots (each lane's x a gathered
+    load). Alone at [16,384 x 216] x 32: IREE's own choice (32 rows by 27 slots, vectors of 8 by 16) 45 ms,
+    this one 26-28; vectors 4-16 slots wide 29-57; the batch vectorised (x^T's contiguous runs) 65-94."""
     def body(v):
         b, i, xv, m, s_ = (fn.name("r") for _ in range(5))
         return [f"{b} = linalg.index 2 : index", f"{i} = arith.index_cast {v[0]} : i32 to index",
@@ -212,7 +218,8 @@ def _slot_products(fn: Fn, x_rows: str, a: str, cols: str, B: int, n_in: int, n:
     return fn.generic([(cols, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(n, width, dtype="i32")),
                        (a, "affine_map<(d0, d1, d2) -> (d2, d0)>", tt(B, n))],
                       [(acc, "affine_map<(d0, d1, d2) -> (d0, d1)>", tt(n, width))],
-                      ["parallel", "parallel", "reduction"], body)[0]
+                      ["parallel", "parallel", "reduction"], body,
+                      **(dict(tiles=(64, width, 0), vectors=(8, min(2, width), 0)) if tiled and n >= 64 else {}))[0]
 
 
 def _transposed(fn: Fn, x: str, B: int, n: int) -> str:

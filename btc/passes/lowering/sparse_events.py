@@ -15,8 +15,8 @@ Both are optimistic (train_chunk_tight, _fast and _roomy only; _tight sizes thes
 expected count, plan_events.step_list_capacity): entries past a list's capacity are left out and flagged,
 and the runtime then runs the next variant, down to the exact train_chunk, whose sparse products pull over
 every pair.
-Every update lands: unused list entries read row I, whose slots all point at a dump entry (column O of
-a row, pair nnz) that is cut off after the scatter.
+Every update lands: unused list entries read row I, whose slots all point at dump entries (column O + f of
+a row, pair nnz + f for slot f; sparse_layout.push_tables) that are cut off after the scatter.
 """
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
     """acc + x[B, I] @ W for binary x listed by step_lists (one step), its overflow flagged."""
     L = w.layout
     assert w.events is not None, f"{L.name}: the spike-driven weight table was not gathered"
-    cols = L.O + 1  # a dump column
     C, F = lists.capacity, L.push_width
+    cols = L.O + F  # and a dump column per slot
     b, i = _entries(fn, list_positions(fn, lists, -1), C, L.I)
 
     # whole rows of the push tables (read slot by slot, each was a masked scalar load: ~3 ns a slot at N=16,384)
@@ -77,7 +77,8 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
     C, F = lists.capacity, L.push_width
     table = tt(lists.rows * B + 1, L.O)
     idx = list_positions(fn, lists, -1)
-    summed = fn.full((L.nnz + 1,), 0.0)
+    dumped = L.nnz + F  # and a dump slot per push slot
+    summed = fn.full((dumped,), 0.0)
     for j in range(lists.rows):
         step = fn.name("gi")
         fn.emit(f"{step} = tensor.extract_slice {idx}[{j}, 0] [1, {C}] [1, 1] : "
@@ -88,23 +89,23 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
 
         def slot(row_b, a, offset=j * B):  # the entry's batch row, [its slot's post, pair]
             last, safe, col, bi, shift, row, val = (fn.name("r") for _ in range(7))
-            return [f"{last} = arith.constant {L.O - 1} : i32",  # padding's column O: read inside, dumped anyway
+            return [f"{last} = arith.constant {L.O - 1} : i32",  # padding's columns O + f: read inside, dumped anyway
                     f"{safe} = arith.minsi {a[0]}, {last} : i32", f"{col} = arith.index_cast {safe} : i32 to index",
                     f"{bi} = arith.index_cast {row_b} : i32 to index", f"{shift} = arith.constant {offset} : index",
                     f"{row} = arith.addi {bi}, {shift} : index",
                     f"{val} = tensor.extract {stacked}[{row}, {col}] : {table}"], [val, a[1]]
         vals, ks = _per_slot(fn, b, C, F, [(posts, "i32"), (pairs, "i32")], slot)
-        summed = _pushed(fn, vals, ks, C, F, summed, L.nnz + 1)
+        summed = _pushed(fn, vals, ks, C, F, summed, dumped)
     fn.capped |= lists.capacity < lists.n
     kept = fn.name("gk")
-    fn.emit(f"{kept} = tensor.extract_slice {summed}[0] [{L.nnz}] [1] : {tt(L.nnz + 1)} to {tt(L.nnz)}")
+    fn.emit(f"{kept} = tensor.extract_slice {summed}[0] [{L.nnz}] [1] : {tt(dumped)} to {tt(L.nnz)}")
     fn.overflows.append(overflow_flag(fn, lists))
     return fn.map([acc, kept], [(L.nnz,)] * 2, (L.nnz,), 1, sum_body)[0]
 
 
 def _entries(fn: Fn, idx: str, C: int, I: int) -> tuple[str, str]:
     """The batch row and presynaptic neuron ([C] i32 each) of every entry of idx[1, C] (flat positions
-    b * I + i, -1 for none: row 0, neuron I, whose push-table row points every slot at the dump)."""
+    b * I + i, -1 for none: row 0, neuron I, whose push-table row points every slot at a dump)."""
     flat = fn.name("ev")
     fn.emit(f"{flat} = tensor.collapse_shape {idx} [[0, 1]] : {tt(1, C, dtype='i32')} into {tt(C, dtype='i32')}")
 

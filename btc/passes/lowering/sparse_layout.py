@@ -165,10 +165,14 @@ class SparseLayout:
 
 def push_tables(L: SparseLayout) -> dict[str, np.ndarray]:
     """One row of push_width slots per presynaptic neuron and a last row I for a list's unused entries:
-    ev_post (padding: O, a dump column) and ev_k (the pair; padding: nnz, a dump slot). The pairs are
-    sorted by (pre, post), so row i holds a run of k."""
-    post = np.full((L.I + 1, L.push_width), L.O, np.int32)
-    k = np.full((L.I + 1, L.push_width), L.nnz, np.int32)
+    ev_post (padding at slot f: O + f, a dump column) and ev_k (the pair; padding at slot f: nnz + f, a dump
+    slot). The pairs are sorted by (pre, post), so row i holds a run of k.
+
+    Each slot has its own dump: with one, the padding's updates all hit one address, each waiting on the last
+    (a scatter at N=16,384, 0.5 % firing, B=32: 1.59 ms with one dump, 0.62 with one per slot)."""
+    dump = np.arange(L.push_width, dtype=np.int32)
+    post = np.broadcast_to(L.O + dump, (L.I + 1, L.push_width)).copy()
+    k = np.broadcast_to(L.nnz + dump, (L.I + 1, L.push_width)).copy()
     order = np.lexsort((L.post, L.pre))
     pre = L.pre[order]
     f = np.arange(L.nnz) - np.searchsorted(pre, pre)

@@ -10,7 +10,7 @@ import re
 import numpy as np
 from iree.compiler import ir
 
-from btc.dialect.ops import TILES_ATTR
+from btc.dialect.ops import TILES_ATTR, VECTOR_TILES_ATTR
 
 __all__ = ["Fn", "tt", "block_body", "select_scalar"]
 
@@ -105,10 +105,12 @@ class Fn:
 
     # ---- structured ops
     def generic(self, ins: list[tuple[str, str, str]], outs: list[tuple[str, str, str]],
-                iterators: list[str], body, tiles: tuple[int, ...] | None = None) -> list[str]:
+                iterators: list[str], body, tiles: tuple[int, ...] | None = None,
+                vectors: tuple[int, ...] | None = None) -> list[str]:
         """ins/outs: (value, affine map, type). body(arg names) -> (lines, yielded names).
         tiles: a preferred workgroup tile per loop (0 for each reduction loop, and only for those), a hint
-        (TILES_ATTR) the backend turns into its own configuration or drops."""
+        (TILES_ATTR) the backend turns into its own configuration or drops; vectors: with tiles, the vector
+        tile inside a workgroup (VECTOR_TILES_ATTR; 0 for the reductions)."""
         args = [self.name("a") for _ in ins + outs]
         maps = ", ".join(m for _, m, _ in ins + outs)
         its = ", ".join(f'"{i}"' for i in iterators)
@@ -119,7 +121,11 @@ class Fn:
         if tiles and (len(tiles) != len(iterators) or not any(tiles)
                       or any((t == 0) != (i == "reduction") for t, i in zip(tiles, iterators))):
             raise AssertionError(f"tiles {tiles} for loops {iterators}: one size per loop, 0 for the reductions only")
-        hint = f"attrs = {{{TILES_ATTR} = array<i64: {', '.join(map(str, tiles))}>}} " if tiles else ""
+        if vectors and (not tiles or len(vectors) != len(tiles) or any(v > t for v, t in zip(vectors, tiles))):
+            raise AssertionError(f"vector tiles {vectors} for workgroup tiles {tiles}: one size per loop, within it")
+        sizes = lambda v: ", ".join(map(str, v))  # noqa: E731
+        hint = (f"attrs = {{{TILES_ATTR} = array<i64: {sizes(tiles)}>"
+                + (f", {VECTOR_TILES_ATTR} = array<i64: {sizes(vectors)}>" if vectors else "") + "} ") if tiles else ""
         self.emit(f"{head} = linalg.generic {{indexing_maps = [{maps}], iterator_types = [{its}]}} "
                   f"{ins_txt}outs({', '.join(v for v, _, _ in outs)} : {', '.join(t for _, _, t in outs)}) {hint}{{")
         self.emit(f"^bb0({', '.join(f'{a}: ' + _elem(t) for a, (_, _, t) in zip(args, ins + outs))}):")
