@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from btc.passes.lowering.bodies import decay_body, scale_body
-from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capacity_of
+from btc.passes.lowering.events import ActiveLists, active_lists, gather_rows_sum, list_capacity_of
 from btc.passes.lowering.products import weight_outer
 from btc.passes.lowering.sparse import SparseWeights
 from btc.passes.lowering.sparse_events import event_gradient, step_lists
@@ -51,6 +51,7 @@ class GradientBlock:
         self.fn, self.B, self.activity = fn, batch, activity  # per trace: its signal's expected activity
         self.pending: dict[str, _Pending] = {}  # gradient key -> its block
         self.spikes: dict[str, list[str]] = {}  # trace -> x^t of each step of the block, shared by its projections
+        self.listed: dict[str, list] = {}  # trace -> each step's lists of x^t its propagation made (or None)
         # gradient key -> (I, O) of the dense W whose e0 terms wait for the chunk's end, in carried stacks of
         # `blocks` blocks of `steps` steps; t0: the loop index at the block's first step (its rows in them)
         self.steps, self.blocks, self.deferred, self.t0 = steps, blocks, deferred or {}, None
@@ -72,14 +73,16 @@ class GradientBlock:
         return out
 
     def add(self, grad: str, trace: str, alpha: float, e0: str, x: str, L: str, rows: int, cols: int,
-            sparse: SparseWeights | None = None) -> None:
-        """Step j of gradient `grad`'s block: e0 is kept from the block's first step."""
+            sparse: SparseWeights | None = None, listed: ActiveLists | None = None) -> None:
+        """Step j of gradient `grad`'s block: e0 is kept from the block's first step. `listed`: x's
+        whole-batch lists (sparse_events.step_lists), if this step's propagation made them."""
         entry = self.pending.setdefault(grad, _Pending(trace, alpha, e0, rows, cols, sparse))
         step = len(entry.L)
         entry.L.append(L)
         steps = self.spikes.setdefault(trace, [])
         if len(steps) == step:  # the first projection of this trace to reach step j records x^j
             steps.append(x)
+            self.listed.setdefault(trace, []).append(listed)
 
     def stacks(self, rows: int, cols: int) -> bool:
         """Whether a dense W of this shape has its plain gradient summed once per block (add_stacked): both
@@ -129,12 +132,14 @@ class GradientBlock:
             else:
                 g = weight_outer(fn, e.sparse, e.e0, first, B, e.rows, e.cols, cur[grad])  # (dense W: e.sparse None)
             if e.sparse:
-                out[grad] = event_gradient(fn, e.sparse, spikes_of(e, "step"), stacked, g, B)
+                shared = self.listed[e.trace]  # the propagation's lists, if every step has them: no stack to list
+                out[grad] = event_gradient(fn, e.sparse, shared if all(shared) else [spikes_of(e, "step")],
+                                           stacked, g, B)
                 continue
             # entries past the capacity: a few per presynaptic neuron on average (times the headroom)
             out[grad] = gather_rows_sum(fn, spikes_of(e, "input"), stacked, len(e.L) * B, e.cols, g,
                                         spill=int(GRADIENT_SPILL_PER_INPUT * e.rows * fn.headroom), padded=True)
-        self.pending, self.spikes, self.t0 = {}, {}, None
+        self.pending, self.spikes, self.listed, self.t0 = {}, {}, {}, None
         return out
 
     def _block_row(self) -> str:

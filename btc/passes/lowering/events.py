@@ -29,6 +29,8 @@ class ActiveLists:
         self.prefix, self.totals, self.shape, self.along, self.capacity = prefix, totals, shape, along, capacity
         self.segment, self.source = segment, source
         self.rows, self.n = (shape[0], shape[1]) if along == 1 else (shape[1], shape[0])
+        self.found: dict[int, str] = {}  # list_positions' result per `missing`, written once per function
+        self.flag: str | None = None  # overflow_flag's
 
 
 # entries per segment of a list's prefix sum: IREE 3.13's scan is a serial loop (one core, ~2.2 ns an entry:
@@ -162,16 +164,22 @@ def gather_rows_sum(fn: Fn, lists: ActiveLists, table: str, table_rows: int, col
 
 
 def list_positions(fn: Fn, lists: ActiveLists, missing: int) -> str:
-    """[rows, capacity] i32: the position of each list's c-th active entry, or `missing` past its end."""
+    """[rows, capacity] i32: the position of each list's c-th active entry, or `missing` past its end (found
+    once: a step's propagation and the block's gradient share one step's spikes' lists)."""
     rows, C = lists.rows, lists.capacity
-    return fn.generic([(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
-                      [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", tt(rows, C, dtype="i32"))],
-                      ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0], missing))[0]
+    if missing not in lists.found:
+        lists.found[missing] = fn.generic(
+            [(lists.totals, "affine_map<(d0, d1) -> (d0)>", tt(rows, dtype="i32"))],
+            [(fn.empty((rows, C), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", tt(rows, C, dtype="i32"))],
+            ["parallel", "parallel"], lambda a: _search_body(fn, lists, a[0], missing))[0]
+    return lists.found[missing]
 
 
 def overflow_flag(fn: Fn, lists: ActiveLists) -> str:
-    """1.0 if some list is longer than its capacity, else 0.0 (a rank-0 f32 tensor)."""
-    return _any_longer(fn, lists.totals, lists.rows, lists.capacity)
+    """1.0 if some list is longer than its capacity, else 0.0 (a rank-0 f32 tensor; written once)."""
+    if lists.flag is None:
+        lists.flag = _any_longer(fn, lists.totals, lists.rows, lists.capacity)
+    return lists.flag
 
 
 def _summed_rows(fn: Fn, table: str, table_rows: int, idx: str, rows: int, C: int, cols: int, acc: str,

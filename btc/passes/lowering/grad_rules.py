@@ -50,7 +50,8 @@ def accumulate_grad(lw: Lowering, sv: StepValues, op) -> None:
     if p.weight_gradient == "event" or (p.weight_gradient == "sparse-event" and sv.fn.overflows is not None):
         x = source_value(lw, p.source, sv.xt, sv.cur, sv.st)
         sv.block.add(f"g{i}", pre_t.name, pre_t.decay, sv.cur[f"tr_{pre_t.name}_0"], x, sv.post_sum[op.post_trace],
-                     pre_t.size, lw.v.size(p.post), sv.W[p.name] if p.sparse else None)
+                     pre_t.size, lw.v.size(p.post), sv.W[p.name] if p.sparse else None,
+                     sv.st.active.get((p.source, "step")))
         sv.nxt[f"g{i}"] = sv.cur[f"g{i}"]
         return
     if not p.sparse and sv.block is not None and sv.block.stacks(pre_t.size, lw.v.size(p.post)):

@@ -68,21 +68,24 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
     return y if acc is None else fn.map([acc, y], [(B, L.O)] * 2, (B, L.O), 1, sum_body)[0]
 
 
-def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, acc: str, B: int) -> str:
-    """acc[k] + sum over the block's spikes (b, pre_k) of step j of stacked[j * B + b, post_k]: `lists`
-    lists each step's spikes (step_lists), `stacked` is M of the block's rows ([steps * B + 1, O]). One
-    scatter per step: the block's updates at once (capacity x push_width per step, 8 bytes each) are hundreds
-    of MB at N=16,384, and took twice as long per update as a step's."""
+def event_gradient(fn: Fn, w: SparseWeights, lists: list[ActiveLists], stacked: str, acc: str, B: int) -> str:
+    """acc[k] + sum over the block's spikes (b, pre_k) of step j of stacked[j * B + b, post_k]: `lists` lists
+    the block's spikes step by step (step_lists), one step a row: either one per step (the lists its
+    propagation made, shared) or one for the block. `stacked` is M of the block's rows ([steps * B + 1, O]).
+    One scatter per step: the block's updates at once (capacity x push_width per step, 8 bytes each) are
+    hundreds of MB at N=16,384, and took twice as long per update as a step's."""
     L = w.layout
-    C, F = lists.capacity, L.push_width
-    table = tt(lists.rows * B + 1, L.O)
-    idx = list_positions(fn, lists, -1)
+    F = L.push_width
     dumped = L.nnz + F  # and a dump slot per push slot
     summed = fn.full((dumped,), 0.0)
-    for j in range(lists.rows):
-        step = fn.name("gi")
-        fn.emit(f"{step} = tensor.extract_slice {idx}[{j}, 0] [1, {C}] [1, 1] : "
-                f"{tt(lists.rows, C, dtype='i32')} to {tt(1, C, dtype='i32')}")
+    steps = [(each, r) for each in lists for r in range(each.rows)]
+    for j, (each, r) in enumerate(steps):
+        C, idx = each.capacity, list_positions(fn, each, -1)
+        step = idx
+        if each.rows > 1:
+            step = fn.name("gi")
+            fn.emit(f"{step} = tensor.extract_slice {idx}[{r}, 0] [1, {C}] [1, 1] : "
+                    f"{tt(each.rows, C, dtype='i32')} to {tt(1, C, dtype='i32')}")
         b, i = _entries(fn, step, C, L.I)
 
         posts, pairs = (fn.gather_rows(w.t[t], L.I + 1, F, i, (C,), "i32") for t in ("ev_post", "ev_k"))
@@ -93,13 +96,15 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: ActiveLists, stacked: str, a
                     f"{safe} = arith.minsi {a[0]}, {last} : i32", f"{col} = arith.index_cast {safe} : i32 to index",
                     f"{bi} = arith.index_cast {row_b} : i32 to index", f"{shift} = arith.constant {offset} : index",
                     f"{row} = arith.addi {bi}, {shift} : index",
-                    f"{val} = tensor.extract {stacked}[{row}, {col}] : {table}"], [val, a[1]]
+                    f"{val} = tensor.extract {stacked}[{row}, {col}] : {tt(len(steps) * B + 1, L.O)}"], [val, a[1]]
         vals, ks = _per_slot(fn, b, C, F, [(posts, "i32"), (pairs, "i32")], slot)
         summed = _pushed(fn, vals, ks, C, F, summed, dumped)
-    fn.capped |= lists.capacity < lists.n
+    for each in lists:
+        fn.capped |= each.capacity < each.n
+        if (flag := overflow_flag(fn, each)) not in fn.overflows:  # a shared list's flag is there already
+            fn.overflows.append(flag)
     kept = fn.name("gk")
     fn.emit(f"{kept} = tensor.extract_slice {summed}[0] [{L.nnz}] [1] : {tt(dumped)} to {tt(L.nnz)}")
-    fn.overflows.append(overflow_flag(fn, lists))
     return fn.map([acc, kept], [(L.nnz,)] * 2, (L.nnz,), 1, sum_body)[0]
 
 
