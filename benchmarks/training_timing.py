@@ -6,6 +6,8 @@ import os
 import tempfile
 import time
 
+import btc.runtime  # noqa: F401 - first, for its malloc parameters (btc.runtime.device.keep_freed_memory)
+
 
 def time_training(net, batch: int, x, y, repeats: int, before=None, after=None, keep=None, **options) -> dict:
     """Compile `net` (chunk = the sequence length; `options`: more CompileOptions) in a temporary directory

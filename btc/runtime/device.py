@@ -18,8 +18,9 @@ MPI_WORLD_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 # train_chunk call) are malloc'd and freed every call. By default glibc returns them to the kernel, and each
 # call faults them in again, zeroed page by page. With one arena that keeps what it frees: recurrent_lif
 # N=16,384 at 1 %, train_sequence 1340-1393 -> 1129-1198 ms, apply_update 45 -> 31 ms, 2.25 M -> 0.41 M page
-# faults over 5 sequences, peak RSS 944-1004 -> 1072 MiB (benchmarks/README.md). BTC_KEEP_FREED_MEMORY=0
-# leaves glibc's defaults.
+# faults over 5 sequences, peak RSS 944-1004 -> 1072 MiB (benchmarks/README.md). Set when btc.runtime is
+# imported: threads that allocated before (a compiler's, JAX's) keep arenas of their own, which IREE's
+# workers may then share. BTC_KEEP_FREED_MEMORY=0 leaves glibc's defaults.
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
 KEPT_MEMORY = {_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 40, _M_TOP_PAD: 1 << 28}
 _kept = False
