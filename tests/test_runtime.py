@@ -1,5 +1,6 @@
 """The runtime: streaming, chunking, optimizers, checkpoints, and its independence from the compiler."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -218,7 +219,7 @@ print(kept, faults_touching())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
 def test_freed_memory_is_kept_for_reuse():
     """The runtime's malloc parameters (btc.runtime.device.keep_freed_memory): a 64 MB buffer malloc'd,
     written, freed and malloc'd again is faulted in page by page again under glibc's defaults (IREE's

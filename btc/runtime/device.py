@@ -16,19 +16,21 @@ MPI_WORLD_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 
 # glibc malloc parameters (mallopt) for IREE's CPU drivers, whose transient buffers (hundreds of MB per
 # train_chunk call) are malloc'd and freed every call. By default glibc returns them to the kernel, and each
-# call faults them in again, zeroed page by page. With one arena that keeps what it frees: recurrent_lif
-# N=16,384 at 1 %, train_sequence 1340-1393 -> 1129-1198 ms, apply_update 45 -> 31 ms, 2.25 M -> 0.41 M page
-# faults over 5 sequences, peak RSS 944-1004 -> 1072 MiB (benchmarks/README.md). Set when btc.runtime is
-# imported: threads that allocated before (a compiler's, JAX's) keep arenas of their own, which IREE's
-# workers may then share. BTC_KEEP_FREED_MEMORY=0 leaves glibc's defaults.
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
-KEPT_MEMORY = {_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 40, _M_TOP_PAD: 1 << 28}
+# call faults them in again, zeroed page by page. With one arena, no mmap below 1 GiB and a 256 MB pad kept
+# at the heap's top when it is trimmed: recurrent_lif N=16,384 at 1 %, train_sequence 1340-1393 -> 1129-1198
+# ms, apply_update 45 -> 31 ms, 2.25 M -> 0.41 M page faults over 5 sequences, peak RSS 944-1004 -> 1072 MiB
+# (benchmarks/README.md; the pad is what keeps the memory: without it, no fewer faults). Process-wide, set
+# when btc.runtime is imported (btc.driver imports it too): threads that allocated before (JAX's) keep
+# arenas of their own, which IREE's workers may then share. BTC_KEEP_FREED_MEMORY=0 leaves glibc's defaults.
+_M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -2, -3, -8
+KEPT_MEMORY = {_M_MMAP_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 28, _M_ARENA_MAX: 1}  # the arena limit last
 _kept = False
 
 
 def keep_freed_memory() -> bool:
     """Once per process, on glibc: have malloc keep freed memory for reuse (KEPT_MEMORY). Returns whether
-    the parameters are in place."""
+    the parameters are in place; if glibc refuses one, the arena limit is not set (it pays only with the
+    others)."""
     global _kept
     if _kept or os.environ.get("BTC_KEEP_FREED_MEMORY", "1") == "0" or platform.libc_ver()[0] != "glibc":
         return _kept
@@ -36,7 +38,12 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    _kept = all(mallopt(param, value) == 1 for param, value in KEPT_MEMORY.items())
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    for param, value in KEPT_MEMORY.items():
+        assert ctypes.c_int(value).value == value, f"mallopt takes an int: {value}"
+        if mallopt(param, value) != 1:
+            return False
+    _kept = True
     return _kept
 
 
