@@ -203,7 +203,7 @@ MODULE_ATTRS: dict[str, Attr] = {a.name: a for a in [
 # on a lowered op (upstream MLIR, no btc op left): its preferred workgroup tile, one size per loop, 0 for each
 # reduction loop (left whole); a hint the backend turns into its own configuration (llvm-cpu) or drops
 TILES_ATTR = "btc.tiles"
-# with TILES_ATTR, optionally: the vector tile within a workgroup, one size per loop (0: the backend's rule)
+# with TILES_ATTR, optionally: the vector tile within a workgroup, one size per loop (0: not tiled)
 VECTOR_TILES_ATTR = "btc.vector_tiles"
 
 # annotations the analysis passes put on model ops, read through btc.passes._view.ModelView

@@ -187,7 +187,7 @@ def _ell_product(fn: Fn, x: str, B: int, n_in: int, index: str, weight: str, n_o
 
 
 def _take(fn: Fn, flat: str, nnz: int, index: str, shape: tuple[int, int]) -> str:
-    """flat[index] ([shape]), 0 where the index is nnz (a padded slot)."""
+    """flat[index] ([shape]), 0 where the index is nnz or more (a padded slot's dump)."""
     def body(v):
         i, last, c, k, val, zero, ok, out = (fn.name("r") for _ in range(8))
         return [f"{i} = arith.index_cast {v[0]} : i32 to index", f"{last} = arith.constant {nnz - 1} : index",

@@ -62,9 +62,8 @@ def event_propagate(fn: Fn, w: SparseWeights, lists: ActiveLists, B: int, acc: s
                 f"{flat} = arith.addi {base}, {a[0]} : i32"], [a[1], flat]
     vals, dests = _per_slot(fn, b, C, F, [(posts, "i32"), (weights, "f32")], slot)
     summed = _pushed(fn, vals, dests, C, F, fn.full((B * cols,), 0.0), B * cols)
-    fn.capped |= lists.capacity < lists.n  # a roomier variant would differ (online.train_chunk)
+    _flag_overflow(fn, lists)
     y = _unflatten_rows(fn, summed, B, cols, L.O)
-    fn.overflows.append(overflow_flag(fn, lists))
     return y if acc is None else fn.map([acc, y], [(B, L.O)] * 2, (B, L.O), 1, sum_body)[0]
 
 
@@ -100,12 +99,18 @@ def event_gradient(fn: Fn, w: SparseWeights, lists: list[ActiveLists], stacked: 
         vals, ks = _per_slot(fn, b, C, F, [(posts, "i32"), (pairs, "i32")], slot)
         summed = _pushed(fn, vals, ks, C, F, summed, dumped)
     for each in lists:
-        fn.capped |= each.capacity < each.n
-        if (flag := overflow_flag(fn, each)) not in fn.overflows:  # a shared list's flag is there already
-            fn.overflows.append(flag)
+        _flag_overflow(fn, each)
     kept = fn.name("gk")
     fn.emit(f"{kept} = tensor.extract_slice {summed}[0] [{L.nnz}] [1] : {tt(dumped)} to {tt(L.nnz)}")
     return fn.map([acc, kept], [(L.nnz,)] * 2, (L.nnz,), 1, sum_body)[0]
+
+
+def _flag_overflow(fn: Fn, lists: ActiveLists) -> None:
+    """A capped list makes a roomier variant differ (online.train_chunk); its overflow flag goes in once
+    (propagation and gradient share a step's lists)."""
+    fn.capped |= lists.capacity < lists.n
+    if (flag := overflow_flag(fn, lists)) not in fn.overflows:
+        fn.overflows.append(flag)
 
 
 def _entries(fn: Fn, idx: str, C: int, I: int) -> tuple[str, str]:
