@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from btc.passes.lowering.bodies import decay_body, scale_body
-from btc.passes.lowering.events import ActiveLists, active_lists, gather_rows_sum, list_capacity_of
+from btc.passes.lowering.active_lists import ActiveLists, active_lists
+from btc.passes.lowering.events import gather_rows_sum, list_capacity_of
 from btc.passes.lowering.products import weight_outer
 from btc.passes.lowering.sparse import SparseWeights
 from btc.passes.lowering.sparse_events import event_gradient, step_lists

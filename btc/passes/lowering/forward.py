@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from btc.errors import BtcError
 from btc.passes.lowering.bodies import signed_abs_body, sum_body
 from btc.passes.lowering.context import Lowering
-from btc.passes.lowering.events import active_lists, gather_rows_sum, list_capacity_of, padded_table
+from btc.passes.lowering.active_lists import active_lists
+from btc.passes.lowering.events import gather_rows_sum, list_capacity_of, padded_table
 from btc.passes.lowering.shared import channel_bias
 from btc.passes.lowering.products import times_weights
 from btc.passes.lowering.sparse import sparse_weights

@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from btc.passes.lowering.bodies import sum_body
-from btc.passes.lowering.events import ActiveLists, active_lists, list_capacity_of, list_positions, overflow_flag
+from btc.passes.lowering.active_lists import ActiveLists, active_lists, list_positions, overflow_flag
+from btc.passes.lowering.events import list_capacity_of
 from btc.passes.lowering.text import Fn, tt
 from btc.passes.plan_events import step_list_capacity
 
