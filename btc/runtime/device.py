@@ -19,11 +19,15 @@ MPI_WORLD_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 # call faults them in again, zeroed page by page. With one arena, no mmap below 1 GiB and a 256 MB pad kept
 # at the heap's top when it is trimmed: recurrent_lif N=16,384 at 1 %, train_sequence 1340-1393 -> 1129-1198
 # ms, apply_update 45 -> 31 ms, 2.25 M -> 0.41 M page faults over 5 sequences, peak RSS 944-1004 -> 1072 MiB
-# (benchmarks/README.md; the pad is what keeps the memory: without it, no fewer faults). Process-wide, set
+# (benchmarks/README.md; the pad is what keeps the memory: without it, no fewer faults). And no trim below
+# 2 GiB free at the top: a call's transients past the pad (recurrent_lif N=8192, 0.5 %: a 268 MB gradient
+# per loop iteration) were trimmed and faulted in again, train_chunk 1.45-1.72 -> 0.77-1.78 s, median 0.99
+# (peak RSS not higher: what is kept was resident during the call; 3806 -> 2822 MiB there). Process-wide, set
 # when btc.runtime is imported (btc.driver imports it too): threads that allocated before (JAX's) keep
 # arenas of their own, which IREE's workers may then share. BTC_KEEP_FREED_MEMORY=0 leaves glibc's defaults.
-_M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -2, -3, -8
-KEPT_MEMORY = {_M_MMAP_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 28, _M_ARENA_MAX: 1}  # the arena limit last
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
+KEPT_MEMORY = {_M_MMAP_THRESHOLD: 1 << 30, _M_TOP_PAD: 1 << 28, _M_TRIM_THRESHOLD: (1 << 31) - 1,
+               _M_ARENA_MAX: 1}  # the arena limit last
 _kept = False
 
 
