@@ -9,7 +9,7 @@ import math
 from btc.passes.lowering.text import Fn, tt
 
 __all__ = ["ActiveLists", "SEGMENT", "active_lists", "list_positions", "overflow_flag", "any_longer", "find_entry",
-           "first_above"]
+           "first_above", "scan_along"]
 
 
 class ActiveLists:
@@ -49,26 +49,27 @@ def active_lists(fn: Fn, x: str, shape: tuple[int, int], along: int, capacity: i
                             [(fn.full((R0, segs), 0, "i32"), "affine_map<(d0, d1, d2) -> (d0, d1)>",
                               tt(R0, segs, dtype="i32"))],
                             ["parallel", "parallel", "reduction"], lambda a: _count_body(fn, a))[0]
-        prefix = _scan_along(fn, counts, (R0, segs), 1)
+        prefix = scan_along(fn, counts, (R0, segs), 1)
         return ActiveLists(prefix, _row_totals(fn, prefix, R0, segs, 1), shape, 1, capacity, segment, x)
     flags = fn.generic([(x, "affine_map<(d0, d1) -> (d0, d1)>", tt(R0, R1))],
                        [(fn.empty((R0, R1), "i32"), "affine_map<(d0, d1) -> (d0, d1)>", tt(R0, R1, dtype="i32"))],
                        ["parallel", "parallel"], lambda a: _flag_body(fn, a))[0]
-    prefix = _scan_along(fn, flags, shape, along)
+    prefix = scan_along(fn, flags, shape, along)
     return ActiveLists(prefix, _row_totals(fn, prefix, R0, R1, along), shape, along, capacity)
 
 
-def _scan_along(fn: Fn, values: str, shape: tuple[int, int], along: int) -> str:
+def scan_along(fn: Fn, values: str, shape: tuple[int, ...], along: int) -> str:
     """The inclusive prefix sum of i32 values[shape] along dimension `along`."""
-    i32, rows = tt(*shape, dtype="i32"), shape[1 - along]
-    prefix, scan_out, zero = fn.name("scan"), fn.empty(shape, "i32"), fn.full((rows,), 0, "i32")
+    rest = tuple(d for i, d in enumerate(shape) if i != along)  # the scan's running total: one per list
+    i32, total = tt(*shape, dtype="i32"), tt(*rest, dtype="i32")
+    prefix, scan_out, zero = fn.name("scan"), fn.empty(shape, "i32"), fn.full(rest, 0, "i32")
     fn.emit(f"{prefix}:2 = iree_linalg_ext.scan dimension({along}) inclusive(true) ins({values} : {i32}) "
-            f"outs({scan_out}, {zero} : {i32}, {tt(rows, dtype='i32')}) {{")
+            f"outs({scan_out}, {zero} : {i32}, {total}) {{")
     a, b, s = fn.name("a"), fn.name("a"), fn.name("r")
     fn.emit(f"^bb0({a}: i32, {b}: i32):")
     fn.emit(f"  {s} = arith.addi {a}, {b} : i32")
     fn.emit(f"  iree_linalg_ext.yield {s} : i32")
-    fn.emit(f"}} -> {i32}, {tt(rows, dtype='i32')}")
+    fn.emit(f"}} -> {i32}, {total}")
     return f"{prefix}#0"
 
 

@@ -8,7 +8,8 @@ path out (and flags what it left), summing the spilled entries of a regrouped gr
 """
 from __future__ import annotations
 
-from btc.passes.lowering.active_lists import ActiveLists, any_longer, find_entry, first_above, list_positions
+from btc.passes.lowering.active_lists import (ActiveLists, any_longer, find_entry, first_above, list_positions,
+                                                scan_along)
 from btc.passes.lowering.bodies import sum_body
 from btc.passes.lowering.text import Fn, tt
 from btc.passes.plan_events import list_capacity
@@ -171,7 +172,7 @@ def _spilled(fn: Fn, lists: ActiveLists, table: str, table_rows: int, cols: int,
             [excess, tiles, flag]
     excess, tiles, hot = fn.generic([(lists.totals, m1, i32)], [(fn.empty((rows,), "i32"), m1, i32) for _ in range(3)],
                                     ["parallel"], tiles_body)
-    tile_end, rank = _scan(fn, tiles, rows), _scan(fn, hot, rows)  # inclusive: list r's tiles end at tile_end[r]
+    tile_end, rank = scan_along(fn, tiles, (rows,), 0), scan_along(fn, hot, (rows,), 0)  # inclusive: list r's tiles end at tile_end[r]
     def first_tile(r, lines):
         end, mine, first = fn.name("r"), fn.name("r"), fn.name("r")
         lines += [f"{end} = tensor.extract {tile_end}[{r}] : {i32}", f"{mine} = tensor.extract {tiles}[{r}] : {i32}",
@@ -228,19 +229,6 @@ def _cell_and_list(fn: Fn, prefix: str, rows: int):
              f"{last} = arith.constant {rows - 1} : index", f"{total} = tensor.extract {prefix}[{last}] : {i32}"]
     search, r = first_above(fn, rows, lambda mid: f"tensor.extract {prefix}[{mid}] : {i32}", ii)
     return lines + search, ii, ji, total, r
-
-
-def _scan(fn: Fn, values: str, n: int) -> str:
-    """The inclusive prefix sum of i32 values[n]."""
-    i32, scan = tt(n, dtype="i32"), fn.name("scan")
-    fn.emit(f"{scan}:2 = iree_linalg_ext.scan dimension(0) inclusive(true) ins({values} : {i32}) "
-            f"outs({fn.empty((n,), 'i32')}, {fn.full((), 0, 'i32')} : {i32}, {tt(dtype='i32')}) {{")
-    a, b, s = fn.name("a"), fn.name("a"), fn.name("r")
-    fn.emit(f"^bb0({a}: i32, {b}: i32):")
-    fn.emit(f"  {s} = arith.addi {a}, {b} : i32")
-    fn.emit(f"  iree_linalg_ext.yield {s} : i32")
-    fn.emit(f"}} -> {i32}, {tt(dtype='i32')}")
-    return f"{scan}#0"
 
 
 def _slot_lines(fn: Fn, a, hot: int):
